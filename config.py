@@ -1,0 +1,221 @@
+"""Configuration for trikchi, read from the environment (and a ``.env`` file).
+
+``create_app`` picks a class by name (``TRIKCHI_CONFIG``) and instantiates it,
+so every value is read from the environment when the app is built, not when
+this module is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent
+
+# A .env file next to this one is read, but never overrides the real environment.
+load_dotenv(BASE_DIR / ".env")
+
+MIN_SECRET_BYTES = 32
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a configuration the app can run with."""
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    """Return a stripped environment variable, or ``default`` when unset or empty."""
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Parse a boolean environment variable (``1/true/yes/on`` and ``0/false/no/off``)."""
+    value = env_str(name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be a boolean (true/false), got {value!r}")
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    """Parse an integer environment variable, refusing values below ``minimum``."""
+    value = env_str(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def env_list(name: str) -> list[str]:
+    """Parse a comma-separated environment variable into a list of non-empty items."""
+    return [item.strip() for item in (env_str(name) or "").split(",") if item.strip()]
+
+
+def database_url(default: str) -> str:
+    """Return ``DATABASE_URL`` with PostgreSQL URLs pointed at the psycopg 3 driver."""
+    url = env_str("DATABASE_URL", default)
+    assert url is not None
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    """Settings shared by every environment."""
+
+    NAME = "base"
+
+    def __init__(self) -> None:
+        self.SECRET_KEY = env_str("SECRET_KEY")
+        self.JWT_SECRET_KEY = env_str("JWT_SECRET_KEY")
+        # Relative SQLite paths are resolved inside the instance folder.
+        self.SQLALCHEMY_DATABASE_URI = database_url("sqlite:///trikchi.db")
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        self.SQLITE_BUSY_TIMEOUT_MS = env_int("SQLITE_BUSY_TIMEOUT_MS", 15000)
+        self.DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 5, 1)
+
+        self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 64 * 1024, 1024)
+
+        self.ACCESS_TOKEN_MINUTES = env_int("ACCESS_TOKEN_MINUTES", 15, 1)
+        self.REFRESH_TOKEN_DAYS = env_int("REFRESH_TOKEN_DAYS", 30, 1)
+        self.SESSION_MAX_DAYS = env_int("SESSION_MAX_DAYS", 90, 1)
+        self.REFRESH_REUSE_GRACE_SECONDS = env_int("REFRESH_REUSE_GRACE_SECONDS", 10)
+        self.COOKIE_SECURE = env_bool("COOKIE_SECURE", self.default_cookie_secure())
+        self.COOKIE_SAMESITE = env_str("COOKIE_SAMESITE", "Lax")
+        if self.COOKIE_SAMESITE not in {"Lax", "Strict", "None"}:
+            raise ConfigError("COOKIE_SAMESITE must be Lax, Strict or None")
+        if self.COOKIE_SAMESITE == "None" and not self.COOKIE_SECURE:
+            raise ConfigError("COOKIE_SAMESITE=None needs COOKIE_SECURE=true (browsers require it)")
+
+        # Number of reverse proxies in front of the app whose X-Forwarded-For is trusted.
+        self.TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
+
+        self.ARGON2_TIME_COST = env_int("ARGON2_TIME_COST", 3, 1)
+        self.ARGON2_MEMORY_COST = env_int("ARGON2_MEMORY_COST", 65536, 8)
+        self.ARGON2_PARALLELISM = env_int("ARGON2_PARALLELISM", 4, 1)
+
+        self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+
+        # flask-jwt-extended: access tokens only in the Authorization header,
+        # refresh tokens only in an HttpOnly cookie with a double-submit CSRF cookie.
+        self.JWT_ALGORITHM = "HS256"
+        self.JWT_DECODE_ALGORITHMS = ["HS256"]
+        self.JWT_DECODE_LEEWAY = 5
+        self.JWT_TOKEN_LOCATION = ["headers", "cookies"]
+        self.JWT_HEADER_NAME = "Authorization"
+        self.JWT_HEADER_TYPE = "Bearer"
+        self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=self.ACCESS_TOKEN_MINUTES)
+        self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=self.REFRESH_TOKEN_DAYS)
+        self.JWT_REFRESH_COOKIE_NAME = "refresh_token"
+        self.JWT_REFRESH_COOKIE_PATH = "/"
+        self.JWT_REFRESH_CSRF_COOKIE_NAME = "csrf_refresh_token"
+        self.JWT_REFRESH_CSRF_COOKIE_PATH = "/"
+        self.JWT_REFRESH_CSRF_HEADER_NAME = "X-CSRF-TOKEN"
+        self.JWT_COOKIE_CSRF_PROTECT = True
+        self.JWT_CSRF_IN_COOKIES = True
+        self.JWT_CSRF_CHECK_FORM = False
+        self.JWT_SESSION_COOKIE = False  # persistent cookies with Max-Age
+        self.JWT_COOKIE_SECURE = self.COOKIE_SECURE
+        self.JWT_COOKIE_SAMESITE = self.COOKIE_SAMESITE
+
+        # flask-smorest / OpenAPI
+        self.API_TITLE = "trikchi"
+        self.API_VERSION = "1.0.0"
+        self.OPENAPI_VERSION = "3.0.3"
+        self.OPENAPI_URL_PREFIX = "/"
+        self.OPENAPI_JSON_PATH = "openapi.json"
+        self.OPENAPI_SWAGGER_UI_PATH = "docs"
+        self.OPENAPI_SWAGGER_UI_URL = "/docs/assets/"
+
+    @staticmethod
+    def default_cookie_secure() -> bool:
+        """Whether cookies carry ``Secure`` unless ``COOKIE_SECURE`` says otherwise."""
+        return True
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` naming the variable when a setting is unusable."""
+
+
+class DevelopmentConfig(Config):
+    """``flask run`` on a laptop: SQLite in ``instance/``, plain-HTTP cookies."""
+
+    NAME = "development"
+    DEBUG = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Random keys keep development working out of the box; sessions end on restart.
+        self.SECRET_KEY = self.SECRET_KEY or secrets.token_urlsafe(48)
+        self.JWT_SECRET_KEY = self.JWT_SECRET_KEY or secrets.token_urlsafe(48)
+
+    @staticmethod
+    def default_cookie_secure() -> bool:
+        """Development serves plain HTTP on localhost."""
+        return False
+
+
+class TestingConfig(DevelopmentConfig):
+    """pytest: cheapest argon2 parameters, debug off so errors take the real path."""
+
+    NAME = "testing"
+    DEBUG = False
+    TESTING = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ARGON2_TIME_COST = env_int("ARGON2_TIME_COST", 1, 1)
+        self.ARGON2_MEMORY_COST = env_int("ARGON2_MEMORY_COST", 8, 8)
+        self.ARGON2_PARALLELISM = env_int("ARGON2_PARALLELISM", 1, 1)
+
+
+class ProductionConfig(Config):
+    """``gunicorn wsgi:app``: secure cookies, strong secrets required."""
+
+    NAME = "production"
+    DEBUG = False
+
+    def validate(self) -> None:
+        """Refuse to start without strong signing keys."""
+        for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+            value = getattr(self, name)
+            if not value:
+                raise ConfigError(f"{name} must be set in production")
+            if len(value.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(
+                    f"{name} must be at least {MIN_SECRET_BYTES} bytes in production"
+                    " (generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
+
+
+CONFIGS: dict[str, type[Config]] = {
+    cls.NAME: cls for cls in (DevelopmentConfig, TestingConfig, ProductionConfig)
+}
+
+
+def load_config(name: str | None = None) -> Config:
+    """Build and validate the configuration called ``name`` (default ``TRIKCHI_CONFIG``)."""
+    name = name or env_str("TRIKCHI_CONFIG", "development")
+    assert name is not None
+    try:
+        cls = CONFIGS[name]
+    except KeyError:
+        raise ConfigError(
+            f"TRIKCHI_CONFIG must be one of {', '.join(CONFIGS)}, got {name!r}"
+        ) from None
+    config = cls()
+    config.validate()
+    return config

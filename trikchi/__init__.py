@@ -1,0 +1,121 @@
+"""trikchi: the authentication service of trikchi.uz."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from config import Config, load_config
+
+
+def create_app(config: str | Config | Mapping[str, Any] | None = None) -> Flask:
+    """Build the app.
+
+    ``config`` is a configuration name (``development``, ``testing``,
+    ``production``), a ``Config`` instance, or a mapping of overrides applied on
+    top of the configuration named by ``TRIKCHI_CONFIG``.
+    """
+    app = Flask(__name__, static_folder=None)
+    register_config(app, config)
+    register_logging(app)
+    register_proxy_fix(app)
+    register_database(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def register_config(app: Flask, config: str | Config | Mapping[str, Any] | None) -> None:
+    """Load settings from the environment, then apply explicit overrides."""
+    overrides: Mapping[str, Any] = {}
+    if isinstance(config, Config):
+        settings = config
+    elif isinstance(config, Mapping):
+        overrides = config
+        settings = load_config(config.get("TRIKCHI_CONFIG"))
+    else:
+        settings = load_config(config)
+    app.config.from_object(settings)
+    app.config["TRIKCHI_CONFIG"] = settings.NAME
+    app.config.update(overrides)
+
+
+def register_logging(app: Flask) -> None:
+    """Log to stderr at ``LOG_LEVEL``; gunicorn and ``flask run`` both collect it."""
+    app.logger.setLevel(app.config["LOG_LEVEL"])
+    logging.getLogger("trikchi").setLevel(app.config["LOG_LEVEL"])
+
+
+def register_proxy_fix(app: Flask) -> None:
+    """Trust ``X-Forwarded-*`` only from the configured number of proxy hops."""
+    hops = app.config["TRUSTED_PROXY_HOPS"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+
+
+def register_database(app: Flask) -> None:
+    """Apply per-backend engine settings (SQLite pragmas, connect timeouts)."""
+    from trikchi.database import configure_engine_options
+
+    configure_engine_options(app)
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the extension instances to this app."""
+    from trikchi.auth import tokens
+    from trikchi.extensions import api, db, jwt, migrate, passwords
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()), compare_type=True)
+    jwt.init_app(app)
+    tokens.register_jwt_callbacks(jwt)
+    passwords.init_app(app)
+    api.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount the feature blueprints on the API (and so in the OpenAPI document)."""
+    from trikchi.auth.routes import blp as auth_blp
+    from trikchi.extensions import api
+    from trikchi.ops.routes import blp as ops_blp
+    from trikchi.ops.routes import register_swagger_assets
+
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    api.spec.components.security_scheme(
+        "refreshCookie", {"type": "apiKey", "in": "cookie", "name": app.config["JWT_REFRESH_COOKIE_NAME"]}
+    )
+    api.spec.components.security_scheme(
+        "csrfHeader", {"type": "apiKey", "in": "header", "name": app.config["JWT_REFRESH_CSRF_HEADER_NAME"]}
+    )
+    api.register_blueprint(auth_blp)
+    api.register_blueprint(ops_blp)
+    register_swagger_assets(app)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Make every error, from any layer, the same JSON shape."""
+    from trikchi.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+
+def register_commands(app: Flask) -> None:
+    """Add the ``flask`` CLI commands."""
+    from trikchi.cli import register_cli
+
+    register_cli(app)
+
+
+def _migrations_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "migrations"

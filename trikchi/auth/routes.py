@@ -1,0 +1,153 @@
+"""The ``/auth`` endpoints: thin views over ``auth.services``."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify, request
+from flask_jwt_extended import current_user, get_jwt, jwt_required, verify_jwt_in_request
+from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
+from jwt.exceptions import PyJWTError
+
+from trikchi.auth import services
+from trikchi.auth.schemas import (
+    LoginSchema,
+    MessageSchema,
+    PasswordChangeSchema,
+    RegisterSchema,
+    SessionSchema,
+    TokenSchema,
+    UserSchema,
+)
+from trikchi.auth.tokens import clear_refresh_cookies, current_session, token_response
+from trikchi.http import Blueprint, client_info, document_errors
+
+blp = Blueprint("auth", __name__, url_prefix="/auth", description="Registration, sign-in, sessions.")
+
+access_required = jwt_required(locations=["headers"])
+refresh_required = jwt_required(refresh=True, locations=["cookies"])
+BEARER = [{"bearerAuth": []}]
+REFRESH_COOKIE = [{"refreshCookie": [], "csrfHeader": []}]
+
+
+@blp.route("/register", methods=["POST"])
+@blp.arguments(RegisterSchema)
+@blp.response(201, UserSchema)
+@document_errors(blp, 400, 409, 413, 415, 429)
+def register(args):
+    """Create a customer account."""
+    return services.register_user(args["name"], args["email"], args["password"], client_info())
+
+
+@blp.route("/login", methods=["POST"])
+@blp.arguments(LoginSchema)
+@blp.response(200, TokenSchema, headers={"Set-Cookie": {"description": "refresh_token and csrf_refresh_token"}})
+@document_errors(blp, 400, 401, 413, 415, 429)
+def login(args):
+    """Sign in: the access token in the body, the refresh token in an HttpOnly cookie."""
+    return token_response(services.authenticate(args["email"], args["password"], client_info()))
+
+
+@blp.route("/refresh_token", methods=["POST"])
+@blp.response(200, TokenSchema)
+@blp.doc(security=REFRESH_COOKIE)
+@document_errors(blp, 401, 429)
+@refresh_required
+def refresh_token():
+    """Exchange the refresh cookie (single use) for a new access token and cookie."""
+    return token_response(services.rotate_refresh_token(get_jwt(), client_info()))
+
+
+@blp.route("/logout", methods=["POST"])
+@blp.response(200, MessageSchema)
+@blp.doc(security=[*REFRESH_COOKIE, {}])
+@document_errors(blp, 401)
+def logout():
+    """Sign out this device: revoke its session and delete the cookies (idempotent)."""
+    claims = None
+    if current_app.config["JWT_REFRESH_COOKIE_NAME"] in request.cookies:
+        try:
+            verify_jwt_in_request(refresh=True, locations=["cookies"])
+            claims = get_jwt()
+        except CSRFError:
+            raise  # a cross-site request must not end the session: 401, nothing changes
+        except (JWTExtendedException, PyJWTError):
+            claims = None  # expired, forged or already revoked: nothing to revoke
+    services.logout(claims, client_info())
+    return clear_refresh_cookies(jsonify(message="Signed out."))
+
+
+@blp.route("/me", methods=["GET"])
+@blp.response(200, UserSchema)
+@blp.doc(security=BEARER)
+@document_errors(blp, 401)
+@access_required
+def me():
+    """The signed-in user."""
+    return current_user
+
+
+@blp.route("/sessions", methods=["GET"])
+@blp.response(200, SessionSchema(many=True))
+@blp.doc(security=BEARER)
+@document_errors(blp, 401)
+@access_required
+def list_sessions():
+    """The caller's live sessions; ``current`` marks the one this token belongs to."""
+    current = current_session()
+    return [
+        {
+            "id": s.id,
+            "created_at": s.created_at,
+            "last_used_at": s.last_used_at,
+            "expires_at": s.expires_at,
+            "user_agent": s.user_agent,
+            "ip": s.ip,
+            "current": current is not None and s.id == current.id,
+        }
+        for s in services.list_sessions(current_user)
+    ]
+
+
+@blp.route("/sessions/<string:session_id>", methods=["DELETE"])
+@blp.response(204)
+@blp.doc(security=BEARER)
+@document_errors(blp, 401, 404)
+@access_required
+def delete_session(session_id):
+    """End one of the caller's sessions; its refresh token stops working at once."""
+    services.revoke_session(current_user, session_id, client_info())
+    current = current_session()
+    response = current_app.response_class(status=204)
+    if current is not None and current.id == session_id:
+        clear_refresh_cookies(response)
+    return response
+
+
+@blp.route("/logout_all", methods=["POST"])
+@blp.response(204)
+@blp.doc(security=BEARER)
+@document_errors(blp, 401)
+@access_required
+def logout_all():
+    """Sign out everywhere: revoke every session of the caller and delete the cookies."""
+    current = current_session()
+    services.logout_all(current_user, client_info(), current.id if current else None)
+    return clear_refresh_cookies(current_app.response_class(status=204))
+
+
+@blp.route("/password", methods=["POST"])
+@blp.arguments(PasswordChangeSchema)
+@blp.response(204)
+@blp.doc(security=BEARER)
+@document_errors(blp, 400, 401, 415)
+@access_required
+def change_password(args):
+    """Change the password; every other session is signed out."""
+    current = current_session()
+    services.change_password(
+        current_user,
+        args["current_password"],
+        args["new_password"],
+        client_info(),
+        current.id if current else None,
+    )
+    return current_app.response_class(status=204)

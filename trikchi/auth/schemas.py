@@ -1,0 +1,132 @@
+"""marshmallow schemas of the auth endpoints (inputs reject unknown fields)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+
+from trikchi.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
+
+EMAIL_MAX = 254
+NAME_MAX = 100
+
+
+def normalize_email(value: str) -> str:
+    """Emails are compared and stored trimmed and lower-cased."""
+    return value.strip().lower()
+
+
+class StrictSchema(Schema):
+    """Input schema: unknown fields are an error naming the field."""
+
+    class Meta:
+        unknown = RAISE
+
+    @pre_load
+    def _trim(self, data: Any, **_kwargs: Any) -> Any:
+        """Trim names and emails before they are validated (types are checked later)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if isinstance(data.get("name"), str):
+            data["name"] = data["name"].strip()
+        if isinstance(data.get("email"), str):
+            data["email"] = normalize_email(data["email"])
+        return data
+
+
+def password_field(**metadata: Any) -> fields.String:
+    """A password: length-checked here, policy-checked against the other fields below."""
+    return fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=MIN_LENGTH, max=MAX_LENGTH),
+        metadata={"format": "password", **metadata},
+    )
+
+
+class EmailField(fields.Email):
+    """A trimmed, lower-cased email address of at most 254 characters."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            required=True,
+            validate=validate.Length(max=EMAIL_MAX),
+            metadata={"example": "user@example.com"},
+            **kwargs,
+        )
+
+
+class RegisterSchema(StrictSchema):
+    """``POST /auth/register`` body."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=NAME_MAX), metadata={"example": "John"})
+    email = EmailField()
+    password = password_field(example="correct horse battery")
+
+    @validates_schema(skip_on_field_errors=True)
+    def _password_policy(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        problems = password_problems(data["password"], data["email"])
+        if problems:
+            raise ValidationError(problems, field_name="password")
+
+
+class LoginSchema(StrictSchema):
+    """``POST /auth/login`` body; no policy here, old passwords must still sign in."""
+
+    email = EmailField()
+    password = fields.String(
+        required=True, load_only=True, validate=validate.Length(min=1, max=1024), metadata={"format": "password"}
+    )
+
+
+class PasswordChangeSchema(StrictSchema):
+    """``POST /auth/password`` body."""
+
+    current_password = fields.String(
+        required=True, load_only=True, validate=validate.Length(min=1, max=1024), metadata={"format": "password"}
+    )
+    new_password = password_field()
+
+
+class UserSchema(Schema):
+    """The user object of SPEC §3."""
+
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    email = fields.String(required=True)
+    role = fields.String(required=True)
+    email_verified = fields.Boolean(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class TokenSchema(Schema):
+    """Login and refresh response body."""
+
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True, metadata={"example": "bearer"})
+    user_id = fields.Integer(required=True)
+    expires_in = fields.Integer(required=True, metadata={"description": "Access token lifetime in seconds."})
+    csrf_token = fields.String(
+        required=True,
+        metadata={"description": "Send as X-CSRF-TOKEN with refresh and logout (equals the csrf_refresh_token cookie)."},
+    )
+
+
+class MessageSchema(Schema):
+    """A plain confirmation."""
+
+    message = fields.String(required=True)
+
+
+class SessionSchema(Schema):
+    """One of the caller's sessions (SPEC §4)."""
+
+    id = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    last_used_at = fields.DateTime(required=True)
+    expires_at = fields.DateTime(required=True)
+    user_agent = fields.String(allow_none=True)
+    ip = fields.String(allow_none=True)
+    current = fields.Boolean(required=True)

@@ -1,0 +1,136 @@
+"""Everything flask-jwt-extended: token minting, cookies, loaders and error callbacks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import Flask, Response, g
+from flask_jwt_extended import (
+    JWTManager,
+    create_access_token,
+    create_refresh_token,
+    get_csrf_token,
+    set_refresh_cookies,
+    unset_refresh_cookies,
+)
+from sqlalchemy import select
+
+from trikchi.auth.models import AuthSession, User
+from trikchi.errors import error_response
+from trikchi.extensions import db
+
+ACCESS = "access"
+REFRESH = "refresh"
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    """What a login or refresh hands back: the body fields and the cookie."""
+
+    access_token: str
+    refresh_token: str
+    refresh_max_age: int
+    expires_in: int
+    user_id: int
+    csrf_token: str
+
+    def body(self) -> dict[str, object]:
+        """The login/refresh response body of SPEC §1."""
+        return {
+            "access_token": self.access_token,
+            "token_type": "bearer",
+            "user_id": self.user_id,
+            "expires_in": self.expires_in,
+            "csrf_token": self.csrf_token,
+        }
+
+
+def issue_token_pair(
+    app: Flask, user: User, session: AuthSession, refresh_jti: str, refresh_expires_at: datetime, now: datetime
+) -> TokenPair:
+    """Mint an access token and the refresh token ``refresh_jti`` of ``session``."""
+    access_lifetime = app.config["JWT_ACCESS_TOKEN_EXPIRES"]
+    access = create_access_token(
+        identity=str(user.id),
+        additional_claims={"role": user.role, "sid": session.id},
+        expires_delta=access_lifetime,
+    )
+    refresh_lifetime = refresh_expires_at - now
+    refresh = create_refresh_token(
+        identity=str(user.id),
+        additional_claims={"sid": session.id, "jti": refresh_jti},
+        expires_delta=refresh_lifetime,
+    )
+    return TokenPair(
+        access_token=access,
+        refresh_token=refresh,
+        refresh_max_age=max(int(refresh_lifetime.total_seconds()), 0),
+        expires_in=int(access_lifetime.total_seconds()),
+        user_id=user.id,
+        csrf_token=get_csrf_token(refresh),
+    )
+
+
+def token_response(pair: TokenPair, status: int = 200) -> Response:
+    """JSON body + refresh and CSRF cookies, never cached."""
+    from flask import jsonify
+
+    response = jsonify(pair.body())
+    response.status_code = status
+    set_refresh_cookies(response, pair.refresh_token, max_age=pair.refresh_max_age)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def clear_refresh_cookies(response: Response) -> Response:
+    """Delete the refresh and CSRF cookies (same Path/SameSite/Secure as when set)."""
+    unset_refresh_cookies(response)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def current_session() -> AuthSession | None:
+    """The session named by the verified token of this request (set by the user loader)."""
+    return g.get("trikchi_session")
+
+
+def _load_user(_header: dict, payload: dict) -> User | None:
+    """Load the token's user and session in one query; refuse disabled users, ended sessions."""
+    try:
+        user_id = int(payload["sub"])
+        session_id = str(payload["sid"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    row = db.session.execute(
+        select(User, AuthSession)
+        .join(AuthSession, AuthSession.user_id == User.id)
+        .where(User.id == user_id, AuthSession.id == session_id)
+    ).first()
+    if row is None:
+        return None
+    user, session = row
+    if not user.is_active or session.revoked_at is not None:
+        return None
+    g.trikchi_session = session
+    return user
+
+
+def register_jwt_callbacks(jwt: JWTManager) -> None:
+    """Replace flask-jwt-extended's ``{"msg"}``/422 answers with our 401 JSON errors."""
+    jwt.user_lookup_loader(_load_user)
+    jwt.user_lookup_error_loader(lambda _h, _p: error_response(401, "The session has ended; sign in again."))
+    jwt.unauthorized_loader(lambda reason: error_response(401, _unauthorized_message(reason)))
+    jwt.invalid_token_loader(lambda _reason: error_response(401, "The token is invalid."))
+    jwt.expired_token_loader(lambda _h, _p: error_response(401, "The token has expired."))
+    jwt.revoked_token_loader(lambda _h, _p: error_response(401, "The token has been revoked."))
+    jwt.needs_fresh_token_loader(lambda _h, _p: error_response(401, "A fresh sign-in is required."))
+    jwt.token_verification_failed_loader(lambda _h, _p: error_response(401, "The token is invalid."))
+
+
+def _unauthorized_message(reason: str) -> str:
+    """A short message for a missing token or a failed CSRF check (not the library's text)."""
+    if "CSRF" in reason:
+        return "Missing or wrong X-CSRF-TOKEN header."
+    return "Authentication required."

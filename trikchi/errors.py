@@ -1,0 +1,184 @@
+"""One JSON error shape for every failure: ``{code, status, message[, errors]}``.
+
+Domain errors raised by services, HTTP errors from Flask/Werkzeug, validation
+errors from webargs, token errors from flask-jwt-extended (see ``auth.tokens``),
+database outages and anything unexpected all end up here.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import HTTPException
+
+from trikchi.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    """A failure a client should see, with its HTTP status and a safe message."""
+
+    status = 400
+    message = "Bad request."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        errors: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.errors = errors
+        self.headers = headers
+
+
+class Unauthorized(AppError):
+    """Missing, wrong or revoked credentials."""
+
+    status = 401
+    message = "Authentication required."
+
+
+class Forbidden(AppError):
+    """Authenticated, but not allowed."""
+
+    status = 403
+    message = "You are not allowed to do this."
+
+
+class NotFound(AppError):
+    """The resource does not exist (or is not the caller's)."""
+
+    status = 404
+    message = "Not found."
+
+
+class Conflict(AppError):
+    """The request conflicts with existing data."""
+
+    status = 409
+    message = "Conflict."
+
+
+class ValidationFailed(AppError):
+    """Input that parsed but breaks a rule; ``errors`` names the fields."""
+
+    status = 422
+    message = "Validation failed."
+
+
+class ServiceUnavailable(AppError):
+    """A dependency (the database) does not answer."""
+
+    status = 503
+    message = "The service is temporarily unavailable; try again shortly."
+
+
+def error_response(
+    status: int,
+    message: str,
+    errors: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Build the JSON error response every handler returns."""
+    body: dict[str, Any] = {
+        "code": status,
+        "status": HTTPStatus(status).phrase,
+        "message": message,
+    }
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _validation_errors(error: HTTPException) -> dict[str, Any] | None:
+    """Flatten webargs' ``{location: {field: [...]}}`` to ``{field: [...]}``."""
+    data = getattr(error, "data", None) or {}
+    messages = data.get("messages")
+    if not messages:
+        return None
+    if isinstance(messages, dict) and len(messages) == 1:
+        (only,) = messages.values()
+        if isinstance(only, dict):
+            return only
+        return {"_schema": only}
+    return messages
+
+
+_HTTP_MESSAGES = {
+    400: "The request could not be understood.",
+    404: "There is nothing at this address.",
+    405: "This method is not allowed here.",
+    413: "The request body is too large.",
+    415: "Send the body as JSON with Content-Type: application/json.",
+    422: "Validation failed.",
+}
+
+
+def handle_http_exception(error: HTTPException) -> Response:
+    """Werkzeug/Flask HTTP errors (404, 405, 413, webargs' 400/422, …)."""
+    status = error.code or 500
+    errors = _validation_errors(error)
+    if errors is not None and status == 400:
+        message = "The request body is not valid JSON."
+    else:
+        message = _HTTP_MESSAGES.get(status) or HTTPStatus(status).phrase + "."
+    headers: dict[str, str] = {}
+    if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
+        headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return error_response(status, message, errors, headers)
+
+
+def handle_app_error(error: AppError) -> Response:
+    """Domain errors raised by services."""
+    db.session.rollback()
+    return error_response(error.status, error.message, error.errors, error.headers)
+
+
+def handle_database_unavailable(error: Exception) -> Response:
+    """The database is down, unreachable or locked for too long: 503, never 500."""
+    db.session.rollback()
+    log.error("database unavailable: %s", type(error).__name__, exc_info=error)
+    return error_response(503, ServiceUnavailable.message, headers={"Retry-After": "5"})
+
+
+def handle_unexpected(error: Exception) -> Response:
+    """Anything else: roll back, log the traceback, show nothing of it."""
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the rollback must not mask the original error
+        log.exception("rollback failed")
+    log.error("unhandled error", exc_info=error)
+    return error_response(500, "Something went wrong on our side.")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the handlers (after flask-smorest, whose HTTP handler this replaces)."""
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(AppError, handle_app_error)
+    app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(PoolTimeoutError, handle_database_unavailable)
+    app.register_error_handler(DBAPIError, _handle_dbapi_error)
+    app.register_error_handler(Exception, handle_unexpected)
+
+
+def _handle_dbapi_error(error: DBAPIError) -> Response:
+    """Lost connections are outages (503); other driver errors are bugs (500)."""
+    if error.connection_invalidated:
+        return handle_database_unavailable(error)
+    return handle_unexpected(error)

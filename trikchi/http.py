@@ -1,0 +1,61 @@
+"""HTTP-layer helpers shared by every blueprint: strict JSON parsing, client info."""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+from http import HTTPStatus
+
+import flask
+import flask_smorest
+from flask import request
+from webargs import core
+from webargs.flaskparser import FlaskParser, abort, is_json_request
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class JSONOnlyParser(FlaskParser):
+    """Refuse a body that is not declared as JSON with 415 instead of guessing."""
+
+    def _raw_load_json(self, req: flask.Request) -> typing.Any:
+        if not is_json_request(req):
+            if req.method in _BODY_METHODS:
+                abort(415, messages={"json": ["Content-Type must be application/json."]})
+            return core.missing
+        return core.parse_json(req.get_data(cache=True))
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint with the strict JSON parser."""
+
+    ARGUMENTS_PARSER = JSONOnlyParser()
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """Who is calling, for sessions and the audit log."""
+
+    ip: str | None
+    user_agent: str | None
+
+
+def client_info() -> ClientInfo:
+    """The caller's address (after ProxyFix's trusted hops) and a bounded user agent."""
+    user_agent = request.headers.get("User-Agent") or None
+    return ClientInfo(
+        ip=(request.remote_addr or None) and request.remote_addr[:45],
+        user_agent=user_agent[:255] if user_agent else None,
+    )
+
+
+
+def document_errors(blp: Blueprint, *statuses: int) -> typing.Callable[[typing.Any], typing.Any]:
+    """Document error responses (in the common error shape) of a view."""
+
+    def decorator(func: typing.Any) -> typing.Any:
+        for status in statuses:
+            func = blp.alt_response(status, response=HTTPStatus(status).name)(func)
+        return func
+
+    return decorator
