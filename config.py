@@ -66,8 +66,7 @@ def env_list(name: str) -> list[str]:
 
 def database_url(default: str) -> str:
     """Return ``DATABASE_URL`` with PostgreSQL URLs pointed at the psycopg 3 driver."""
-    url = env_str("DATABASE_URL", default)
-    assert url is not None
+    url = env_str("DATABASE_URL") or default
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
@@ -208,14 +207,11 @@ CONFIGS: dict[str, type[Config]] = {
 
 def load_config(name: str | None = None) -> Config:
     """Build and validate the configuration called ``name`` (default ``TRIKCHI_CONFIG``)."""
-    name = name or env_str("TRIKCHI_CONFIG", "development")
-    assert name is not None
+    name = name or env_str("TRIKCHI_CONFIG") or "development"
     try:
         cls = CONFIGS[name]
     except KeyError:
-        raise ConfigError(
-            f"TRIKCHI_CONFIG must be one of {', '.join(CONFIGS)}, got {name!r}"
-        ) from None
+        raise ConfigError(f"TRIKCHI_CONFIG must be one of {', '.join(CONFIGS)}, got {name!r}") from None
     config = cls()
     config.validate()
     return config

@@ -49,7 +49,6 @@ def client_info() -> ClientInfo:
     )
 
 
-
 def document_errors(blp: Blueprint, *statuses: int) -> typing.Callable[[typing.Any], typing.Any]:
     """Document error responses (in the common error shape) of a view."""
 

@@ -71,10 +71,9 @@ class PasswordManager:
     def verify(self, password_hash: str | None, password: str) -> bool:
         """Check a password in constant time; with no hash, spend the same time and fail."""
         if password_hash is None:
-            assert self._dummy_hash is not None
             try:
-                self.hasher.verify(self._dummy_hash, password)
-            except VerificationError:
+                self.hasher.verify(self._dummy_hash or "", password)
+            except (VerificationError, InvalidHashError):
                 pass
             return False
         try:

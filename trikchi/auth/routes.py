@@ -39,7 +39,9 @@ def register(args):
 
 @blp.route("/login", methods=["POST"])
 @blp.arguments(LoginSchema)
-@blp.response(200, TokenSchema, headers={"Set-Cookie": {"description": "refresh_token and csrf_refresh_token"}})
+@blp.response(
+    200, TokenSchema, headers={"Set-Cookie": {"description": "refresh_token and csrf_refresh_token"}}
+)
 @document_errors(blp, 400, 401, 413, 415, 429)
 def login(args):
     """Sign in: the access token in the body, the refresh token in an HttpOnly cookie."""

@@ -61,7 +61,9 @@ class EmailField(fields.Email):
 class RegisterSchema(StrictSchema):
     """``POST /auth/register`` body."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=NAME_MAX), metadata={"example": "John"})
+    name = fields.String(
+        required=True, validate=validate.Length(min=1, max=NAME_MAX), metadata={"example": "John"}
+    )
     email = EmailField()
     password = password_field(example="correct horse battery")
 
@@ -77,7 +79,10 @@ class LoginSchema(StrictSchema):
 
     email = EmailField()
     password = fields.String(
-        required=True, load_only=True, validate=validate.Length(min=1, max=1024), metadata={"format": "password"}
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=1, max=1024),
+        metadata={"format": "password"},
     )
 
 
@@ -85,7 +90,10 @@ class PasswordChangeSchema(StrictSchema):
     """``POST /auth/password`` body."""
 
     current_password = fields.String(
-        required=True, load_only=True, validate=validate.Length(min=1, max=1024), metadata={"format": "password"}
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=1, max=1024),
+        metadata={"format": "password"},
     )
     new_password = password_field()
 
@@ -110,7 +118,7 @@ class TokenSchema(Schema):
     expires_in = fields.Integer(required=True, metadata={"description": "Access token lifetime in seconds."})
     csrf_token = fields.String(
         required=True,
-        metadata={"description": "Send as X-CSRF-TOKEN with refresh and logout (equals the csrf_refresh_token cookie)."},
+        metadata={"description": "Send as X-CSRF-TOKEN on refresh and logout (= csrf_refresh_token cookie)."},
     )
 
 

@@ -39,7 +39,7 @@ class Events:
     LOGOUT = "logout"
     LOGOUT_ALL = "logout_all"
     SESSION_REVOKED = "session_revoked"
-    PASSWORD_CHANGED = "password_changed"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event name, not a secret
 
 
 def record_event(
@@ -174,9 +174,7 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
         return pair
 
     _revoke(session, "reuse_detected", now)
-    record_event(
-        Events.REUSE_DETECTED, client, user_id=user.id, session_id=session.id, details={"jti": jti}
-    )
+    record_event(Events.REUSE_DETECTED, client, user_id=user.id, session_id=session.id, details={"jti": jti})
     db.session.commit()
     raise Unauthorized("This refresh token was already used; the session has been revoked.")
 

@@ -47,7 +47,12 @@ class TokenPair:
 
 
 def issue_token_pair(
-    app: Flask, user: User, session: AuthSession, refresh_jti: str, refresh_expires_at: datetime, now: datetime
+    app: Flask,
+    user: User,
+    session: AuthSession,
+    refresh_jti: str,
+    refresh_expires_at: datetime,
+    now: datetime,
 ) -> TokenPair:
     """Mint an access token and the refresh token ``refresh_jti`` of ``session``."""
     access_lifetime = app.config["JWT_ACCESS_TOKEN_EXPIRES"]

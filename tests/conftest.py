@@ -1,0 +1,185 @@
+"""Fixtures: apps on real SQLite files and a real PostgreSQL server, clients, auth helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+
+from tests.support.postgres import ThrowawayPostgres, find_bindir
+from trikchi import create_app
+from trikchi.extensions import db
+
+PASSWORD = "correct horse battery staple"
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql),
+]
+TABLES = ("auth_events", "refresh_tokens", "sessions", "users")
+
+
+def make_app(database_url: str, **overrides: object) -> Flask:
+    """A testing app on ``database_url`` (cheap argon2, debug off)."""
+    return create_app({"TRIKCHI_CONFIG": "testing", "SQLALCHEMY_DATABASE_URI": database_url, **overrides})
+
+
+def migrate_to_head(database_url: str) -> None:
+    """Build the schema the way users do: ``flask db upgrade``."""
+    app = make_app(database_url)
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[ThrowawayPostgres]:
+    """A PostgreSQL server for the whole run, or a skip that says why."""
+    bindir = find_bindir()
+    if bindir is None:
+        message = "PostgreSQL server binaries not found (install postgresql-15 or set TRIKCHI_PG_BINDIR)"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; CI must run the PostgreSQL matrix")
+        pytest.skip(message)
+    server = ThrowawayPostgres(bindir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test copies."""
+    path = tmp_path_factory.mktemp("template") / "trikchi.db"
+    migrate_to_head(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server: ThrowawayPostgres) -> str:
+    """A migrated PostgreSQL database; tests empty it after use."""
+    url = postgres_server.create_database("trikchi_test")
+    migrate_to_head(url)
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend of this test run."""
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database of ``backend`` for one test."""
+    if backend == "sqlite":
+        path = tmp_path / "trikchi.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("postgres_database")
+    yield url
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    """The app under test on a fresh database."""
+    app = make_app(database_url)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client that keeps cookies like a browser."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    """The app's CLI runner."""
+    return app.test_cli_runner()
+
+
+class AuthActions:
+    """Drive the auth endpoints the way a browser frontend does."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+        self.access_token: str | None = None
+        self.csrf_token: str | None = None
+
+    def register(self, email: str = "ada@example.com", password: str = PASSWORD, name: str = "Ada"):
+        return self.client.post("/auth/register", json={"name": name, "email": email, "password": password})
+
+    def login(self, email: str = "ada@example.com", password: str = PASSWORD):
+        response = self.client.post("/auth/login", json={"email": email, "password": password})
+        self._remember(response)
+        return response
+
+    def signup(self, email: str = "ada@example.com", password: str = PASSWORD):
+        """Register and log in; returns the login response."""
+        assert self.register(email, password).status_code == 201
+        response = self.login(email, password)
+        assert response.status_code == 200, response.json
+        return response
+
+    def csrf_cookie(self) -> str | None:
+        cookie = self.client.get_cookie("csrf_refresh_token")
+        return cookie.value if cookie else None
+
+    def refresh_cookie(self) -> str | None:
+        cookie = self.client.get_cookie("refresh_token")
+        return cookie.value if cookie else None
+
+    def refresh(self, csrf: str | None | bool = True):
+        headers = {}
+        if csrf is True:
+            csrf = self.csrf_cookie()
+        if csrf:
+            headers["X-CSRF-TOKEN"] = csrf
+        response = self.client.post("/auth/refresh_token", headers=headers)
+        self._remember(response)
+        return response
+
+    def logout(self, csrf: str | None | bool = True):
+        headers = {}
+        if csrf is True:
+            csrf = self.csrf_cookie()
+        if csrf:
+            headers["X-CSRF-TOKEN"] = csrf
+        return self.client.post("/auth/logout", headers=headers)
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.access_token}"}
+
+    def me(self, token: str | None = None):
+        return self.client.get("/auth/me", headers=self.headers(token))
+
+    def _remember(self, response) -> None:
+        if response.status_code == 200:
+            self.access_token = response.json["access_token"]
+            self.csrf_token = response.json["csrf_token"]
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    """Auth helper bound to the default client."""
+    return AuthActions(client)
+
+
+@pytest.fixture
+def make_auth(app: Flask):
+    """Auth helpers for extra clients (another device, another user)."""
+    return lambda: AuthActions(app.test_client())

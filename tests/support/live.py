@@ -1,0 +1,68 @@
+"""Run the real app under gunicorn on 127.0.0.1 for tests that need real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tests.support.postgres import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class LiveServer:
+    """``gunicorn wsgi:app`` with the given environment; stopped by ``stop()``."""
+
+    def __init__(self, env: dict[str, str], workers: int = 4) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(env.get("TRIKCHI_TEST_LOGDIR", "/tmp")) / f"gunicorn-{self.port}.log"
+        full_env = {**os.environ, **env}
+        full_env.update(
+            GUNICORN_BIND=f"127.0.0.1:{self.port}",
+            GUNICORN_WORKERS=str(workers),
+            GUNICORN_MAX_REQUESTS="0",
+        )
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
+            cwd=ROOT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 30) -> LiveServer:
+        """Block until ``/healthz`` answers (or fail with the server's log)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited:\n{self.log()}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"gunicorn did not start in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        """Everything the server printed so far."""
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Terminate gunicorn and its workers."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()

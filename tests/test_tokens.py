@@ -1,0 +1,113 @@
+"""Forged, expired and confused tokens are all 401 in the common error shape."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+
+from trikchi.auth.models import User
+from trikchi.extensions import db
+
+
+def b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def claims_of(app, token: str) -> dict:
+    return jwt.decode(token, app.config["JWT_SECRET_KEY"], algorithms=["HS256"])
+
+
+def assert_401(response) -> None:
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert response.is_json
+    assert response.json["code"] == 401 and isinstance(response.json["message"], str)
+    assert "msg" not in response.json
+
+
+def test_alg_none_is_rejected(app, auth):
+    auth.signup()
+    claims = claims_of(app, auth.access_token)
+    forged = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
+    assert_401(auth.me(forged))
+
+
+def test_wrong_key_is_rejected(app, auth):
+    auth.signup()
+    forged = jwt.encode(claims_of(app, auth.access_token), "x" * 64, algorithm="HS256")
+    assert_401(auth.me(forged))
+
+
+@pytest.mark.parametrize("algorithm", ["HS384", "HS512"])
+def test_other_algorithm_with_the_right_key_is_rejected(app, auth, algorithm):
+    auth.signup()
+    forged = jwt.encode(claims_of(app, auth.access_token), app.config["JWT_SECRET_KEY"], algorithm=algorithm)
+    assert_401(auth.me(forged))
+
+
+def test_tampered_payload_is_rejected(app, auth):
+    auth.signup()
+    header, _payload, signature = auth.access_token.split(".")
+    claims = claims_of(app, auth.access_token)
+    claims["role"] = "admin"
+    assert_401(auth.me(f"{header}.{b64(claims)}.{signature}"))
+
+
+def test_expired_token_is_rejected(app, auth):
+    auth.signup()
+    claims = claims_of(app, auth.access_token)
+    now = int(time.time())
+    claims.update(iat=now - 3600, nbf=now - 3600, exp=now - 60)  # past the 5 s leeway
+    expired = jwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256")
+    response = auth.me(expired)
+    assert_401(response)
+    assert "expired" in response.json["message"]
+
+
+def test_garbage_and_malformed_headers_are_401(client):
+    for value in ("Bearer", "Bearer not.a.jwt", "Basic abc", "Bearer a b", "token"):
+        assert_401(client.get("/auth/me", headers={"Authorization": value}))
+
+
+def test_refresh_token_as_access_token_is_rejected(auth):
+    auth.signup()
+    assert_401(auth.me(auth.refresh_cookie()))
+
+
+def test_access_token_as_refresh_token_is_rejected(client, auth):
+    auth.signup()
+    csrf = auth.csrf_cookie()
+    client.set_cookie("refresh_token", auth.access_token)
+    assert_401(auth.refresh(csrf=csrf))
+
+
+def test_token_of_a_deleted_user_is_rejected(app, auth):
+    auth.signup()
+    with app.app_context():
+        db.session.delete(db.session.get(User, 1))
+        db.session.commit()
+    assert_401(auth.me())
+    assert_401(auth.refresh())
+
+
+def test_token_of_a_disabled_user_is_rejected_and_login_fails(app, auth):
+    auth.signup()
+    with app.app_context():
+        db.session.get(User, 1).is_active = False
+        db.session.commit()
+    assert_401(auth.me())
+    assert_401(auth.refresh())
+    disabled = auth.login()
+    unknown = auth.login(email="nobody@example.com")
+    assert disabled.status_code == 401 and disabled.get_data() == unknown.get_data()
+
+
+def test_token_with_integer_sub_is_rejected(app, auth):
+    auth.signup()
+    claims = claims_of(app, auth.access_token)
+    claims["sub"] = 1
+    forged = jwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256")
+    assert_401(auth.me(forged))

@@ -1,0 +1,101 @@
+"""Bad input gets the spec'd JSON error, names the field, and writes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import PASSWORD
+from trikchi.auth.models import AuthEvent, User
+from trikchi.extensions import db
+
+GOOD = {"name": "Ada", "email": "ada@example.com", "password": PASSWORD}
+
+
+def rows(app, model) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "field"),
+    [
+        pytest.param(
+            {"data": '{"name": "Ada",', "content_type": "application/json"}, 400, None, id="malformed-json"
+        ),
+        pytest.param(
+            {"data": "name=Ada", "content_type": "application/x-www-form-urlencoded"},
+            415,
+            None,
+            id="form-encoded",
+        ),
+        pytest.param({"data": '{"name": "Ada"}', "content_type": "text/plain"}, 415, None, id="text-plain"),
+        pytest.param({"data": '{"name": "Ada"}'}, 415, None, id="no-content-type"),
+        pytest.param({"json": [GOOD]}, 422, None, id="array-body"),
+        pytest.param({"json": "Ada"}, 422, None, id="string-body"),
+        pytest.param({"json": {**GOOD, "role": "admin"}}, 422, "role", id="unknown-field-role"),
+        pytest.param({"json": {**GOOD, "name": 42}}, 422, "name", id="name-wrong-type"),
+        pytest.param({"json": {**GOOD, "email": ["a@b.c"]}}, 422, "email", id="email-wrong-type"),
+        pytest.param({"json": {**GOOD, "password": 12345678}}, 422, "password", id="password-wrong-type"),
+        pytest.param({"json": {**GOOD, "name": None}}, 422, "name", id="name-null"),
+        pytest.param(
+            {"json": {"email": GOOD["email"], "password": PASSWORD}}, 422, "name", id="name-missing"
+        ),
+        pytest.param({"json": {**GOOD, "name": "   "}}, 422, "name", id="name-blank"),
+        pytest.param({"json": {**GOOD, "name": "x" * 101}}, 422, "name", id="name-too-long"),
+        pytest.param({"json": {**GOOD, "email": "not-an-email"}}, 422, "email", id="email-invalid"),
+        pytest.param(
+            {"json": {**GOOD, "email": "a" * 250 + "@example.com"}}, 422, "email", id="email-too-long"
+        ),
+        pytest.param({"json": {**GOOD, "password": "short7!"}}, 422, "password", id="password-too-short"),
+        pytest.param({"json": {**GOOD, "password": "x" * 129}}, 422, "password", id="password-too-long"),
+        pytest.param({"json": {**GOOD, "password": "Password123"}}, 422, "password", id="password-common"),
+        pytest.param(
+            {"json": {**GOOD, "password": "QWERTYUIOP"}}, 422, "password", id="password-common-case"
+        ),
+        pytest.param(
+            {"json": {**GOOD, "password": "ADA@example.com"}}, 422, "password", id="password-is-email"
+        ),
+    ],
+)
+def test_bad_registration_is_refused_and_stores_nothing(app, client, kwargs, status, field):
+    response = client.post("/auth/register", **kwargs)
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.is_json
+    body = response.json
+    assert body["code"] == status and isinstance(body["message"], str) and body["message"]
+    if field:
+        assert field in body["errors"], body
+    assert rows(app, User) == 0
+    assert rows(app, AuthEvent) == 0
+
+
+def test_body_over_64_kib_is_413(app, client):
+    response = client.post("/auth/register", json={**GOOD, "name": "x" * (65 * 1024)})
+    assert response.status_code == 413
+    assert response.is_json and response.json["code"] == 413
+    assert rows(app, User) == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "ada@example.com"},
+        {"email": "ada@example.com", "password": ""},
+        {"email": "ada@example.com", "password": PASSWORD, "remember": True},
+        {"email": 1, "password": PASSWORD},
+    ],
+)
+def test_bad_login_input_is_422(client, body):
+    response = client.post("/auth/login", json=body)
+    assert response.status_code == 422
+    assert response.json["errors"]
+
+
+def test_a_password_of_exactly_8_and_128_characters_is_accepted(auth):
+    assert auth.register(email="a@example.com", password="zq8#kv2m").status_code == 201
+    assert auth.register(email="b@example.com", password="k" * 127 + "q").status_code == 201
+
+
+def test_no_composition_rules(auth):
+    assert auth.register(password="lowercase only words here").status_code == 201
