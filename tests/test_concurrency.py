@@ -48,3 +48,64 @@ def test_16_concurrent_registrations_of_one_email_give_one_201(live_server, data
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(User)) == 1
     engine.dispose()
+
+
+def signed_in_session(server: LiveServer, email: str = "ada@example.com") -> requests.Session:
+    """A requests session (cookie jar) registered and signed in on ``server``."""
+    browser = requests.Session()
+    body = {"name": "Ada", "email": email, "password": PASSWORD}
+    assert browser.post(server.url + "/auth/register", json=body, timeout=30).status_code == 201
+    response = browser.post(
+        server.url + "/auth/login", json={"email": email, "password": PASSWORD}, timeout=30
+    )
+    assert response.status_code == 200
+    return browser
+
+
+def clone(browser: requests.Session) -> requests.Session:
+    """Another client holding a copy of the same cookies."""
+    other = requests.Session()
+    other.cookies.update(browser.cookies)
+    return other
+
+
+def refresh(server: LiveServer, browser: requests.Session) -> requests.Response:
+    csrf = browser.cookies.get("csrf_refresh_token")
+    return browser.post(server.url + "/auth/refresh_token", headers={"X-CSRF-TOKEN": csrf}, timeout=30)
+
+
+def test_two_tabs_refreshing_at_once_both_stay_signed_in(live_server):
+    tab_a = signed_in_session(live_server)
+    tab_b = clone(tab_a)
+    responses = race(2, lambda i: refresh(live_server, (tab_a, tab_b)[i]))
+    assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
+    for tab, response in zip((tab_a, tab_b), responses, strict=True):
+        me = tab.get(
+            live_server.url + "/auth/me",
+            headers={"Authorization": f"Bearer {response.json()['access_token']}"},
+            timeout=30,
+        )
+        assert me.status_code == 200
+    assert refresh(live_server, tab_a).status_code == 200
+    assert refresh(live_server, tab_b).status_code == 200
+
+
+def test_20_concurrent_refreshes_of_one_token_leave_one_live_successor(live_server, database_url):
+    from trikchi.auth.models import RefreshToken
+
+    first = signed_in_session(live_server)
+    clients = [clone(first) for _ in range(20)]
+    responses = race(20, lambda i: refresh(live_server, clients[i]))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) == {200}, (statuses, live_server.log()[-3000:])
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        live = conn.scalar(
+            select(func.count()).select_from(RefreshToken).where(RefreshToken.used_at.is_(None))
+        )
+        total = conn.scalar(select(func.count()).select_from(RefreshToken))
+    engine.dispose()
+    assert live == 1
+    assert total == 2  # the login token and exactly one successor
+    jtis = {c.cookies.get("refresh_token").split(".")[1] for c in clients}
+    assert len(jtis) >= 1

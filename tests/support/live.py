@@ -22,7 +22,14 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(env.get("TRIKCHI_TEST_LOGDIR", "/tmp")) / f"gunicorn-{self.port}.log"
-        full_env = {**os.environ, **env}
+        # Every worker must sign with the same keys (development/testing would make
+        # random ones per process).
+        full_env = {
+            **os.environ,
+            "SECRET_KEY": "live-secret-" + "s" * 32,
+            "JWT_SECRET_KEY": "live-jwt-" + "j" * 32,
+        }
+        full_env.update(env)
         full_env.update(
             GUNICORN_BIND=f"127.0.0.1:{self.port}",
             GUNICORN_WORKERS=str(workers),

@@ -22,6 +22,8 @@ from trikchi.http import Blueprint, client_info, document_errors
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Registration, sign-in, sessions.")
 
+# Authentication runs first (right under @blp.route), so an anonymous caller gets
+# 401 before its body is even parsed.
 access_required = jwt_required(locations=["headers"])
 refresh_required = jwt_required(refresh=True, locations=["cookies"])
 BEARER = [{"bearerAuth": []}]
@@ -49,10 +51,10 @@ def login(args):
 
 
 @blp.route("/refresh_token", methods=["POST"])
+@refresh_required
 @blp.response(200, TokenSchema)
 @blp.doc(security=REFRESH_COOKIE)
 @document_errors(blp, 401, 429)
-@refresh_required
 def refresh_token():
     """Exchange the refresh cookie (single use) for a new access token and cookie."""
     return token_response(services.rotate_refresh_token(get_jwt(), client_info()))
@@ -78,20 +80,20 @@ def logout():
 
 
 @blp.route("/me", methods=["GET"])
+@access_required
 @blp.response(200, UserSchema)
 @blp.doc(security=BEARER)
 @document_errors(blp, 401)
-@access_required
 def me():
     """The signed-in user."""
     return current_user
 
 
 @blp.route("/sessions", methods=["GET"])
+@access_required
 @blp.response(200, SessionSchema(many=True))
 @blp.doc(security=BEARER)
 @document_errors(blp, 401)
-@access_required
 def list_sessions():
     """The caller's live sessions; ``current`` marks the one this token belongs to."""
     current = current_session()
@@ -110,10 +112,10 @@ def list_sessions():
 
 
 @blp.route("/sessions/<string:session_id>", methods=["DELETE"])
+@access_required
 @blp.response(204)
 @blp.doc(security=BEARER)
 @document_errors(blp, 401, 404)
-@access_required
 def delete_session(session_id):
     """End one of the caller's sessions; its refresh token stops working at once."""
     services.revoke_session(current_user, session_id, client_info())
@@ -125,10 +127,10 @@ def delete_session(session_id):
 
 
 @blp.route("/logout_all", methods=["POST"])
+@access_required
 @blp.response(204)
 @blp.doc(security=BEARER)
 @document_errors(blp, 401)
-@access_required
 def logout_all():
     """Sign out everywhere: revoke every session of the caller and delete the cookies."""
     current = current_session()
@@ -137,11 +139,11 @@ def logout_all():
 
 
 @blp.route("/password", methods=["POST"])
+@access_required
 @blp.arguments(PasswordChangeSchema)
 @blp.response(204)
 @blp.doc(security=BEARER)
 @document_errors(blp, 400, 401, 415)
-@access_required
 def change_password(args):
     """Change the password; every other session is signed out."""
     current = current_session()
