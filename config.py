@@ -153,7 +153,6 @@ class DevelopmentConfig(Config):
     """``flask run`` on a laptop: SQLite in ``instance/``, plain-HTTP cookies."""
 
     NAME = "development"
-    DEBUG = True
 
     def __init__(self) -> None:
         super().__init__()
