@@ -108,6 +108,35 @@ class Config:
         self.ARGON2_PARALLELISM = env_int("ARGON2_PARALLELISM", 4, 1)
 
         self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+        self.LOG_FORMAT = env_str("LOG_FORMAT", self.default_log_format())
+        if self.LOG_FORMAT not in {"text", "json"}:
+            raise ConfigError("LOG_FORMAT must be text or json")
+
+        # Browser frontends on other origins allowed to call the API with cookies.
+        self.CORS_ORIGINS = env_list("CORS_ORIGINS")
+        if "*" in self.CORS_ORIGINS:
+            raise ConfigError("CORS_ORIGINS must list origins; '*' cannot be used with credentials")
+
+        # Flask-Limiter. memory:// counts per process: use redis:// with several workers/hosts.
+        self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
+        self.RATELIMIT_STORAGE_URI = env_str("RATELIMIT_STORAGE_URI", "memory://")
+        self.RATELIMIT_STRATEGY = "moving-window"
+        self.RATELIMIT_KEY_PREFIX = "trikchi"
+        self.RATELIMIT_HEADERS_ENABLED = False  # Retry-After is set on 429s by trikchi.errors
+        # If Redis goes away, keep limiting per process rather than failing every request.
+        self.RATELIMIT_SWALLOW_ERRORS = True
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+        self.RATELIMIT_LOGIN = env_str("RATELIMIT_LOGIN", "30 per minute")
+        self.RATELIMIT_LOGIN_FAILURES_PER_IP = env_str(
+            "RATELIMIT_LOGIN_FAILURES_PER_IP", "10 per minute;100 per hour"
+        )
+        self.RATELIMIT_LOGIN_FAILURES_PER_EMAIL = env_str(
+            "RATELIMIT_LOGIN_FAILURES_PER_EMAIL", "5 per minute;20 per hour"
+        )
+        self.RATELIMIT_REGISTER = env_str("RATELIMIT_REGISTER", "10 per minute;50 per hour")
+        self.RATELIMIT_REFRESH = env_str("RATELIMIT_REFRESH", "60 per minute")
+        self.RATELIMIT_PASSWORD = env_str("RATELIMIT_PASSWORD", "10 per minute")
+        self.DEVICE_COOKIE_DAYS = env_int("DEVICE_COOKIE_DAYS", 365, 1)
 
         # flask-jwt-extended: access tokens only in the Authorization header,
         # refresh tokens only in an HttpOnly cookie with a double-submit CSRF cookie.
@@ -145,6 +174,11 @@ class Config:
         """Whether cookies carry ``Secure`` unless ``COOKIE_SECURE`` says otherwise."""
         return True
 
+    @staticmethod
+    def default_log_format() -> str:
+        """JSON lines for log collectors unless ``LOG_FORMAT`` says otherwise."""
+        return "json"
+
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the variable when a setting is unusable."""
 
@@ -164,6 +198,11 @@ class DevelopmentConfig(Config):
     def default_cookie_secure() -> bool:
         """Development serves plain HTTP on localhost."""
         return False
+
+    @staticmethod
+    def default_log_format() -> str:
+        """Readable lines on a terminal."""
+        return "text"
 
 
 class TestingConfig(DevelopmentConfig):

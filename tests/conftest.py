@@ -14,6 +14,7 @@ from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 
 from tests.support.postgres import ThrowawayPostgres, find_bindir
+from tests.support.redis import ThrowawayRedis
 from trikchi import create_app
 from trikchi.extensions import db
 
@@ -26,8 +27,14 @@ TABLES = ("auth_events", "refresh_tokens", "sessions", "users")
 
 
 def make_app(database_url: str, **overrides: object) -> Flask:
-    """A testing app on ``database_url`` (cheap argon2, debug off)."""
-    return create_app({"TRIKCHI_CONFIG": "testing", "SQLALCHEMY_DATABASE_URI": database_url, **overrides})
+    """A testing app on ``database_url`` (cheap argon2, debug off, limits in memory)."""
+    settings = {
+        "TRIKCHI_CONFIG": "testing",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        **overrides,
+    }
+    return create_app(settings)
 
 
 def migrate_to_head(database_url: str) -> None:
@@ -43,13 +50,37 @@ def postgres_server() -> Iterator[ThrowawayPostgres]:
     """A PostgreSQL server for the whole run, or a skip that says why."""
     bindir = find_bindir()
     if bindir is None:
-        message = "PostgreSQL server binaries not found (install postgresql-15 or set TRIKCHI_PG_BINDIR)"
-        if os.environ.get("CI"):
-            pytest.fail(message + "; CI must run the PostgreSQL matrix")
-        pytest.skip(message)
+        require_or_skip(
+            "PostgreSQL server binaries not found (install postgresql-15 or set TRIKCHI_PG_BINDIR)"
+        )
     server = ThrowawayPostgres(bindir).start()
     yield server
     server.stop()
+
+
+def require_or_skip(message: str) -> None:
+    """Skip with the reason; under CI a missing component is a failure, never a silent pass."""
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI must run these tests)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[ThrowawayRedis]:
+    """A Redis server for the whole run (rate limits shared between processes)."""
+    binary = ThrowawayRedis.find()
+    if binary is None:
+        require_or_skip("redis-server not found (apt-get install redis-server)")
+    server = ThrowawayRedis(binary)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: ThrowawayRedis) -> str:
+    """The Redis URL, with every counter forgotten."""
+    redis_server.flush()
+    return redis_server.url
 
 
 @pytest.fixture(scope="session")

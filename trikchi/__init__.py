@@ -70,13 +70,23 @@ def register_database(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     """Bind the extension instances to this app."""
     from trikchi.auth import tokens
-    from trikchi.extensions import api, db, jwt, migrate, passwords
+    from trikchi.extensions import api, cors, db, jwt, limiter, migrate, passwords
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), compare_type=True)
     jwt.init_app(app)
     tokens.register_jwt_callbacks(jwt)
     passwords.init_app(app)
+    limiter.init_app(app)
+    if app.config["CORS_ORIGINS"]:
+        cors.init_app(
+            app,
+            resources={r"/auth/*": {"origins": app.config["CORS_ORIGINS"]}},
+            supports_credentials=True,
+            allow_headers=["Authorization", "Content-Type", app.config["JWT_REFRESH_CSRF_HEADER_NAME"]],
+            methods=["GET", "POST", "DELETE", "PATCH"],
+            max_age=600,
+        )
     api.init_app(app)
 
 

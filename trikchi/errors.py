@@ -8,6 +8,8 @@ database outages and anything unexpected all end up here.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from http import HTTPStatus
 from typing import Any
 
@@ -123,6 +125,7 @@ _HTTP_MESSAGES = {
     405: "This method is not allowed here.",
     413: "The request body is too large.",
     415: "Send the body as JSON with Content-Type: application/json.",
+    429: "Too many attempts; wait before trying again.",
     422: "Validation failed.",
 }
 
@@ -138,10 +141,19 @@ def handle_http_exception(error: HTTPException) -> Response:
     headers: dict[str, str] = {}
     if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
         headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
-    retry_after = getattr(error, "retry_after", None)
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
+    if status == 429:
+        headers["Retry-After"] = str(_retry_after_seconds())
     return error_response(status, message, errors, headers)
+
+
+def _retry_after_seconds() -> int:
+    """Seconds until the breached rate limit lets the client in again."""
+    from trikchi.extensions import limiter
+
+    current = limiter.current_limit
+    if current is None:
+        return 60
+    return max(1, math.ceil(current.reset_at - time.time()))
 
 
 def handle_app_error(error: AppError) -> Response:

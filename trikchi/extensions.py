@@ -1,6 +1,9 @@
 """Bare extension instances; ``create_app`` binds them to the app."""
 
+from flask_cors import CORS
 from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
@@ -30,3 +33,6 @@ migrate = Migrate()
 jwt = JWTManager()
 api = Api()
 passwords = PasswordManager()
+# Keyed by the client address as ProxyFix resolved it from the trusted hops only.
+limiter = Limiter(key_func=get_remote_address)
+cors = CORS()

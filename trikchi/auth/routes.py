@@ -7,7 +7,8 @@ from flask_jwt_extended import current_user, get_jwt, jwt_required, verify_jwt_i
 from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 from jwt.exceptions import PyJWTError
 
-from trikchi.auth import services
+from trikchi.auth import limits, services
+from trikchi.auth.devices import set_device_cookie
 from trikchi.auth.schemas import (
     LoginSchema,
     MessageSchema,
@@ -31,6 +32,7 @@ REFRESH_COOKIE = [{"refreshCookie": [], "csrfHeader": []}]
 
 
 @blp.route("/register", methods=["POST"])
+@limits.register_attempts
 @blp.arguments(RegisterSchema)
 @blp.response(201, UserSchema)
 @document_errors(blp, 400, 409, 413, 415, 429)
@@ -40,6 +42,9 @@ def register(args):
 
 
 @blp.route("/login", methods=["POST"])
+@limits.login_attempts
+@limits.login_failures_per_ip
+@limits.login_failures_per_email
 @blp.arguments(LoginSchema)
 @blp.response(
     200, TokenSchema, headers={"Set-Cookie": {"description": "refresh_token and csrf_refresh_token"}}
@@ -47,10 +52,13 @@ def register(args):
 @document_errors(blp, 400, 401, 413, 415, 429)
 def login(args):
     """Sign in: the access token in the body, the refresh token in an HttpOnly cookie."""
-    return token_response(services.authenticate(args["email"], args["password"], client_info()))
+    response = token_response(services.authenticate(args["email"], args["password"], client_info()))
+    set_device_cookie(response, args["email"])
+    return response
 
 
 @blp.route("/refresh_token", methods=["POST"])
+@limits.refresh_attempts
 @refresh_required
 @blp.response(200, TokenSchema)
 @blp.doc(security=REFRESH_COOKIE)
@@ -139,11 +147,12 @@ def logout_all():
 
 
 @blp.route("/password", methods=["POST"])
+@limits.password_attempts
 @access_required
 @blp.arguments(PasswordChangeSchema)
 @blp.response(204)
 @blp.doc(security=BEARER)
-@document_errors(blp, 400, 401, 415)
+@document_errors(blp, 400, 401, 415, 429)
 def change_password(args):
     """Change the password; every other session is signed out."""
     current = current_session()
