@@ -87,7 +87,7 @@ def test_a_device_cookie_of_another_account_does_not_exempt(limited_app):
     app = limited_app(RATELIMIT_LOGIN_FAILURES_PER_IP="100 per minute")
     attacker = AuthActions(app.test_client())
     attacker.signup(email="attacker@example.com")
-    for i in range(4):
+    for _ in range(4):
         assert (
             login_from(app, "198.51.100.7", "victim@example.com", client=attacker.client).status_code == 401
         )
