@@ -137,6 +137,8 @@ class Config:
         self.RATELIMIT_REFRESH = env_str("RATELIMIT_REFRESH", "60 per minute")
         self.RATELIMIT_PASSWORD = env_str("RATELIMIT_PASSWORD", "10 per minute")
         self.DEVICE_COOKIE_DAYS = env_int("DEVICE_COOKIE_DAYS", 365, 1)
+        # Strict-Transport-Security max-age; only sent where TLS is guaranteed (production).
+        self.HSTS_SECONDS = env_int("HSTS_SECONDS", 31536000 if self.COOKIE_SECURE else 0)
 
         # flask-jwt-extended: access tokens only in the Authorization header,
         # refresh tokens only in an HttpOnly cookie with a double-submit CSRF cookie.
@@ -217,6 +219,7 @@ class TestingConfig(DevelopmentConfig):
         self.ARGON2_TIME_COST = env_int("ARGON2_TIME_COST", 1, 1)
         self.ARGON2_MEMORY_COST = env_int("ARGON2_MEMORY_COST", 8, 8)
         self.ARGON2_PARALLELISM = env_int("ARGON2_PARALLELISM", 1, 1)
+        self.LOG_LEVEL = env_str("LOG_LEVEL", "WARNING")
 
 
 class ProductionConfig(Config):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +20,7 @@ def create_app(config: str | Config | Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     register_config(app, config)
     register_logging(app)
+    register_security_headers(app)
     register_proxy_fix(app)
     register_database(app)
     register_extensions(app)
@@ -46,9 +46,17 @@ def register_config(app: Flask, config: str | Config | Mapping[str, Any] | None)
 
 
 def register_logging(app: Flask) -> None:
-    """Log to stderr at ``LOG_LEVEL``; gunicorn and ``flask run`` both collect it."""
-    app.logger.setLevel(app.config["LOG_LEVEL"])
-    logging.getLogger("trikchi").setLevel(app.config["LOG_LEVEL"])
+    """Log to stderr at ``LOG_LEVEL`` (JSON lines in production), a line per request."""
+    from trikchi.logs import register_logging as configure
+
+    configure(app)
+
+
+def register_security_headers(app: Flask) -> None:
+    """nosniff, no referrer, no framing, a CSP, HSTS in production — on every response."""
+    from trikchi.http import register_security_headers as install
+
+    install(app)
 
 
 def register_proxy_fix(app: Flask) -> None:

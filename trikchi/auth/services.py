@@ -6,6 +6,7 @@ errors, and never touch the request or build a response.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -23,6 +24,8 @@ from trikchi.database import utcnow
 from trikchi.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from trikchi.extensions import db, passwords
 from trikchi.http import ClientInfo
+
+log = logging.getLogger(__name__)
 
 INVALID_CREDENTIALS = "Invalid email or password."
 SESSION_ENDED = "The session has ended; sign in again."
@@ -49,7 +52,17 @@ def record_event(
     session_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Add an audit event to the current transaction (the caller commits)."""
+    """Add an audit event to the current transaction (the caller commits) and log it."""
+    log.info(
+        "auth event %s",
+        type_,
+        extra={
+            "event": type_,
+            "user_id": user_id,
+            "session_id": session_id,
+            "ip": client.ip if client else None,
+        },
+    )
     db.session.add(
         AuthEvent(
             type=type_,
