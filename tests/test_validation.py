@@ -42,6 +42,19 @@ def rows(app, model) -> int:
             {"json": {"email": GOOD["email"], "password": PASSWORD}}, 422, "name", id="name-missing"
         ),
         pytest.param({"json": {**GOOD, "name": "   "}}, 422, "name", id="name-blank"),
+        # Found by schemathesis: PostgreSQL cannot store NUL, and was answering 500.
+        pytest.param({"json": {**GOOD, "name": "Ada\u0000"}}, 422, "name", id="name-with-nul"),
+        pytest.param({"json": {**GOOD, "name": "Ada\u0007"}}, 422, "name", id="name-with-control-char"),
+        # A lone surrogate cannot be encoded to UTF-8 for hashing.
+        pytest.param(
+            {
+                "data": '{"name": "Ada", "email": "ada@example.com", "password": "abcdefgh\\ud800"}',
+                "content_type": "application/json",
+            },
+            422,
+            "password",
+            id="password-lone-surrogate",
+        ),
         pytest.param({"json": {**GOOD, "name": "x" * 101}}, 422, "name", id="name-too-long"),
         pytest.param({"json": {**GOOD, "email": "not-an-email"}}, 422, "email", id="email-invalid"),
         pytest.param(
@@ -84,6 +97,7 @@ def test_body_over_64_kib_is_413(app, client):
         {"email": "ada@example.com", "password": ""},
         {"email": "ada@example.com", "password": PASSWORD, "remember": True},
         {"email": 1, "password": PASSWORD},
+        {"email": "ada@example.com", "password": "abc\ud800def"},
     ],
 )
 def test_bad_login_input_is_422(client, body):

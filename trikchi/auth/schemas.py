@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
@@ -10,6 +11,18 @@ from trikchi.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
 
 EMAIL_MAX = 254
 NAME_MAX = 100
+
+
+# No NUL or other control characters (PostgreSQL cannot store NUL); part of the OpenAPI schema.
+NO_CONTROL_CHARACTERS = validate.Regexp(
+    r"^[^\x00-\x1f\x7f-\x9f]*$", error="Must not contain control characters."
+)
+
+
+def encodable(value: str) -> None:
+    """Refuse lone UTF-16 surrogates, which cannot be encoded to UTF-8 for hashing."""
+    if any(unicodedata.category(char) == "Cs" for char in value):
+        raise ValidationError("Must be valid Unicode text.")
 
 
 def normalize_email(value: str) -> str:
@@ -41,7 +54,7 @@ def password_field(**metadata: Any) -> fields.String:
     return fields.String(
         required=True,
         load_only=True,
-        validate=validate.Length(min=MIN_LENGTH, max=MAX_LENGTH),
+        validate=[validate.Length(min=MIN_LENGTH, max=MAX_LENGTH), encodable],
         metadata={"format": "password", **metadata},
     )
 
@@ -62,7 +75,9 @@ class RegisterSchema(StrictSchema):
     """``POST /auth/register`` body."""
 
     name = fields.String(
-        required=True, validate=validate.Length(min=1, max=NAME_MAX), metadata={"example": "John"}
+        required=True,
+        validate=[validate.Length(min=1, max=NAME_MAX), NO_CONTROL_CHARACTERS],
+        metadata={"example": "John"},
     )
     email = EmailField()
     password = password_field(example="correct horse battery")
@@ -81,7 +96,7 @@ class LoginSchema(StrictSchema):
     password = fields.String(
         required=True,
         load_only=True,
-        validate=validate.Length(min=1, max=1024),
+        validate=[validate.Length(min=1, max=1024), encodable],
         metadata={"format": "password"},
     )
 
@@ -92,7 +107,7 @@ class PasswordChangeSchema(StrictSchema):
     current_password = fields.String(
         required=True,
         load_only=True,
-        validate=validate.Length(min=1, max=1024),
+        validate=[validate.Length(min=1, max=1024), encodable],
         metadata={"format": "password"},
     )
     new_password = password_field()
