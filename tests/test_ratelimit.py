@@ -16,10 +16,18 @@ LIMITS = {
 }
 
 
+@pytest.fixture(params=["memory", "redis"])
+def limit_storage(request) -> str:
+    """Limits counted in process memory (development) and in a real Redis (production)."""
+    if request.param == "memory":
+        return "memory://"
+    return request.getfixturevalue("redis_url")
+
+
 @pytest.fixture
-def limited_app(database_url):
+def limited_app(database_url, limit_storage):
     def build(**overrides):
-        app = make_app(database_url, **{**LIMITS, **overrides})
+        app = make_app(database_url, **{**LIMITS, "RATELIMIT_STORAGE_URI": limit_storage, **overrides})
         apps.append(app)
         return app
 

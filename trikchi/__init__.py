@@ -86,6 +86,12 @@ def register_extensions(app: Flask) -> None:
     tokens.register_jwt_callbacks(jwt)
     passwords.init_app(app)
     limiter.init_app(app)
+    if app.config["TRIKCHI_CONFIG"] == "production" and app.config["RATELIMIT_STORAGE_URI"].startswith(
+        "memory"
+    ):
+        app.logger.warning(
+            "RATELIMIT_STORAGE_URI is memory://: each worker counts on its own; use redis:// in production"
+        )
     if app.config["CORS_ORIGINS"]:
         cors.init_app(
             app,
