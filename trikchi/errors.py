@@ -81,6 +81,10 @@ class ServiceUnavailable(AppError):
 
     status = 503
     message = "The service is temporarily unavailable; try again shortly."
+    retry_after_seconds = 5
+
+    def __init__(self, message: str | None = None, errors: dict[str, Any] | None = None) -> None:
+        super().__init__(message, errors, headers={"Retry-After": str(self.retry_after_seconds)})
 
 
 def error_response(
@@ -166,7 +170,7 @@ def handle_database_unavailable(error: Exception) -> Response:
     """The database is down, unreachable or locked for too long: 503, never 500."""
     db.session.rollback()
     log.error("database unavailable: %s", type(error).__name__, exc_info=error)
-    return error_response(503, ServiceUnavailable.message, headers={"Retry-After": "5"})
+    return handle_app_error(ServiceUnavailable())
 
 
 def handle_unexpected(error: Exception) -> Response:

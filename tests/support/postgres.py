@@ -58,6 +58,11 @@ class ThrowawayPostgres:
             str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
             "-A", "trust", "-E", "UTF8", "--no-sync",
         )  # fmt: skip
+        self.start_server()
+        return self
+
+    def start_server(self) -> None:
+        """Start (or restart after ``stop_server``) the server on the same port and data."""
         options = (
             f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -66,7 +71,6 @@ class ThrowawayPostgres:
             str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-o", options,
             "-l", str(self.root / "server.log"), "-w", "-t", "60", "start",
         )  # fmt: skip
-        return self
 
     def url(self, database: str = "postgres") -> str:
         """SQLAlchemy URL of a database on this server."""
