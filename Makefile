@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test lint format system-deps clean
+.PHONY: run test bench lint format system-deps clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ lint: $(VENV)/.dev
 ## test: lint, then the whole suite on SQLite and on a throwaway PostgreSQL server
 test: $(VENV)/.dev system-deps lint
 	$(BIN)/python -m pytest
+
+## bench: the service under gunicorn (production settings) on SQLite and PostgreSQL, driven by wrk
+bench: $(VENV)/.dev
+	bash scripts/system-deps.sh wrk
+	$(BIN)/python bench/run.py
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format .

@@ -14,7 +14,7 @@ from flask_jwt_extended import (
     set_refresh_cookies,
     unset_refresh_cookies,
 )
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from trikchi.auth.models import AuthSession, User
 from trikchi.errors import error_response
@@ -84,6 +84,10 @@ def token_response(pair: TokenPair, status: int = 200) -> Response:
     response = jsonify(pair.body())
     response.status_code = status
     set_refresh_cookies(response, pair.refresh_token, max_age=pair.refresh_max_age)
+    # Emit the refresh cookie last: clients that keep one header per name (wrk's Lua API,
+    # some HTTP libraries) still see the rotated token; the CSRF value is in the body anyway.
+    cookies = response.headers.getlist("Set-Cookie")
+    response.headers.setlist("Set-Cookie", sorted(cookies, key=lambda c: c.startswith("refresh_token=")))
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
@@ -101,6 +105,14 @@ def current_session() -> AuthSession | None:
     return g.get("trikchi_session")
 
 
+# Built once: constructing the statement per request cost more than running it.
+_USER_AND_SESSION = (
+    select(User, AuthSession)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(User.id == bindparam("user_id"), AuthSession.id == bindparam("session_id"))
+)
+
+
 def _load_user(_header: dict, payload: dict) -> User | None:
     """Load the token's user and session in one query; refuse disabled users, ended sessions."""
     try:
@@ -108,11 +120,7 @@ def _load_user(_header: dict, payload: dict) -> User | None:
         session_id = str(payload["sid"])
     except (KeyError, TypeError, ValueError):
         return None
-    row = db.session.execute(
-        select(User, AuthSession)
-        .join(AuthSession, AuthSession.user_id == User.id)
-        .where(User.id == user_id, AuthSession.id == session_id)
-    ).first()
+    row = db.session.execute(_USER_AND_SESSION, {"user_id": user_id, "session_id": session_id}).first()
     if row is None:
         return None
     user, session = row
