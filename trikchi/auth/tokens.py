@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,7 +11,6 @@ from flask_jwt_extended import (
     JWTManager,
     create_access_token,
     create_refresh_token,
-    get_csrf_token,
     set_refresh_cookies,
     unset_refresh_cookies,
 )
@@ -62,9 +62,11 @@ def issue_token_pair(
         expires_delta=access_lifetime,
     )
     refresh_lifetime = refresh_expires_at - now
+    # The CSRF value is chosen here rather than read back by decoding the new token.
+    csrf = str(uuid.uuid4())
     refresh = create_refresh_token(
         identity=str(user.id),
-        additional_claims={"sid": session.id, "jti": refresh_jti},
+        additional_claims={"sid": session.id, "jti": refresh_jti, "csrf": csrf},
         expires_delta=refresh_lifetime,
     )
     return TokenPair(
@@ -73,7 +75,7 @@ def issue_token_pair(
         refresh_max_age=max(int(refresh_lifetime.total_seconds()), 0),
         expires_in=int(access_lifetime.total_seconds()),
         user_id=user.id,
-        csrf_token=get_csrf_token(refresh),
+        csrf_token=csrf,
     )
 
 
