@@ -137,6 +137,21 @@ class Config:
         self.RATELIMIT_REFRESH = env_str("RATELIMIT_REFRESH", "60 per minute")
         self.RATELIMIT_PASSWORD = env_str("RATELIMIT_PASSWORD", "10 per minute")
         self.DEVICE_COOKIE_DAYS = env_int("DEVICE_COOKIE_DAYS", 365, 1)
+        self.RATELIMIT_PASSWORD_RESET = env_str("RATELIMIT_PASSWORD_RESET", "5 per minute;20 per hour")
+        self.RATELIMIT_PASSWORD_RESET_PER_EMAIL = env_str("RATELIMIT_PASSWORD_RESET_PER_EMAIL", "3 per hour")
+        self.RATELIMIT_VERIFY_EMAIL = env_str("RATELIMIT_VERIFY_EMAIL", "5 per minute;20 per hour")
+
+        # Mail (Flask-Mail) and the links it sends.
+        self.MAIL_SERVER = env_str("MAIL_SERVER")
+        self.MAIL_PORT = env_int("MAIL_PORT", 587, 1)
+        self.MAIL_USE_TLS = env_bool("MAIL_USE_TLS", True)
+        self.MAIL_USE_SSL = env_bool("MAIL_USE_SSL", False)
+        self.MAIL_USERNAME = env_str("MAIL_USERNAME")
+        self.MAIL_PASSWORD = env_str("MAIL_PASSWORD")
+        self.MAIL_DEFAULT_SENDER = env_str("MAIL_DEFAULT_SENDER", "trikchi <no-reply@trikchi.uz>")
+        self.FRONTEND_URL = (env_str("FRONTEND_URL") or "http://localhost:3000").rstrip("/")
+        self.PASSWORD_RESET_MINUTES = env_int("PASSWORD_RESET_MINUTES", 30, 1)
+        self.EMAIL_VERIFY_HOURS = env_int("EMAIL_VERIFY_HOURS", 48, 1)
         # Strict-Transport-Security max-age; only sent where TLS is guaranteed (production).
         self.HSTS_SECONDS = env_int("HSTS_SECONDS", 31536000 if self.COOKIE_SECURE else 0)
 

@@ -79,12 +79,14 @@ def register_extensions(app: Flask) -> None:
     """Bind the extension instances to this app."""
     from trikchi.auth import tokens
     from trikchi.extensions import api, cors, db, jwt, limiter, migrate, passwords
+    from trikchi.mail import init_mail
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), compare_type=True)
     jwt.init_app(app)
     tokens.register_jwt_callbacks(jwt)
     passwords.init_app(app)
+    init_mail(app)
     limiter.init_app(app)
     if app.config["TRIKCHI_CONFIG"] == "production" and app.config["RATELIMIT_STORAGE_URI"].startswith(
         "memory"
@@ -106,6 +108,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount the feature blueprints on the API (and so in the OpenAPI document)."""
+    from trikchi.admin.routes import blp as admin_blp
     from trikchi.auth.routes import blp as auth_blp
     from trikchi.extensions import api
     from trikchi.ops.routes import blp as ops_blp
@@ -121,6 +124,7 @@ def register_blueprints(app: Flask) -> None:
         "csrfHeader", {"type": "apiKey", "in": "header", "name": app.config["JWT_REFRESH_CSRF_HEADER_NAME"]}
     )
     api.register_blueprint(auth_blp)
+    api.register_blueprint(admin_blp)
     api.register_blueprint(ops_blp)
     register_swagger_assets(app)
 

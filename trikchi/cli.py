@@ -5,8 +5,14 @@ from __future__ import annotations
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from marshmallow import ValidationError
+from sqlalchemy import select
+
+from trikchi.auth.models import ROLES, User
+from trikchi.errors import AppError
 
 sessions_cli = AppGroup("sessions", help="Manage sign-in sessions.")
+users_cli = AppGroup("users", help="Manage users and roles.")
 
 
 @sessions_cli.command("prune")
@@ -18,6 +24,74 @@ def prune_sessions_command() -> None:
     click.echo(f"Pruned {count} session(s).")
 
 
+def _user_by_email(email: str) -> User:
+    from trikchi.auth.schemas import normalize_email
+    from trikchi.extensions import db
+
+    user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        raise click.ClickException(f"No user with email {email}.")
+    return user
+
+
+def _fail(error: AppError) -> click.ClickException:
+    details = "; ".join(
+        f"{field}: {' '.join(map(str, msgs))}" for field, msgs in (error.errors or {}).items()
+    )
+    return click.ClickException(f"{error.message} {details}".strip())
+
+
+@users_cli.command("create")
+@click.option("--email", required=True, help="The user's email address.")
+@click.option("--name", required=True, help="The user's display name.")
+@click.option("--role", type=click.Choice(ROLES), default="customer", show_default=True)
+@click.password_option("--password", help="Prompted (hidden, twice) when not given; may be piped in.")
+def create_user_command(email: str, name: str, role: str, password: str) -> None:
+    """Create a user with a role (the password is prompted, hidden, twice)."""
+    from trikchi.auth.schemas import RegisterSchema
+    from trikchi.auth.services import register_user
+
+    try:
+        data = RegisterSchema().load({"name": name, "email": email, "password": password})
+    except ValidationError as error:
+        raise _fail(AppError("Invalid user.", errors=error.messages)) from None
+    try:
+        user = register_user(data["name"], data["email"], data["password"], None, role=role)
+    except AppError as error:
+        raise _fail(error) from None
+    click.echo(f"Created {user.role} {user.email} (id {user.id}).")
+
+
+@users_cli.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(ROLES))
+def set_role_command(email: str, role: str) -> None:
+    """Give the user with EMAIL the role ROLE."""
+    from trikchi.admin.services import update_user
+
+    user = _user_by_email(email)
+    try:
+        update_user(None, user.id, None, role=role)
+    except AppError as error:
+        raise _fail(error) from None
+    click.echo(f"{user.email} is now {role}.")
+
+
+@users_cli.command("deactivate")
+@click.argument("email")
+def deactivate_command(email: str) -> None:
+    """Deactivate the user with EMAIL and end all their sessions."""
+    from trikchi.admin.services import update_user
+
+    user = _user_by_email(email)
+    try:
+        update_user(None, user.id, None, is_active=False)
+    except AppError as error:
+        raise _fail(error) from None
+    click.echo(f"{user.email} is deactivated; their sessions are revoked.")
+
+
 def register_cli(app: Flask) -> None:
     """Attach the command groups to the app."""
     app.cli.add_command(sessions_cli)
+    app.cli.add_command(users_cli)

@@ -29,7 +29,7 @@ def _failed(response: Response) -> bool:
 
 
 def login_email() -> str | None:
-    """The normalised email of a login body, if it has one."""
+    """The normalised email of a login (or reset request) body, if it has one."""
     body = request.get_json(silent=True)
     email = body.get("email") if isinstance(body, dict) else None
     return email.strip().lower() if isinstance(email, str) and email.strip() else None
@@ -61,3 +61,8 @@ login_failures_per_email = limiter.limit(
 register_attempts = limiter.limit(_setting("RATELIMIT_REGISTER"), scope="register")
 refresh_attempts = limiter.limit(_setting("RATELIMIT_REFRESH"), scope="refresh")
 password_attempts = limiter.limit(_setting("RATELIMIT_PASSWORD"), scope="password")
+verify_email_requests = limiter.limit(_setting("RATELIMIT_VERIFY_EMAIL"), scope="verify-email")
+password_reset_requests = limiter.limit(_setting("RATELIMIT_PASSWORD_RESET"), scope="password-reset")
+password_reset_requests_per_email = limiter.limit(
+    _setting("RATELIMIT_PASSWORD_RESET_PER_EMAIL"), key_func=_email_key, scope="password-reset-email"
+)

@@ -12,6 +12,8 @@ from trikchi.database import UTCDateTime, utcnow
 from trikchi.extensions import db
 
 ROLES = ("customer", "admin")
+# Integer primary keys are 32-bit on PostgreSQL: larger ids from a URL cannot exist.
+MAX_ID = 2**31 - 1
 
 
 def new_id() -> str:

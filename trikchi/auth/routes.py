@@ -7,12 +7,16 @@ from flask_jwt_extended import current_user, get_jwt, jwt_required, verify_jwt_i
 from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 from jwt.exceptions import PyJWTError
 
-from trikchi.auth import limits, services
+from trikchi.auth import account, limits, services
 from trikchi.auth.devices import set_device_cookie
+from trikchi.auth.guards import access_required
 from trikchi.auth.schemas import (
+    LinkTokenSchema,
     LoginSchema,
     MessageSchema,
     PasswordChangeSchema,
+    PasswordResetRequestSchema,
+    PasswordResetSchema,
     RegisterSchema,
     SessionSchema,
     TokenSchema,
@@ -25,7 +29,6 @@ blp = Blueprint("auth", __name__, url_prefix="/auth", description="Registration,
 
 # Authentication runs first (right under @blp.route), so an anonymous caller gets
 # 401 before its body is even parsed.
-access_required = jwt_required(locations=["headers"])
 refresh_required = jwt_required(refresh=True, locations=["cookies"])
 BEARER = [{"bearerAuth": []}]
 REFRESH_COOKIE = [{"refreshCookie": [], "csrfHeader": []}]
@@ -163,4 +166,49 @@ def change_password(args):
         client_info(),
         current.id if current else None,
     )
+    return current_app.response_class(status=204)
+
+
+@blp.route("/verify_email/request", methods=["POST"])
+@access_required
+@limits.verify_email_requests
+@blp.response(202, MessageSchema)
+@blp.doc(security=BEARER)
+@document_errors(blp, 401, 429)
+def request_email_verification():
+    """Mail a single-use verification link to the signed-in user's address."""
+    account.request_email_verification(current_user, client_info())
+    return {"message": "If the address is not verified yet, a link is on its way."}
+
+
+@blp.route("/verify_email", methods=["POST"])
+@limits.verify_email_requests
+@blp.arguments(LinkTokenSchema)
+@blp.response(200, UserSchema)
+@document_errors(blp, 400, 401, 413, 415, 429)
+def verify_email(args):
+    """Confirm the address with the token from the mailed link."""
+    return account.verify_email(args["token"], client_info())
+
+
+@blp.route("/password_reset/request", methods=["POST"])
+@limits.password_reset_requests
+@limits.password_reset_requests_per_email
+@blp.arguments(PasswordResetRequestSchema)
+@blp.response(202, MessageSchema)
+@document_errors(blp, 400, 413, 415, 429)
+def request_password_reset(args):
+    """Mail a reset link; the answer is the same whether or not the address exists."""
+    account.request_password_reset(args["email"], client_info())
+    return {"message": "If an account exists for this address, a reset link is on its way."}
+
+
+@blp.route("/password_reset", methods=["POST"])
+@limits.password_reset_requests
+@blp.arguments(PasswordResetSchema)
+@blp.response(204)
+@document_errors(blp, 400, 401, 413, 415, 429)
+def reset_password(args):
+    """Set a new password with the token from the mailed link; every session ends."""
+    account.reset_password(args["token"], args["new_password"], client_info())
     return current_app.response_class(status=204)

@@ -114,7 +114,7 @@ class PasswordChangeSchema(StrictSchema):
 
 
 class UserSchema(Schema):
-    """The user object of SPEC §3."""
+    """The user object of SPEC §3 (plus ``email_verified``)."""
 
     id = fields.Integer(required=True)
     name = fields.String(required=True)
@@ -153,3 +153,22 @@ class SessionSchema(Schema):
     user_agent = fields.String(allow_none=True)
     ip = fields.String(allow_none=True)
     current = fields.Boolean(required=True)
+
+
+class LinkTokenSchema(StrictSchema):
+    """``POST /auth/verify_email`` body: the token from the mailed link."""
+
+    token = fields.String(required=True, validate=[validate.Length(min=1, max=1024), encodable])
+
+
+class PasswordResetRequestSchema(StrictSchema):
+    """``POST /auth/password_reset/request`` body."""
+
+    email = EmailField()
+
+
+class PasswordResetSchema(StrictSchema):
+    """``POST /auth/password_reset`` body."""
+
+    token = fields.String(required=True, validate=[validate.Length(min=1, max=1024), encodable])
+    new_password = password_field()

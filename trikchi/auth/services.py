@@ -43,6 +43,13 @@ class Events:
     LOGOUT_ALL = "logout_all"
     SESSION_REVOKED = "session_revoked"
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event name, not a secret
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - an event name, not a secret
+    PASSWORD_RESET_REQUESTED = "password_reset_requested"  # noqa: S105 - an event name
+    EMAIL_VERIFICATION_REQUESTED = "email_verification_requested"
+    EMAIL_VERIFIED = "email_verified"
+    ROLE_CHANGED = "role_changed"
+    USER_DEACTIVATED = "user_deactivated"
+    USER_REACTIVATED = "user_reactivated"
 
 
 def record_event(
@@ -75,12 +82,14 @@ def record_event(
     )
 
 
-def register_user(name: str, email: str, password: str, client: ClientInfo) -> User:
-    """Create a customer; ``Conflict`` if the email is taken (also under a race)."""
+def register_user(
+    name: str, email: str, password: str, client: ClientInfo | None, role: str = "customer"
+) -> User:
+    """Create a user (a customer unless told); ``Conflict`` if the email is taken (also under a race)."""
     email = normalize_email(email)
     if db.session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict("This email is already registered.")
-    user = User(name=name, email=email, password_hash=passwords.hash(password), role="customer")
+    user = User(name=name, email=email, password_hash=passwords.hash(password), role=role)
     db.session.add(user)
     try:
         db.session.flush()
@@ -237,7 +246,7 @@ def revoke_session(user: User, session_id: str, client: ClientInfo) -> None:
 
 def logout_all(user: User, client: ClientInfo, current_session_id: str | None) -> int:
     """Revoke every session of the user; returns how many were live."""
-    count = _revoke_all(user.id, "logout_all", except_session_id=None)
+    count = revoke_all_sessions(user.id, "logout_all", except_session_id=None)
     record_event(
         Events.LOGOUT_ALL, client, user_id=user.id, session_id=current_session_id, details={"revoked": count}
     )
@@ -259,7 +268,7 @@ def change_password(
     if problems:
         raise ValidationFailed(errors={"new_password": problems})
     user.password_hash = passwords.hash(new_password)
-    count = _revoke_all(user.id, "password_changed", except_session_id=current_session_id)
+    count = revoke_all_sessions(user.id, "password_changed", except_session_id=current_session_id)
     record_event(
         Events.PASSWORD_CHANGED,
         client,
@@ -319,7 +328,7 @@ def _revoke(session: AuthSession, reason: str, now: datetime) -> None:
     session.revoked_reason = reason
 
 
-def _revoke_all(user_id: int, reason: str, except_session_id: str | None) -> int:
+def revoke_all_sessions(user_id: int, reason: str, except_session_id: str | None) -> int:
     """Revoke the user's unrevoked sessions (but one) in a single UPDATE."""
     stmt = (
         update(AuthSession)

@@ -1,0 +1,1 @@
+"""Staff administration: users and the audit log."""

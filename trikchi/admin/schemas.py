@@ -1,0 +1,84 @@
+"""Schemas of the admin API."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from trikchi.auth.models import MAX_ID, ROLES
+
+
+class PageArgsSchema(Schema):
+    """``page`` and ``per_page`` query arguments."""
+
+    class Meta:
+        unknown = RAISE
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class UserQuerySchema(PageArgsSchema):
+    """``GET /admin/users`` query: search by email or name."""
+
+    q = fields.String(load_default=None, validate=validate.Length(max=254))
+
+
+class AuditQuerySchema(PageArgsSchema):
+    """``GET /admin/audit`` query."""
+
+    user_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID))
+    type = fields.String(load_default=None, validate=validate.Length(max=40))
+
+
+class AdminUserSchema(Schema):
+    """A user as staff see it."""
+
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    email = fields.String(required=True)
+    role = fields.String(required=True)
+    is_active = fields.Boolean(required=True)
+    email_verified = fields.Boolean(required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class UserPatchSchema(Schema):
+    """``PATCH /admin/users/<id>`` body: a new role and/or active flag (an empty body changes nothing)."""
+
+    class Meta:
+        unknown = RAISE
+
+    role = fields.String(validate=validate.OneOf(ROLES))
+    is_active = fields.Boolean(truthy={True}, falsy={False})
+
+
+class AuditEventSchema(Schema):
+    """One auth event."""
+
+    id = fields.Integer(required=True)
+    created_at = fields.DateTime(required=True)
+    type = fields.String(required=True)
+    user_id = fields.Integer(allow_none=True)
+    session_id = fields.String(allow_none=True)
+    ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    details = fields.Dict(allow_none=True)
+
+
+class UserPageSchema(Schema):
+    """A page of users."""
+
+    items = fields.List(fields.Nested(AdminUserSchema), required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+
+
+class AuditPageSchema(Schema):
+    """A page of auth events, newest first."""
+
+    items = fields.List(fields.Nested(AuditEventSchema), required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)

@@ -1,0 +1,93 @@
+"""Admin logic: list and change users, read the audit log. Every change is an event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+
+from trikchi.auth.models import MAX_ID, AuthEvent, User
+from trikchi.auth.services import Events, record_event, revoke_all_sessions
+from trikchi.errors import Conflict, NotFound
+from trikchi.extensions import db
+from trikchi.http import ClientInfo
+
+
+def _page(stmt: Select, page: int, per_page: int) -> dict[str, Any]:
+    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    items = db.session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)).all()
+    return {"items": items, "page": page, "per_page": per_page, "total": total}
+
+
+def list_users(q: str | None, page: int, per_page: int) -> dict[str, Any]:
+    """Users by id, optionally those whose email or name contains ``q`` (case-insensitive)."""
+    stmt = select(User).order_by(User.id)
+    if q:
+        pattern = "%" + q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            or_(User.email.like(pattern, escape="\\"), func.lower(User.name).like(pattern, escape="\\"))
+        )
+    return _page(stmt, page, per_page)
+
+
+def list_events(user_id: int | None, type_: str | None, page: int, per_page: int) -> dict[str, Any]:
+    """Auth events, newest first, optionally of one user and/or one type."""
+    stmt = select(AuthEvent).order_by(AuthEvent.created_at.desc(), AuthEvent.id.desc())
+    if user_id is not None:
+        stmt = stmt.where(AuthEvent.user_id == user_id)
+    if type_:
+        stmt = stmt.where(AuthEvent.type == type_)
+    return _page(stmt, page, per_page)
+
+
+def _active_admins() -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(User).where(User.role == "admin", User.is_active)
+    )
+
+
+def update_user(
+    admin: User | None,
+    user_id: int,
+    client: ClientInfo | None,
+    role: str | None = None,
+    is_active: bool | None = None,
+) -> User:
+    """Change a user's role and/or active flag; deactivation ends their sessions.
+
+    The last active admin can be neither demoted nor deactivated, so the shop
+    never locks itself out of administration. ``admin`` is None for the CLI.
+    """
+    actor: int | str = admin.id if admin is not None else "cli"
+    user = db.session.get(User, user_id, with_for_update=True) if 1 <= user_id <= MAX_ID else None
+    if user is None:
+        raise NotFound("No such user.")
+    loses_admin = (
+        user.role == "admin"
+        and user.is_active
+        and ((role is not None and role != "admin") or is_active is False)
+    )
+    if loses_admin and _active_admins() <= 1:
+        raise Conflict("This is the last active admin; promote another admin first.")
+    if role is not None and role != user.role:
+        record_event(
+            Events.ROLE_CHANGED,
+            client,
+            user_id=user.id,
+            details={"by": actor, "from": user.role, "to": role},
+        )
+        user.role = role
+    if is_active is not None and is_active != user.is_active:
+        user.is_active = is_active
+        if is_active:
+            record_event(Events.USER_REACTIVATED, client, user_id=user.id, details={"by": actor})
+        else:
+            revoked = revoke_all_sessions(user.id, "deactivated", except_session_id=None)
+            record_event(
+                Events.USER_DEACTIVATED,
+                client,
+                user_id=user.id,
+                details={"by": actor, "revoked_sessions": revoked},
+            )
+    db.session.commit()
+    return user
