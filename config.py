@@ -149,6 +149,8 @@ class Config:
         self.MAIL_USERNAME = env_str("MAIL_USERNAME")
         self.MAIL_PASSWORD = env_str("MAIL_PASSWORD")
         self.MAIL_DEFAULT_SENDER = env_str("MAIL_DEFAULT_SENDER", "trikchi <no-reply@trikchi.uz>")
+        # Flask-Mail would silently drop mail under TESTING; the tests use a real SMTP server.
+        self.MAIL_SUPPRESS_SEND = False
         self.FRONTEND_URL = (env_str("FRONTEND_URL") or "http://localhost:3000").rstrip("/")
         self.PASSWORD_RESET_MINUTES = env_int("PASSWORD_RESET_MINUTES", 30, 1)
         self.EMAIL_VERIFY_HOURS = env_int("EMAIL_VERIFY_HOURS", 48, 1)

@@ -84,6 +84,16 @@ def redis_url(redis_server: ThrowawayRedis) -> str:
 
 
 @pytest.fixture(scope="session")
+def smtp_server():
+    """A real SMTP server for the whole run."""
+    from tests.support.smtp import SMTPServer
+
+    server = SMTPServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file that each test copies."""
     path = tmp_path_factory.mktemp("template") / "trikchi.db"

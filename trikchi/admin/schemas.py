@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 from trikchi.auth.models import MAX_ID, ROLES
+from trikchi.auth.schemas import NO_CONTROL_CHARACTERS
 
 
 class PageArgsSchema(Schema):
@@ -20,14 +21,14 @@ class PageArgsSchema(Schema):
 class UserQuerySchema(PageArgsSchema):
     """``GET /admin/users`` query: search by email or name."""
 
-    q = fields.String(load_default=None, validate=validate.Length(max=254))
+    q = fields.String(load_default=None, validate=[validate.Length(max=254), NO_CONTROL_CHARACTERS])
 
 
 class AuditQuerySchema(PageArgsSchema):
     """``GET /admin/audit`` query."""
 
     user_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID))
-    type = fields.String(load_default=None, validate=validate.Length(max=40))
+    type = fields.String(load_default=None, validate=[validate.Length(max=40), NO_CONTROL_CHARACTERS])
 
 
 class AdminUserSchema(Schema):
