@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test bench lint format system-deps clean
+.PHONY: run test bench web lint format system-deps clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 run: $(VENV)/.runtime
 	$(BIN)/flask db upgrade
 	$(BIN)/flask run --host $(HOST) --port $(PORT)
+
+## web: serve the reference frontend (examples/web) on 127.0.0.1:8001; run the API with
+##      CORS_ORIGINS=http://127.0.0.1:8001 make run
+web:
+	$(PYTHON) -m http.server 8001 --bind 127.0.0.1 --directory examples/web
 
 ## system-deps: the servers the tests start (PostgreSQL), from Debian's packages if missing
 system-deps:

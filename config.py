@@ -165,7 +165,13 @@ class Config:
         self.JWT_TOKEN_LOCATION = ["headers", "cookies"]
         self.JWT_HEADER_NAME = "Authorization"
         self.JWT_HEADER_TYPE = "Bearer"
-        self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=self.ACCESS_TOKEN_MINUTES)
+        # ACCESS_TOKEN_SECONDS (for tests and demos of silent renewal) wins over the minutes.
+        access_seconds = env_int("ACCESS_TOKEN_SECONDS", 0)
+        self.JWT_ACCESS_TOKEN_EXPIRES = (
+            timedelta(seconds=access_seconds)
+            if access_seconds
+            else timedelta(minutes=self.ACCESS_TOKEN_MINUTES)
+        )
         self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=self.REFRESH_TOKEN_DAYS)
         self.JWT_REFRESH_COOKIE_NAME = "refresh_token"
         self.JWT_REFRESH_COOKIE_PATH = "/"

@@ -7,6 +7,7 @@ missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
   || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # Extra tools asked for by name (e.g. `system-deps.sh wrk` for the benchmark).
 for tool in "$@"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")

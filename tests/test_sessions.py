@@ -264,3 +264,17 @@ def test_client_ip_comes_from_x_forwarded_for_only_behind_a_trusted_proxy(databa
         assert next(s for s in sessions if s["current"])["ip"] == expected
         with app.app_context():
             db.engine.dispose()
+
+
+def test_a_tab_sending_the_just_rotated_cookie_with_the_newest_csrf_value_stays_signed_in(app, make_auth):
+    # Browsers commit a rotated cookie asynchronously: another tab may still send the old
+    # cookie together with the CSRF value it just read from the newest login/refresh body.
+    first = make_auth()
+    first.signup()
+    old_cookie = first.refresh_cookie()
+    assert first.refresh().status_code == 200
+    other_tab = make_auth()
+    other_tab.client.set_cookie("refresh_token", old_cookie)
+    response = other_tab.refresh(csrf=first.csrf_token)
+    assert response.status_code == 200
+    assert decode(app, other_tab.refresh_cookie())["jti"] == decode(app, first.refresh_cookie())["jti"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -62,8 +63,7 @@ def issue_token_pair(
         expires_delta=access_lifetime,
     )
     refresh_lifetime = refresh_expires_at - now
-    # The CSRF value is chosen here rather than read back by decoding the new token.
-    csrf = str(uuid.uuid4())
+    csrf = session_csrf_token(app, session.id)
     refresh = create_refresh_token(
         identity=str(user.id),
         additional_claims={"sid": session.id, "jti": refresh_jti, "csrf": csrf},
@@ -77,6 +77,17 @@ def issue_token_pair(
         user_id=user.id,
         csrf_token=csrf,
     )
+
+
+def session_csrf_token(app: Flask, session_id: str) -> str:
+    """The double-submit CSRF value of a session: unpredictable, and the same for each of its tokens.
+
+    Per session rather than per token, so that a tab whose request still carries the
+    just-rotated cookie (browsers commit cookies asynchronously across tabs) sends a
+    matching header and lands in the reuse grace window instead of a CSRF failure.
+    """
+    key = app.config["JWT_SECRET_KEY"].encode()
+    return hmac.new(key, b"csrf:" + session_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def token_response(pair: TokenPair, status: int = 200) -> Response:

@@ -1,0 +1,98 @@
+// The page: every API call goes through TrikchiClient.
+import { TrikchiClient, TrikchiError } from "./trikchi-client.js";
+
+const apiBase = new URLSearchParams(location.search).get("api") || "http://127.0.0.1:5000";
+const client = new TrikchiClient(apiBase);
+const $ = (selector) => document.querySelector(selector);
+
+function say(text) { $("#message").textContent = text || ""; }
+
+function explain(error) {
+  if (error instanceof TrikchiError) {
+    const fields = Object.entries(error.errors).map(([field, messages]) => `${field}: ${[].concat(messages).join(" ")}`);
+    return [error.message, ...fields].join(" ");
+  }
+  return String(error);
+}
+
+async function showSignedIn() {
+  const [user, sessions] = await Promise.all([client.me(), client.sessions()]);
+  $("#profile-name").textContent = user.name;
+  $("#profile-email").textContent = user.email;
+  const list = $("#sessions");
+  list.replaceChildren(...sessions.map((session) => {
+    const item = document.createElement("li");
+    item.dataset.sessionId = session.id;
+    item.className = session.current ? "current" : "";
+    item.textContent = `${session.user_agent || "unknown device"} — ${session.ip || "?"} — since ${new Date(session.created_at).toLocaleString()}${session.current ? " (this device)" : ""} `;
+    if (!session.current) {
+      const end = document.createElement("button");
+      end.textContent = "End";
+      end.className = "end-session";
+      end.addEventListener("click", async () => {
+        await client.endSession(session.id);
+        await showSignedIn();
+      });
+      item.append(end);
+    }
+    return item;
+  }));
+  $("#signed-out").hidden = true;
+  $("#signed-in").hidden = false;
+  $("#status").textContent = "Signed in";
+}
+
+function showSignedOut() {
+  $("#signed-in").hidden = true;
+  $("#signed-out").hidden = false;
+  $("#status").textContent = "Signed out";
+}
+
+client.onChange((signedIn) => { if (!signedIn) showSignedOut(); });
+
+function form(selector, handler) {
+  $(selector).addEventListener("submit", async (event) => {
+    event.preventDefault();
+    say("");
+    const data = Object.fromEntries(new FormData(event.target));
+    try {
+      await handler(data);
+      event.target.reset();
+    } catch (error) {
+      say(explain(error));
+    }
+  });
+}
+
+form("#login-form", async ({ email, password }) => {
+  await client.login(email, password);
+  await showSignedIn();
+});
+
+form("#register-form", async ({ name, email, password }) => {
+  await client.register(name, email, password);
+  await client.login(email, password);
+  await showSignedIn();
+});
+
+form("#password-form", async ({ current, new: next }) => {
+  await client.changePassword(current, next);
+  say("Password changed; your other sessions were signed out.");
+  await showSignedIn();
+});
+
+$("#reload-profile").addEventListener("click", async () => {
+  try { await showSignedIn(); } catch (error) { say(explain(error)); }
+});
+$("#logout").addEventListener("click", async () => { await client.logout(); showSignedOut(); });
+$("#logout-all").addEventListener("click", async () => { await client.logoutAll(); showSignedOut(); });
+
+// Silent sign-in on load: the HttpOnly refresh cookie is all a returning visitor needs.
+(async () => {
+  if (await client.refresh()) {
+    try { await showSignedIn(); return; } catch (error) { say(explain(error)); }
+  }
+  showSignedOut();
+})();
+
+window.trikchi = client; // for the browser tests and the curious

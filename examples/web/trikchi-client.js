@@ -1,0 +1,151 @@
+// trikchi-client.js — a small browser client for the trikchi auth API. Copy it into a shop frontend.
+//
+// - The access token lives in memory only (never localStorage, never a cookie).
+// - The refresh token is an HttpOnly cookie the browser sends itself (credentials: "include").
+// - The CSRF value from the login/refresh body is sent as X-CSRF-TOKEN. It is kept in
+//   localStorage: it is not a credential on its own, and every tab needs the latest one.
+// - Refreshes are serialised across tabs with the Web Locks API, so two tabs never race
+//   one single-use refresh token; the access token is renewed shortly before it expires,
+//   and a request answered 401 is retried once after a refresh.
+
+const CSRF_KEY = "trikchi.csrf";
+
+export class TrikchiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+    this.errors = (body && body.errors) || {};
+  }
+}
+
+export class TrikchiClient {
+  #accessToken = null;
+  #timer = null;
+  #listeners = new Set();
+
+  constructor(baseUrl, { lockName = "trikchi-refresh", earlySeconds = 60 } = {}) {
+    this.baseUrl = baseUrl.replace(/\/$/, "");
+    this.lockName = lockName;
+    this.earlySeconds = earlySeconds;
+  }
+
+  get signedIn() {
+    return this.#accessToken !== null;
+  }
+
+  /** Call ``listener(signedIn)`` whenever the signed-in state changes. */
+  onChange(listener) {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async register(name, email, password) {
+    return this.#json("POST", "/auth/register", { name, email, password });
+  }
+
+  async login(email, password) {
+    const body = await this.#json("POST", "/auth/login", { email, password });
+    this.#accept(body);
+    return body;
+  }
+
+  /** Renew the access token from the refresh cookie; false (and signed out) if the session ended. */
+  async refresh() {
+    const run = async () => {
+      const response = await fetch(this.baseUrl + "/auth/refresh_token", {
+        method: "POST",
+        credentials: "include",
+        headers: { "X-CSRF-TOKEN": localStorage.getItem(CSRF_KEY) || "" },
+      });
+      if (!response.ok) {
+        this.#clear();
+        return false;
+      }
+      this.#accept(await response.json());
+      return true;
+    };
+    // One refresh at a time across every tab of this origin.
+    return navigator.locks ? navigator.locks.request(this.lockName, run) : run();
+  }
+
+  /** An authenticated request: refreshes first if needed, and once more after a 401. */
+  async request(method, path, body) {
+    if (!this.#accessToken && !(await this.refresh())) throw new TrikchiError(401, null);
+    let response = await this.#send(method, path, body, this.#accessToken);
+    if (response.status === 401 && (await this.refresh())) {
+      response = await this.#send(method, path, body, this.#accessToken);
+    }
+    if (response.status === 401) this.#clear();
+    return this.#read(response);
+  }
+
+  me() { return this.request("GET", "/auth/me"); }
+  sessions() { return this.request("GET", "/auth/sessions"); }
+  endSession(id) { return this.request("DELETE", `/auth/sessions/${encodeURIComponent(id)}`); }
+  changePassword(currentPassword, newPassword) {
+    return this.request("POST", "/auth/password", { current_password: currentPassword, new_password: newPassword });
+  }
+  async logoutAll() {
+    try { await this.request("POST", "/auth/logout_all"); } finally { this.#clear(); }
+  }
+
+  /** Sign out this device: the server revokes the session and deletes the cookies. */
+  async logout() {
+    try {
+      await fetch(this.baseUrl + "/auth/logout", {
+        method: "POST",
+        credentials: "include",
+        headers: { "X-CSRF-TOKEN": localStorage.getItem(CSRF_KEY) || "" },
+      });
+    } finally {
+      localStorage.removeItem(CSRF_KEY);
+      this.#clear();
+    }
+  }
+
+  #accept(body) {
+    const wasSignedIn = this.signedIn;
+    this.#accessToken = body.access_token;
+    localStorage.setItem(CSRF_KEY, body.csrf_token);
+    clearTimeout(this.#timer);
+    // Renew shortly before expiry (a third of the lifetime early for very short tokens).
+    const early = Math.min(this.earlySeconds, body.expires_in / 3);
+    this.#timer = setTimeout(() => this.refresh(), Math.max(1, body.expires_in - early) * 1000);
+    if (!wasSignedIn) this.#emit();
+  }
+
+  #clear() {
+    const wasSignedIn = this.signedIn;
+    this.#accessToken = null;
+    clearTimeout(this.#timer);
+    if (wasSignedIn) this.#emit();
+  }
+
+  #emit() {
+    for (const listener of this.#listeners) listener(this.signedIn);
+  }
+
+  #send(method, path, body, token) {
+    const headers = {};
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    return fetch(this.baseUrl + path, {
+      method,
+      credentials: "include",
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  }
+
+  async #json(method, path, body) {
+    return this.#read(await this.#send(method, path, body, null));
+  }
+
+  async #read(response) {
+    const text = await response.text();
+    const body = text ? JSON.parse(text) : null;
+    if (!response.ok) throw new TrikchiError(response.status, body);
+    return body;
+  }
+}
