@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 from trikchi.auth.models import MAX_ID, ROLES
-from trikchi.auth.schemas import NO_CONTROL_CHARACTERS
+from trikchi.auth.schemas import NO_CONTROL_CHARACTERS, UserSchema
 
 
 class PageArgsSchema(Schema):
@@ -31,16 +31,10 @@ class AuditQuerySchema(PageArgsSchema):
     type = fields.String(load_default=None, validate=[validate.Length(max=40), NO_CONTROL_CHARACTERS])
 
 
-class AdminUserSchema(Schema):
-    """A user as staff see it."""
+class AdminUserSchema(UserSchema):
+    """A user as staff see it: the user object plus the account state."""
 
-    id = fields.Integer(required=True)
-    name = fields.String(required=True)
-    email = fields.String(required=True)
-    role = fields.String(required=True)
     is_active = fields.Boolean(required=True)
-    email_verified = fields.Boolean(required=True)
-    created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
 
 
@@ -67,19 +61,21 @@ class AuditEventSchema(Schema):
     details = fields.Dict(allow_none=True)
 
 
-class UserPageSchema(Schema):
+class PageSchema(Schema):
+    """Where a page stands: ``items`` come from the subclass."""
+
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+
+
+class UserPageSchema(PageSchema):
     """A page of users."""
 
     items = fields.List(fields.Nested(AdminUserSchema), required=True)
-    page = fields.Integer(required=True)
-    per_page = fields.Integer(required=True)
-    total = fields.Integer(required=True)
 
 
-class AuditPageSchema(Schema):
+class AuditPageSchema(PageSchema):
     """A page of auth events, newest first."""
 
     items = fields.List(fields.Nested(AuditEventSchema), required=True)
-    page = fields.Integer(required=True)
-    per_page = fields.Integer(required=True)
-    total = fields.Integer(required=True)
