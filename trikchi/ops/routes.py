@@ -36,8 +36,7 @@ def readyz():
     try:
         db.session.execute(text("SELECT 1"))
     except SQLAlchemyError:
-        db.session.rollback()
-        raise ServiceUnavailable("The database does not answer.") from None
+        raise ServiceUnavailable("The database does not answer.") from None  # the handler rolls back
     finally:
         db.session.rollback()
     return {"status": "ok"}
