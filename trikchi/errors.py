@@ -168,7 +168,6 @@ def handle_app_error(error: AppError) -> Response:
 
 def handle_database_unavailable(error: Exception) -> Response:
     """The database is down, unreachable or locked for too long: 503, never 500."""
-    db.session.rollback()
     log.error("database unavailable: %s", type(error).__name__, exc_info=error)
     return handle_app_error(ServiceUnavailable())
 

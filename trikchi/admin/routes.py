@@ -13,11 +13,10 @@ from trikchi.admin.schemas import (
     UserPatchSchema,
     UserQuerySchema,
 )
-from trikchi.auth.guards import role_required
+from trikchi.auth.guards import BEARER, role_required
 from trikchi.http import Blueprint, client_info, document_errors
 
 blp = Blueprint("admin", __name__, url_prefix="/admin", description="Staff administration (role admin).")
-BEARER = [{"bearerAuth": []}]
 admin_required = role_required("admin")
 
 

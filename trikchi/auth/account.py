@@ -9,7 +9,6 @@ moment the password changes, by this token or any other way).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Any
 from urllib.parse import urlencode
@@ -18,6 +17,7 @@ from flask import current_app, render_template_string
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
+from trikchi.auth.digests import keyed_digest
 from trikchi.auth.models import User
 from trikchi.auth.passwords import password_problems
 from trikchi.auth.schemas import normalize_email
@@ -46,8 +46,7 @@ def _serializer(salt: str) -> URLSafeTimedSerializer:
 
 
 def _fingerprint(value: str) -> str:
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]
+    return keyed_digest(current_app.config["SECRET_KEY"], value)
 
 
 def _load(token: str, salt: str, max_age: int) -> dict[str, Any]:

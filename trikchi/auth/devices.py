@@ -9,12 +9,13 @@ proof. This follows OWASP's "device cookies" defence against online guessing.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 from flask import current_app, request
 from flask.wrappers import Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from trikchi.auth.digests import keyed_digest
 
 COOKIE_NAME = "trikchi_device"
 SALT = "trikchi.device-cookie"
@@ -26,8 +27,7 @@ def _serializer() -> URLSafeTimedSerializer:
 
 def email_fingerprint(email: str) -> str:
     """A keyed hash of the email: the cookie names the account without revealing it."""
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, email.strip().lower().encode(), hashlib.sha256).hexdigest()[:32]
+    return keyed_digest(current_app.config["SECRET_KEY"], email.strip().lower())
 
 
 def set_device_cookie(response: Response, email: str) -> None:

@@ -12,6 +12,8 @@ from trikchi.errors import Forbidden
 
 # Access tokens only from the Authorization header (never cookies or query strings).
 access_required = jwt_required(locations=["headers"])
+# The OpenAPI security requirement of views guarded by access_required / role_required.
+BEARER = [{"bearerAuth": []}]
 
 
 def role_required(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

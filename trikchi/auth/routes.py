@@ -9,7 +9,7 @@ from jwt.exceptions import PyJWTError
 
 from trikchi.auth import account, limits, services
 from trikchi.auth.devices import set_device_cookie
-from trikchi.auth.guards import access_required
+from trikchi.auth.guards import BEARER, access_required
 from trikchi.auth.schemas import (
     LinkTokenSchema,
     LoginSchema,
@@ -30,7 +30,6 @@ blp = Blueprint("auth", __name__, url_prefix="/auth", description="Registration,
 # Authentication runs first (right under @blp.route), so an anonymous caller gets
 # 401 before its body is even parsed.
 refresh_required = jwt_required(refresh=True, locations=["cookies"])
-BEARER = [{"bearerAuth": []}]
 REFRESH_COOKIE = [{"refreshCookie": [], "csrfHeader": []}]
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Flask, Response, g
+from flask import Flask, Response, g, jsonify
 from flask_jwt_extended import (
     JWTManager,
     create_access_token,
@@ -17,6 +15,7 @@ from flask_jwt_extended import (
 )
 from sqlalchemy import bindparam, select
 
+from trikchi.auth.digests import keyed_digest
 from trikchi.auth.models import AuthSession, User
 from trikchi.errors import error_response
 from trikchi.extensions import db
@@ -86,14 +85,11 @@ def session_csrf_token(app: Flask, session_id: str) -> str:
     just-rotated cookie (browsers commit cookies asynchronously across tabs) sends a
     matching header and lands in the reuse grace window instead of a CSRF failure.
     """
-    key = app.config["JWT_SECRET_KEY"].encode()
-    return hmac.new(key, b"csrf:" + session_id.encode(), hashlib.sha256).hexdigest()[:32]
+    return keyed_digest(app.config["JWT_SECRET_KEY"], "csrf:" + session_id)
 
 
 def token_response(pair: TokenPair, status: int = 200) -> Response:
     """JSON body + refresh and CSRF cookies, never cached."""
-    from flask import jsonify
-
     response = jsonify(pair.body())
     response.status_code = status
     set_refresh_cookies(response, pair.refresh_token, max_age=pair.refresh_max_age)

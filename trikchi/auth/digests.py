@@ -1,0 +1,11 @@
+"""The one keyed digest used to bind cookies, links and CSRF values to server secrets."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+
+def keyed_digest(key: str, message: str) -> str:
+    """HMAC-SHA256 of ``message`` under ``key``, shortened to 32 hex characters."""
+    return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()[:32]
