@@ -115,6 +115,7 @@ def test_the_last_admin_can_be_neither_demoted_nor_deactivated(app, make_auth):
     for body in ({"role": "customer"}, {"is_active": False}):
         response = admin.client.patch(f"/admin/users/{me}", json=body, headers=admin.headers())
         assert response.status_code == 409 and response.json["code"] == 409
+        assert response.json["error"] == "last_admin"
     second = make_auth()
     second.register(email="deputy@example.com")
     promote(app, "deputy@example.com")

@@ -68,6 +68,7 @@ def test_verification_mail_link_works_once(mail_app, smtp_server):
     assert user.me().json["email_verified"] is True
     again = user.client.post("/auth/verify_email", json={"token": token})
     assert again.status_code == 401 and again.json["code"] == 401
+    assert again.json["error"] == "invalid_link"
 
 
 def test_verification_needs_sign_in(mail_app):

@@ -52,6 +52,7 @@ def login_from(
 def assert_429(response) -> None:
     assert response.status_code == 429, response.get_data(as_text=True)
     assert response.is_json and response.json["code"] == 429 and response.json["message"]
+    assert response.json["error"] == "rate_limited"
     assert int(response.headers["Retry-After"]) >= 1
 
 

@@ -52,6 +52,7 @@ def test_each_refresh_sets_a_new_single_use_cookie(app, client, auth):
     response = auth.refresh()
     assert response.status_code == 401
     assert "revoked" in response.json["message"]
+    assert response.json["error"] == "refresh_token_reused"
 
 
 def test_replay_after_the_window_revokes_the_session_so_the_newest_token_fails_too(app, client, make_auth):

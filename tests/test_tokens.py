@@ -111,3 +111,119 @@ def test_token_with_integer_sub_is_rejected(app, auth):
     claims["sub"] = 1
     forged = jwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256")
     assert_401(auth.me(forged))
+
+
+# --- Required claims: a validly signed token that trikchi could not have minted is refused.
+
+MISSING = object()
+ACCESS_CLAIM_DEFECTS = [
+    ("exp", MISSING),
+    ("exp", "9999999999"),
+    ("exp", 9999999999.5),
+    ("exp", True),
+    ("iat", MISSING),
+    ("iat", "1"),
+    ("nbf", MISSING),
+    ("nbf", None),
+    ("jti", MISSING),
+    ("jti", 7),
+    ("jti", ""),
+    ("type", MISSING),
+    ("type", "id"),
+    ("sub", MISSING),
+    ("sub", "4" * 400),
+    ("sub", "99999999999"),
+    ("sub", "0"),
+    ("sub", "-1"),
+    ("sub", "01"),
+    ("sub", " 1"),
+    ("sub", ["1"]),
+    ("sid", MISSING),
+    ("sid", 1),
+    ("role", MISSING),
+    ("role", {"admin": True}),
+]
+
+
+def forge(app, claims: dict, name: str, value) -> str:
+    claims = dict(claims)
+    if value is MISSING:
+        claims.pop(name, None)
+    else:
+        claims[name] = value
+    return jwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256")
+
+
+@pytest.mark.parametrize(("name", "value"), ACCESS_CLAIM_DEFECTS, ids=lambda v: repr(v)[:20])
+def test_access_token_with_a_missing_or_mistyped_claim_is_401(app, auth, name, value):
+    auth.signup()
+    response = auth.me(forge(app, claims_of(app, auth.access_token), name, value))
+    assert_401(response)
+    assert response.json["error"] == "token_invalid"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("exp", MISSING),
+        ("exp", "9999999999"),
+        ("jti", MISSING),
+        ("sid", MISSING),
+        ("csrf", MISSING),
+        ("sub", "4" * 400),
+        ("type", MISSING),
+    ],
+    ids=lambda v: repr(v)[:20],
+)
+def test_refresh_token_with_a_missing_or_mistyped_claim_is_401(app, client, auth, name, value):
+    auth.signup()
+    csrf = auth.csrf_cookie()
+    claims = claims_of(app, auth.refresh_cookie())
+    client.set_cookie("refresh_token", forge(app, claims, name, value))
+    response = auth.refresh(csrf=csrf)
+    assert_401(response)
+    assert response.json["error"] == "token_invalid"
+
+
+@pytest.mark.parametrize("header", ["jku", "jwk", "x5u", "x5c", "crit"])
+def test_key_locating_headers_are_refused(app, auth, header):
+    auth.signup()
+    value = (
+        {"kty": "oct", "k": "AAAA"}
+        if header == "jwk"
+        else ["exp"]
+        if header in ("crit", "x5c")
+        else "https://evil.example/keys"
+    )
+    forged = jwt.encode(
+        claims_of(app, auth.access_token),
+        app.config["JWT_SECRET_KEY"],
+        algorithm="HS256",
+        headers={header: value},
+    )
+    assert_401(auth.me(forged))
+
+
+def test_untouched_token_still_works(app, auth):
+    """The checks above refuse only what is wrong: a re-signed copy of a real token passes."""
+    auth.signup()
+    same = jwt.encode(claims_of(app, auth.access_token), app.config["JWT_SECRET_KEY"], algorithm="HS256")
+    assert auth.me(same).status_code == 200
+
+
+def test_error_codes_name_the_failure(app, client, auth):
+    assert client.get("/auth/me").json["error"] == "authentication_required"
+    auth.signup()
+    assert auth.login(password="wrong password!").json["error"] == "invalid_credentials"
+    assert auth.register().json["error"] == "email_taken"
+    assert auth.refresh(csrf="wrong").json["error"] == "csrf_failed"
+    claims = claims_of(app, auth.access_token)
+    now = int(time.time())
+    claims.update(iat=now - 3600, nbf=now - 3600, exp=now - 60)
+    expired = jwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256")
+    assert auth.me(expired).json["error"] == "token_expired"
+    old = auth.refresh_cookie()
+    assert auth.logout().status_code == 200
+    assert auth.me().json["error"] == "session_ended"
+    client.set_cookie("refresh_token", old)
+    assert auth.refresh(csrf=auth.csrf_token).json["error"] == "session_ended"

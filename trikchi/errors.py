@@ -1,4 +1,7 @@
-"""One JSON error shape for every failure: ``{code, status, message[, errors]}``.
+"""One JSON error shape for every failure: ``{code, status, error, message[, errors]}``.
+
+``error`` is a stable, machine-readable string from ``ErrorCode``: frontends
+branch on it (and translate it); ``message`` is for people and may change.
 
 Domain errors raised by services, HTTP errors from Flask/Werkzeug, validation
 errors from webargs, token errors from flask-jwt-extended (see ``auth.tokens``),
@@ -10,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 
@@ -23,10 +27,91 @@ from trikchi.extensions import db
 log = logging.getLogger(__name__)
 
 
+class ErrorCode(StrEnum):
+    """Every value of the ``error`` field; documented as an enum in the API document and README."""
+
+    BAD_REQUEST = "bad_request"
+    INVALID_JSON = "invalid_json"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    VALIDATION_FAILED = "validation_failed"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    URI_TOO_LONG = "uri_too_long"
+    HEADERS_TOO_LARGE = "headers_too_large"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    AUTHENTICATION_REQUIRED = "authentication_required"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    TOKEN_INVALID = "token_invalid"
+    TOKEN_EXPIRED = "token_expired"
+    SESSION_ENDED = "session_ended"
+    REFRESH_TOKEN_REUSED = "refresh_token_reused"
+    CSRF_FAILED = "csrf_failed"
+    INVALID_LINK = "invalid_link"
+    FORBIDDEN = "forbidden"
+    EMAIL_TAKEN = "email_taken"
+    LAST_ADMIN = "last_admin"
+    CONFLICT = "conflict"
+    RATE_LIMITED = "rate_limited"
+    INTERNAL_ERROR = "internal_error"
+    SERVICE_UNAVAILABLE = "service_unavailable"
+
+
+# What each ``error`` value means, for the API document and the README.
+ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
+    ErrorCode.BAD_REQUEST: "The request could not be parsed (malformed request line, headers or query).",
+    ErrorCode.INVALID_JSON: "The body is not valid JSON.",
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "The body is not declared as application/json.",
+    ErrorCode.VALIDATION_FAILED: "A field is missing, unknown or breaks a rule; `errors` names the fields.",
+    ErrorCode.PAYLOAD_TOO_LARGE: "The body is larger than MAX_CONTENT_LENGTH.",
+    ErrorCode.URI_TOO_LONG: "The request line is too long (refused by gunicorn).",
+    ErrorCode.HEADERS_TOO_LARGE: "A header is too large, or there are too many (refused by gunicorn).",
+    ErrorCode.NOT_FOUND: "No such route, or no such resource of the caller.",
+    ErrorCode.METHOD_NOT_ALLOWED: "The route exists but not with this method; see `Allow`.",
+    ErrorCode.AUTHENTICATION_REQUIRED: "No access token (Authorization header) or refresh cookie was sent.",
+    ErrorCode.INVALID_CREDENTIALS: "Wrong email or password (the same answer for unknown emails).",
+    ErrorCode.TOKEN_INVALID: "The token is malformed, forged, of the wrong type, or lacks a required claim.",
+    ErrorCode.TOKEN_EXPIRED: "The token has expired: refresh (access token) or sign in (refresh token).",
+    ErrorCode.SESSION_ENDED: "The token's session was signed out, revoked or expired, or its user is disabled.",
+    ErrorCode.REFRESH_TOKEN_REUSED: "An already-used refresh token was presented: the session was revoked.",
+    ErrorCode.CSRF_FAILED: "The X-CSRF-TOKEN header is missing or does not match the csrf_refresh_token.",
+    ErrorCode.INVALID_LINK: "A verification or reset link is invalid, expired or already used.",
+    ErrorCode.FORBIDDEN: "Signed in, but the role does not allow this.",
+    ErrorCode.EMAIL_TAKEN: "The email is already registered.",
+    ErrorCode.LAST_ADMIN: "The change would leave no active admin.",
+    ErrorCode.CONFLICT: "The request conflicts with the current state.",
+    ErrorCode.RATE_LIMITED: "Too many attempts; wait for `Retry-After` seconds.",
+    ErrorCode.INTERNAL_ERROR: "An unexpected failure on the server (logged, never shown).",
+    ErrorCode.SERVICE_UNAVAILABLE: "The database does not answer; retry after `Retry-After` seconds.",
+}
+
+# The ``error`` of an HTTP status when nothing more specific is known.
+_STATUS_ERRORS: dict[int, ErrorCode] = {
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.AUTHENTICATION_REQUIRED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    414: ErrorCode.URI_TOO_LONG,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    422: ErrorCode.VALIDATION_FAILED,
+    429: ErrorCode.RATE_LIMITED,
+    431: ErrorCode.HEADERS_TOO_LARGE,
+    503: ErrorCode.SERVICE_UNAVAILABLE,
+}
+
+
+def error_code_for(status: int) -> ErrorCode:
+    """The generic ``error`` of an HTTP status."""
+    return _STATUS_ERRORS.get(status, ErrorCode.BAD_REQUEST if status < 500 else ErrorCode.INTERNAL_ERROR)
+
+
 class AppError(Exception):
-    """A failure a client should see, with its HTTP status and a safe message."""
+    """A failure a client should see, with its HTTP status, ``error`` code and a safe message."""
 
     status = 400
+    error = ErrorCode.BAD_REQUEST
     message = "Bad request."
 
     def __init__(
@@ -34,17 +119,20 @@ class AppError(Exception):
         message: str | None = None,
         errors: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        error: ErrorCode | None = None,
     ) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         self.errors = errors
         self.headers = headers
+        self.error = error or self.error
 
 
 class Unauthorized(AppError):
     """Missing, wrong or revoked credentials."""
 
     status = 401
+    error = ErrorCode.AUTHENTICATION_REQUIRED
     message = "Authentication required."
 
 
@@ -52,6 +140,7 @@ class Forbidden(AppError):
     """Authenticated, but not allowed."""
 
     status = 403
+    error = ErrorCode.FORBIDDEN
     message = "You are not allowed to do this."
 
 
@@ -59,6 +148,7 @@ class NotFound(AppError):
     """The resource does not exist (or is not the caller's)."""
 
     status = 404
+    error = ErrorCode.NOT_FOUND
     message = "Not found."
 
 
@@ -66,6 +156,7 @@ class Conflict(AppError):
     """The request conflicts with existing data."""
 
     status = 409
+    error = ErrorCode.CONFLICT
     message = "Conflict."
 
 
@@ -73,6 +164,7 @@ class ValidationFailed(AppError):
     """Input that parsed but breaks a rule; ``errors`` names the fields."""
 
     status = 422
+    error = ErrorCode.VALIDATION_FAILED
     message = "Validation failed."
 
 
@@ -80,6 +172,7 @@ class ServiceUnavailable(AppError):
     """A dependency (the database) does not answer."""
 
     status = 503
+    error = ErrorCode.SERVICE_UNAVAILABLE
     message = "The service is temporarily unavailable; try again shortly."
     retry_after_seconds = 5
 
@@ -92,11 +185,13 @@ def error_response(
     message: str,
     errors: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    error: ErrorCode | None = None,
 ) -> Response:
     """Build the JSON error response every handler returns."""
     body: dict[str, Any] = {
         "code": status,
         "status": HTTPStatus(status).phrase,
+        "error": str(error or error_code_for(status)),
         "message": message,
     }
     if errors:
@@ -138,8 +233,10 @@ def handle_http_exception(error: HTTPException) -> Response:
     """Werkzeug/Flask HTTP errors (404, 405, 413, webargs' 400/422, …)."""
     status = error.code or 500
     errors = _validation_errors(error)
+    code = error_code_for(status)
     if errors is not None and status == 400:
         message = "The request body is not valid JSON."
+        code = ErrorCode.INVALID_JSON
     else:
         message = _HTTP_MESSAGES.get(status) or HTTPStatus(status).phrase + "."
     headers: dict[str, str] = {}
@@ -147,7 +244,7 @@ def handle_http_exception(error: HTTPException) -> Response:
         headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
     if status == 429:
         headers["Retry-After"] = str(_retry_after_seconds())
-    return error_response(status, message, errors, headers)
+    return error_response(status, message, errors, headers, code)
 
 
 def _retry_after_seconds() -> int:
@@ -163,7 +260,7 @@ def _retry_after_seconds() -> int:
 def handle_app_error(error: AppError) -> Response:
     """Domain errors raised by services."""
     db.session.rollback()
-    return error_response(error.status, error.message, error.errors, error.headers)
+    return error_response(error.status, error.message, error.errors, error.headers, error.error)
 
 
 def handle_database_unavailable(error: Exception) -> Response:

@@ -8,7 +8,7 @@ from sqlalchemy import Select, func, or_, select
 
 from trikchi.auth.models import MAX_ID, AuthEvent, User
 from trikchi.auth.services import Events, record_event, revoke_all_sessions
-from trikchi.errors import Conflict, NotFound
+from trikchi.errors import Conflict, ErrorCode, NotFound
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
 
@@ -68,7 +68,9 @@ def update_user(
         and ((role is not None and role != "admin") or is_active is False)
     )
     if loses_admin and _active_admins() <= 1:
-        raise Conflict("This is the last active admin; promote another admin first.")
+        raise Conflict(
+            "This is the last active admin; promote another admin first.", error=ErrorCode.LAST_ADMIN
+        )
     if role is not None and role != user.role:
         record_event(
             Events.ROLE_CHANGED,

@@ -22,7 +22,7 @@ from trikchi.auth.models import User
 from trikchi.auth.passwords import password_problems
 from trikchi.auth.schemas import normalize_email
 from trikchi.auth.services import Events, record_event, revoke_all_sessions
-from trikchi.errors import Unauthorized, ValidationFailed
+from trikchi.errors import ErrorCode, Unauthorized, ValidationFailed
 from trikchi.extensions import db, passwords
 from trikchi.http import ClientInfo
 from trikchi.mail import send_mail
@@ -53,9 +53,9 @@ def _load(token: str, salt: str, max_age: int) -> dict[str, Any]:
     try:
         data = _serializer(salt).loads(token, max_age=max_age)
     except (SignatureExpired, BadSignature):
-        raise Unauthorized(INVALID_LINK) from None
+        raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK) from None
     if not isinstance(data, dict) or not isinstance(data.get("uid"), int):
-        raise Unauthorized(INVALID_LINK)
+        raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK)
     return data
 
 
@@ -101,7 +101,7 @@ def verify_email(token: str, client: ClientInfo) -> User:
         or user.email_verified
         or not hmac.compare_digest(str(data.get("em")), _fingerprint(user.email))
     ):
-        raise Unauthorized(INVALID_LINK)
+        raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK)
     user.email_verified = True
     record_event(Events.EMAIL_VERIFIED, client, user_id=user.id)
     db.session.commit()
@@ -137,7 +137,7 @@ def reset_password(token: str, new_password: str, client: ClientInfo) -> None:
         or not user.is_active
         or not hmac.compare_digest(str(data.get("ph")), _fingerprint(user.password_hash))
     ):
-        raise Unauthorized(INVALID_LINK)
+        raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK)
     problems = password_problems(new_password, user.email)
     if problems:
         raise ValidationFailed(errors={"new_password": problems})

@@ -21,7 +21,7 @@ from trikchi.auth.passwords import password_problems
 from trikchi.auth.schemas import normalize_email
 from trikchi.auth.tokens import TokenPair, issue_token_pair
 from trikchi.database import utcnow
-from trikchi.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from trikchi.errors import Conflict, ErrorCode, NotFound, Unauthorized, ValidationFailed
 from trikchi.extensions import db, passwords
 from trikchi.http import ClientInfo
 
@@ -88,7 +88,7 @@ def register_user(
     """Create a user (a customer unless told); ``Conflict`` if the email is taken (also under a race)."""
     email = normalize_email(email)
     if db.session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise Conflict("This email is already registered.")
+        raise Conflict("This email is already registered.", error=ErrorCode.EMAIL_TAKEN)
     user = User(name=name, email=email, password_hash=passwords.hash(password), role=role)
     db.session.add(user)
     try:
@@ -98,7 +98,7 @@ def register_user(
     except IntegrityError:
         # Another request registered the same email between our check and insert.
         db.session.rollback()
-        raise Conflict("This email is already registered.") from None
+        raise Conflict("This email is already registered.", error=ErrorCode.EMAIL_TAKEN) from None
     return user
 
 
@@ -116,7 +116,7 @@ def authenticate(email: str, password: str, client: ClientInfo) -> TokenPair:
             details={"reason": "inactive" if valid else "bad_credentials"},
         )
         db.session.commit()
-        raise Unauthorized(INVALID_CREDENTIALS)
+        raise Unauthorized(INVALID_CREDENTIALS, error=ErrorCode.INVALID_CREDENTIALS)
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash(password)
     now = utcnow()
@@ -151,10 +151,10 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
     jti, session_id, user_id = _refresh_identity(claims)
     session = db.session.get(AuthSession, session_id)
     if session is None or session.user_id != user_id:
-        raise Unauthorized(SESSION_ENDED)
+        raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
     user = session.user
     if not session.is_live(now) or not user.is_active:
-        raise Unauthorized(SESSION_ENDED)
+        raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
 
     consumed = db.session.execute(
         update(RefreshToken)
@@ -178,7 +178,7 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
     token = db.session.get(RefreshToken, jti, populate_existing=True)
     if token is None or token.session_id != session_id or token.used_at is None:
         db.session.rollback()
-        raise Unauthorized(SESSION_ENDED)
+        raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
     grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
     if now - token.used_at <= grace:
         current = db.session.scalar(
@@ -189,7 +189,7 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
         )
         if current is None:
             db.session.rollback()
-            raise Unauthorized(SESSION_ENDED)
+            raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
         # Same jti as the live successor: no new branch, whichever copy is used first wins.
         pair = issue_token_pair(current_app, user, session, current.jti, current.expires_at, now)
         db.session.rollback()
@@ -198,7 +198,10 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
     _revoke(session, "reuse_detected", now)
     record_event(Events.REUSE_DETECTED, client, user_id=user.id, session_id=session.id, details={"jti": jti})
     db.session.commit()
-    raise Unauthorized("This refresh token was already used; the session has been revoked.")
+    raise Unauthorized(
+        "This refresh token was already used; the session has been revoked.",
+        error=ErrorCode.REFRESH_TOKEN_REUSED,
+    )
 
 
 def logout(claims: dict[str, Any] | None, client: ClientInfo) -> None:
@@ -301,7 +304,7 @@ def _refresh_identity(claims: dict[str, Any]) -> tuple[str, str, int]:
     try:
         return str(claims["jti"]), str(claims["sid"]), int(claims["sub"])
     except (KeyError, TypeError, ValueError):
-        raise Unauthorized("The token is invalid.") from None
+        raise Unauthorized("The token is invalid.", error=ErrorCode.TOKEN_INVALID) from None
 
 
 def _sliding_end(session: AuthSession, now: datetime) -> datetime:

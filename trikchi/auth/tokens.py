@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, current_app, g, jsonify
 from flask_jwt_extended import (
     JWTManager,
     create_access_token,
@@ -15,13 +15,11 @@ from flask_jwt_extended import (
 )
 from sqlalchemy import bindparam, select
 
+from trikchi.auth import claims as token_claims
 from trikchi.auth.digests import keyed_digest
 from trikchi.auth.models import AuthSession, User
-from trikchi.errors import error_response
+from trikchi.errors import ErrorCode, error_response
 from trikchi.extensions import db
-
-ACCESS = "access"
-REFRESH = "refresh"
 
 
 @dataclass(frozen=True)
@@ -122,12 +120,21 @@ _USER_AND_SESSION = (
 )
 
 
+def _decode_key(header: dict, payload: dict) -> str:
+    """The key that verifies this token, after refusing a malformed header or payload.
+
+    Runs before the signature check, on the unverified token: it only ever refuses.
+    """
+    token_claims.check_header(header)
+    token_claims.check_claims(payload)
+    return current_app.config["JWT_SECRET_KEY"]
+
+
 def _load_user(_header: dict, payload: dict) -> User | None:
     """Load the token's user and session in one query; refuse disabled users, ended sessions."""
-    try:
-        user_id = int(payload["sub"])
-        session_id = str(payload["sid"])
-    except (KeyError, TypeError, ValueError):
+    user_id = token_claims.user_id(payload)
+    session_id = payload.get("sid")
+    if user_id is None or not isinstance(session_id, str):
         return None
     row = db.session.execute(_USER_AND_SESSION, {"user_id": user_id, "session_id": session_id}).first()
     if row is None:
@@ -141,18 +148,25 @@ def _load_user(_header: dict, payload: dict) -> User | None:
 
 def register_jwt_callbacks(jwt: JWTManager) -> None:
     """Replace flask-jwt-extended's ``{"msg"}``/422 answers with our 401 JSON errors."""
+    jwt.decode_key_loader(_decode_key)
     jwt.user_lookup_loader(_load_user)
-    jwt.user_lookup_error_loader(lambda _h, _p: error_response(401, "The session has ended; sign in again."))
-    jwt.unauthorized_loader(lambda reason: error_response(401, _unauthorized_message(reason)))
-    jwt.invalid_token_loader(lambda _reason: error_response(401, "The token is invalid."))
-    jwt.expired_token_loader(lambda _h, _p: error_response(401, "The token has expired."))
-    jwt.revoked_token_loader(lambda _h, _p: error_response(401, "The token has been revoked."))
-    jwt.needs_fresh_token_loader(lambda _h, _p: error_response(401, "A fresh sign-in is required."))
-    jwt.token_verification_failed_loader(lambda _h, _p: error_response(401, "The token is invalid."))
+    jwt.user_lookup_error_loader(
+        lambda _h, _p: _unauthorized("The session has ended; sign in again.", ErrorCode.SESSION_ENDED)
+    )
+    jwt.unauthorized_loader(_missing_or_csrf)
+    jwt.invalid_token_loader(lambda _reason: _unauthorized("The token is invalid.", ErrorCode.TOKEN_INVALID))
+    jwt.expired_token_loader(lambda _h, _p: _unauthorized("The token has expired.", ErrorCode.TOKEN_EXPIRED))
+    jwt.token_verification_failed_loader(
+        lambda _h, _p: _unauthorized("The token is invalid.", ErrorCode.TOKEN_INVALID)
+    )
 
 
-def _unauthorized_message(reason: str) -> str:
-    """A short message for a missing token or a failed CSRF check (not the library's text)."""
+def _unauthorized(message: str, error: ErrorCode) -> Response:
+    return error_response(401, message, error=error)
+
+
+def _missing_or_csrf(reason: str) -> Response:
+    """A missing token or a failed CSRF check, in our words (not the library's)."""
     if "CSRF" in reason:
-        return "Missing or wrong X-CSRF-TOKEN header."
-    return "Authentication required."
+        return _unauthorized("Missing or wrong X-CSRF-TOKEN header.", ErrorCode.CSRF_FAILED)
+    return _unauthorized("Authentication required.", ErrorCode.AUTHENTICATION_REQUIRED)
