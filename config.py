@@ -193,6 +193,9 @@ class Config:
         self.OPENAPI_JSON_PATH = "openapi.json"
         self.OPENAPI_SWAGGER_UI_PATH = "docs"
         self.OPENAPI_SWAGGER_UI_URL = "/docs/assets/"
+        from trikchi.openapi import spec_options
+
+        self.API_SPEC_OPTIONS = spec_options()
 
     @staticmethod
     def default_cookie_secure() -> bool:

@@ -6,7 +6,11 @@ import os
 bind = os.environ.get("GUNICORN_BIND", os.environ.get("BIND", "127.0.0.1:8000"))
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread" if threads > 1 else "sync")
+# gunicorn's sync/gthread workers, except that gunicorn's own refusals (414, 431, 400, ...)
+# are the service's JSON errors instead of HTML pages (trikchi/serving.py).
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or (
+    "trikchi.serving.ThreadJSONWorker" if threads > 1 else "trikchi.serving.SyncJSONWorker"
+)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
@@ -20,3 +24,10 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # The client address and request line only: never cookies or Authorization headers.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Request limits, enforced by gunicorn before the app sees the request (gunicorn's defaults).
+# The request line (method, path and query string) in bytes; longer is 414 uri_too_long.
+limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", "4094"))
+# Header fields per request; more is 431 headers_too_large.
+limit_request_fields = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELDS", "100"))
+# Bytes of one header field (name, value and line ending); larger is 431 headers_too_large.
+limit_request_field_size = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELD_SIZE", "8190"))

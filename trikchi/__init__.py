@@ -117,12 +117,6 @@ def register_blueprints(app: Flask) -> None:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
-    api.spec.components.security_scheme(
-        "refreshCookie", {"type": "apiKey", "in": "cookie", "name": app.config["JWT_REFRESH_COOKIE_NAME"]}
-    )
-    api.spec.components.security_scheme(
-        "csrfHeader", {"type": "apiKey", "in": "header", "name": app.config["JWT_REFRESH_CSRF_HEADER_NAME"]}
-    )
     api.register_blueprint(auth_blp)
     api.register_blueprint(admin_blp)
     api.register_blueprint(ops_blp)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 
@@ -22,89 +21,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from trikchi.error_codes import ErrorCode, error_code_for
 from trikchi.extensions import db
 
 log = logging.getLogger(__name__)
-
-
-class ErrorCode(StrEnum):
-    """Every value of the ``error`` field; documented as an enum in the API document and README."""
-
-    BAD_REQUEST = "bad_request"
-    INVALID_JSON = "invalid_json"
-    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
-    VALIDATION_FAILED = "validation_failed"
-    PAYLOAD_TOO_LARGE = "payload_too_large"
-    URI_TOO_LONG = "uri_too_long"
-    HEADERS_TOO_LARGE = "headers_too_large"
-    NOT_FOUND = "not_found"
-    METHOD_NOT_ALLOWED = "method_not_allowed"
-    AUTHENTICATION_REQUIRED = "authentication_required"
-    INVALID_CREDENTIALS = "invalid_credentials"
-    TOKEN_INVALID = "token_invalid"
-    TOKEN_EXPIRED = "token_expired"
-    SESSION_ENDED = "session_ended"
-    REFRESH_TOKEN_REUSED = "refresh_token_reused"
-    CSRF_FAILED = "csrf_failed"
-    INVALID_LINK = "invalid_link"
-    FORBIDDEN = "forbidden"
-    EMAIL_TAKEN = "email_taken"
-    LAST_ADMIN = "last_admin"
-    CONFLICT = "conflict"
-    RATE_LIMITED = "rate_limited"
-    INTERNAL_ERROR = "internal_error"
-    SERVICE_UNAVAILABLE = "service_unavailable"
-
-
-# What each ``error`` value means, for the API document and the README.
-ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
-    ErrorCode.BAD_REQUEST: "The request could not be parsed (malformed request line, headers or query).",
-    ErrorCode.INVALID_JSON: "The body is not valid JSON.",
-    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "The body is not declared as application/json.",
-    ErrorCode.VALIDATION_FAILED: "A field is missing, unknown or breaks a rule; `errors` names the fields.",
-    ErrorCode.PAYLOAD_TOO_LARGE: "The body is larger than MAX_CONTENT_LENGTH.",
-    ErrorCode.URI_TOO_LONG: "The request line is too long (refused by gunicorn).",
-    ErrorCode.HEADERS_TOO_LARGE: "A header is too large, or there are too many (refused by gunicorn).",
-    ErrorCode.NOT_FOUND: "No such route, or no such resource of the caller.",
-    ErrorCode.METHOD_NOT_ALLOWED: "The route exists but not with this method; see `Allow`.",
-    ErrorCode.AUTHENTICATION_REQUIRED: "No access token (Authorization header) or refresh cookie was sent.",
-    ErrorCode.INVALID_CREDENTIALS: "Wrong email or password (the same answer for unknown emails).",
-    ErrorCode.TOKEN_INVALID: "The token is malformed, forged, of the wrong type, or lacks a required claim.",
-    ErrorCode.TOKEN_EXPIRED: "The token has expired: refresh (access token) or sign in (refresh token).",
-    ErrorCode.SESSION_ENDED: "The token's session was signed out, revoked or expired, or its user is disabled.",
-    ErrorCode.REFRESH_TOKEN_REUSED: "An already-used refresh token was presented: the session was revoked.",
-    ErrorCode.CSRF_FAILED: "The X-CSRF-TOKEN header is missing or does not match the csrf_refresh_token.",
-    ErrorCode.INVALID_LINK: "A verification or reset link is invalid, expired or already used.",
-    ErrorCode.FORBIDDEN: "Signed in, but the role does not allow this.",
-    ErrorCode.EMAIL_TAKEN: "The email is already registered.",
-    ErrorCode.LAST_ADMIN: "The change would leave no active admin.",
-    ErrorCode.CONFLICT: "The request conflicts with the current state.",
-    ErrorCode.RATE_LIMITED: "Too many attempts; wait for `Retry-After` seconds.",
-    ErrorCode.INTERNAL_ERROR: "An unexpected failure on the server (logged, never shown).",
-    ErrorCode.SERVICE_UNAVAILABLE: "The database does not answer; retry after `Retry-After` seconds.",
-}
-
-# The ``error`` of an HTTP status when nothing more specific is known.
-_STATUS_ERRORS: dict[int, ErrorCode] = {
-    400: ErrorCode.BAD_REQUEST,
-    401: ErrorCode.AUTHENTICATION_REQUIRED,
-    403: ErrorCode.FORBIDDEN,
-    404: ErrorCode.NOT_FOUND,
-    405: ErrorCode.METHOD_NOT_ALLOWED,
-    409: ErrorCode.CONFLICT,
-    413: ErrorCode.PAYLOAD_TOO_LARGE,
-    414: ErrorCode.URI_TOO_LONG,
-    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-    422: ErrorCode.VALIDATION_FAILED,
-    429: ErrorCode.RATE_LIMITED,
-    431: ErrorCode.HEADERS_TOO_LARGE,
-    503: ErrorCode.SERVICE_UNAVAILABLE,
-}
-
-
-def error_code_for(status: int) -> ErrorCode:
-    """The generic ``error`` of an HTTP status."""
-    return _STATUS_ERRORS.get(status, ErrorCode.BAD_REQUEST if status < 500 else ErrorCode.INTERNAL_ERROR)
 
 
 class AppError(Exception):

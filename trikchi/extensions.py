@@ -5,12 +5,12 @@ from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
-from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from trikchi.auth.passwords import PasswordManager
+from trikchi.openapi import Api
 
 # Deterministic constraint names so that migrations can drop them on every backend.
 NAMING_CONVENTION = {

@@ -24,10 +24,14 @@ admin_required = role_required("admin")
 @admin_required
 @blp.arguments(UserQuerySchema, location="query")
 @blp.response(200, UserPageSchema)
-@blp.doc(security=BEARER)
+@blp.doc(operationId="listUsers", security=BEARER)
 @document_errors(blp, 401, 403)
 def list_users(args):
-    """Users, paginated; ``q`` searches email and name."""
+    """Users, paginated; ``q`` searches email and name.
+
+    Newest first, `per_page` at most 100. `q` matches a part of the email or the name (wildcards are
+    taken literally).
+    """
     return services.list_users(args["q"], args["page"], args["per_page"])
 
 
@@ -35,10 +39,15 @@ def list_users(args):
 @admin_required
 @blp.arguments(UserPatchSchema)
 @blp.response(200, AdminUserSchema)
-@blp.doc(security=BEARER)
+@blp.doc(operationId="updateUser", security=BEARER)
 @document_errors(blp, 400, 401, 403, 404, 409, 415)
 def update_user(args, user_id):
-    """Change a user's role and/or active flag (deactivation ends their sessions)."""
+    """Change a user's role and/or active flag (deactivation ends their sessions).
+
+    Send `role` and/or `is_active`. Deactivating ends every session of the user at once. The last
+    active admin can be neither demoted nor deactivated (409 `last_admin`). Each change is an audit
+    event.
+    """
     return services.update_user(current_user, user_id, client_info(), **args)
 
 
@@ -46,8 +55,12 @@ def update_user(args, user_id):
 @admin_required
 @blp.arguments(AuditQuerySchema, location="query")
 @blp.response(200, AuditPageSchema)
-@blp.doc(security=BEARER)
+@blp.doc(operationId="listAuditEvents", security=BEARER)
 @document_errors(blp, 401, 403)
 def audit(args):
-    """Auth events, newest first, filtered by user and/or type."""
+    """Auth events, newest first, filtered by user and/or type.
+
+    Sign-ins, failures, logouts, rotations, reuse detections, password and role changes, with time,
+    user, IP and user agent — never a password or a token.
+    """
     return services.list_events(args["user_id"], args["type"], args["page"], args["per_page"])

@@ -24,22 +24,28 @@ from trikchi.auth.schemas import (
 )
 from trikchi.auth.tokens import clear_refresh_cookies, current_session, token_response
 from trikchi.http import Blueprint, client_info, document_errors
+from trikchi.openapi import SET_REFRESH_COOKIES, refresh_parameters
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Registration, sign-in, sessions.")
 
 # Authentication runs first (right under @blp.route), so an anonymous caller gets
 # 401 before its body is even parsed.
 refresh_required = jwt_required(refresh=True, locations=["cookies"])
-REFRESH_COOKIE = [{"refreshCookie": [], "csrfHeader": []}]
 
 
 @blp.route("/register", methods=["POST"])
 @limits.register_attempts
 @blp.arguments(RegisterSchema)
 @blp.response(201, UserSchema)
+@blp.doc(operationId="register")
 @document_errors(blp, 400, 409, 413, 415, 429)
 def register(args):
-    """Create a customer account."""
+    """Create a customer account.
+
+    The email must be unused (case-insensitive; 409 `email_taken`); the password 8–128 characters,
+    not a common password, not the email. The account gets the `customer` role. Does not sign in:
+    call login next.
+    """
     return services.register_user(args["name"], args["email"], args["password"], client_info())
 
 
@@ -48,12 +54,17 @@ def register(args):
 @limits.login_failures_per_ip
 @limits.login_failures_per_email
 @blp.arguments(LoginSchema)
-@blp.response(
-    200, TokenSchema, headers={"Set-Cookie": {"description": "refresh_token and csrf_refresh_token"}}
-)
+@blp.response(200, TokenSchema, headers=SET_REFRESH_COOKIES)
+@blp.doc(operationId="login")
 @document_errors(blp, 400, 401, 413, 415, 429)
 def login(args):
-    """Sign in: the access token in the body, the refresh token in an HttpOnly cookie."""
+    """Sign in: the access token in the body, the refresh token in an HttpOnly cookie.
+
+    On success the body carries the access token (send it as `Authorization: Bearer`) and
+    `csrf_token`; the refresh token is set as the HttpOnly `refresh_token` cookie, with
+    `csrf_refresh_token` beside it. Wrong email and wrong password get the same 401
+    `invalid_credentials`. Attempts are rate limited per IP and per account.
+    """
     response = token_response(services.authenticate(args["email"], args["password"], client_info()))
     set_device_cookie(response, args["email"])
     return response
@@ -62,20 +73,30 @@ def login(args):
 @blp.route("/refresh_token", methods=["POST"])
 @limits.refresh_attempts
 @refresh_required
-@blp.response(200, TokenSchema)
-@blp.doc(security=REFRESH_COOKIE)
+@blp.response(200, TokenSchema, headers=SET_REFRESH_COOKIES)
+@blp.doc(operationId="refreshToken", parameters=refresh_parameters(required=True))
 @document_errors(blp, 401, 429)
 def refresh_token():
-    """Exchange the refresh cookie (single use) for a new access token and cookie."""
+    """Exchange the refresh cookie (single use) for a new access token and cookie.
+
+    Needs the `refresh_token` cookie and the `X-CSRF-TOKEN` header. Each refresh token works once:
+    the answer sets its successor. Presenting a used one again revokes the whole session (401
+    `refresh_token_reused`), except within a few seconds of its rotation, when it gets the session's
+    current token (two tabs refreshing at once).
+    """
     return token_response(services.rotate_refresh_token(get_jwt(), client_info()))
 
 
 @blp.route("/logout", methods=["POST"])
 @blp.response(200, MessageSchema)
-@blp.doc(security=[*REFRESH_COOKIE, {}])
+@blp.doc(operationId="logout", parameters=refresh_parameters(required=False))
 @document_errors(blp, 401)
 def logout():
-    """Sign out this device: revoke its session and delete the cookies (idempotent)."""
+    """Sign out this device: revoke its session and delete the cookies (idempotent).
+
+    Revokes the session of the refresh cookie (when one is sent, with its `X-CSRF-TOKEN` header) and
+    deletes the cookies. Succeeds without a cookie too, so it can always be called.
+    """
     claims = None
     if current_app.config["JWT_REFRESH_COOKIE_NAME"] in request.cookies:
         try:
@@ -92,20 +113,27 @@ def logout():
 @blp.route("/me", methods=["GET"])
 @access_required
 @blp.response(200, UserSchema)
-@blp.doc(security=BEARER)
+@blp.doc(operationId="getMe", security=BEARER)
 @document_errors(blp, 401)
 def me():
-    """The signed-in user."""
+    """The signed-in user.
+
+    Reads the user from the database on every call, so a revoked session or a disabled account is
+    refused at once.
+    """
     return current_user
 
 
 @blp.route("/sessions", methods=["GET"])
 @access_required
 @blp.response(200, SessionSchema(many=True))
-@blp.doc(security=BEARER)
+@blp.doc(operationId="listSessions", security=BEARER)
 @document_errors(blp, 401)
 def list_sessions():
-    """The caller's live sessions; ``current`` marks the one this token belongs to."""
+    """The caller's live sessions; ``current`` marks the one this token belongs to.
+
+    Every signed-in device of the caller that has not ended, most recently used first.
+    """
     current = current_session()
     return [
         {
@@ -124,10 +152,14 @@ def list_sessions():
 @blp.route("/sessions/<string:session_id>", methods=["DELETE"])
 @access_required
 @blp.response(204)
-@blp.doc(security=BEARER)
+@blp.doc(operationId="deleteSession", security=BEARER)
 @document_errors(blp, 401, 404)
 def delete_session(session_id):
-    """End one of the caller's sessions; its refresh token stops working at once."""
+    """End one of the caller's sessions; its refresh token stops working at once.
+
+    404 when the id is not one of the caller's sessions. Ending the current session also deletes its
+    cookies.
+    """
     services.revoke_session(current_user, session_id, client_info())
     current = current_session()
     response = current_app.response_class(status=204)
@@ -139,10 +171,13 @@ def delete_session(session_id):
 @blp.route("/logout_all", methods=["POST"])
 @access_required
 @blp.response(204)
-@blp.doc(security=BEARER)
+@blp.doc(operationId="logoutAll", security=BEARER)
 @document_errors(blp, 401)
 def logout_all():
-    """Sign out everywhere: revoke every session of the caller and delete the cookies."""
+    """Sign out everywhere: revoke every session of the caller and delete the cookies.
+
+    Ends every session of the caller, this one included, and deletes the cookies.
+    """
     current = current_session()
     services.logout_all(current_user, client_info(), current.id if current else None)
     return clear_refresh_cookies(current_app.response_class(status=204))
@@ -153,10 +188,14 @@ def logout_all():
 @access_required
 @blp.arguments(PasswordChangeSchema)
 @blp.response(204)
-@blp.doc(security=BEARER)
+@blp.doc(operationId="changePassword", security=BEARER)
 @document_errors(blp, 400, 401, 415, 429)
 def change_password(args):
-    """Change the password; every other session is signed out."""
+    """Change the password; every other session is signed out.
+
+    Needs the current password (422 naming `current_password` when it is wrong). The new one follows
+    the registration rules. This session stays signed in; every other one ends.
+    """
     current = current_session()
     services.change_password(
         current_user,
@@ -172,10 +211,14 @@ def change_password(args):
 @access_required
 @limits.verify_email_requests
 @blp.response(202, MessageSchema)
-@blp.doc(security=BEARER)
+@blp.doc(operationId="requestEmailVerification", security=BEARER)
 @document_errors(blp, 401, 429)
 def request_email_verification():
-    """Mail a single-use verification link to the signed-in user's address."""
+    """Mail a single-use verification link to the signed-in user's address.
+
+    The link is valid for `EMAIL_VERIFY_HOURS` and only for the current address. Nothing is sent
+    when the address is already verified.
+    """
     account.request_email_verification(current_user, client_info())
     return {"message": "If the address is not verified yet, a link is on its way."}
 
@@ -184,9 +227,14 @@ def request_email_verification():
 @limits.verify_email_requests
 @blp.arguments(LinkTokenSchema)
 @blp.response(200, UserSchema)
+@blp.doc(operationId="verifyEmail")
 @document_errors(blp, 400, 401, 413, 415, 429)
 def verify_email(args):
-    """Confirm the address with the token from the mailed link."""
+    """Confirm the address with the token from the mailed link.
+
+    The token comes from the mailed link. It works once, and not after the email has changed (401
+    `invalid_link`).
+    """
     return account.verify_email(args["token"], client_info())
 
 
@@ -195,9 +243,14 @@ def verify_email(args):
 @limits.password_reset_requests_per_email
 @blp.arguments(PasswordResetRequestSchema)
 @blp.response(202, MessageSchema)
+@blp.doc(operationId="requestPasswordReset")
 @document_errors(blp, 400, 413, 415, 429)
 def request_password_reset(args):
-    """Mail a reset link; the answer is the same whether or not the address exists."""
+    """Mail a reset link; the answer is the same whether or not the address exists.
+
+    Answers 202 whether or not an account exists for the address, in the same time, so the answer
+    tells nothing about who has an account.
+    """
     account.request_password_reset(args["email"], client_info())
     return {"message": "If an account exists for this address, a reset link is on its way."}
 
@@ -206,8 +259,13 @@ def request_password_reset(args):
 @limits.password_reset_requests
 @blp.arguments(PasswordResetSchema)
 @blp.response(204)
+@blp.doc(operationId="resetPassword")
 @document_errors(blp, 400, 401, 413, 415, 429)
 def reset_password(args):
-    """Set a new password with the token from the mailed link; every session ends."""
+    """Set a new password with the token from the mailed link; every session ends.
+
+    The token comes from the mailed link and works once (it dies when the password changes). Every
+    session of the account ends.
+    """
     account.reset_password(args["token"], args["new_password"], client_info())
     return current_app.response_class(status=204)

@@ -23,16 +23,26 @@ class StatusSchema(Schema):
 
 @blp.route("/healthz", methods=["GET"])
 @blp.response(200, StatusSchema)
+@blp.doc(operationId="getHealth")
 def healthz():
-    """The process is alive (touches nothing else)."""
+    """The process is alive (touches nothing else).
+
+    For liveness probes: answers 200 as long as the process serves requests, whatever the database
+    does.
+    """
     return {"status": "ok"}
 
 
 @blp.route("/readyz", methods=["GET"])
 @blp.response(200, StatusSchema)
+@blp.doc(operationId="getReadiness")
 @document_errors(blp, 503)
 def readyz():
-    """The database answers."""
+    """The database answers.
+
+    For readiness probes and load balancers: 200 when the database answers a query, else 503 with
+    `Retry-After`.
+    """
     try:
         db.session.execute(text("SELECT 1"))
     except SQLAlchemyError:
