@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test bench web lint format system-deps clean
+.PHONY: run test bench web lint format system-deps node-deps clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,16 @@ $(VENV)/.runtime: requirements.txt
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
+
+# Spectral (OpenAPI lint) from npm, exactly as package-lock.json says; again only when the
+# lockfile or package.json is newer than what npm ci last installed.
+node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20 and npm" >&2; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+## node-deps: the npm tools the tests use (Spectral)
+node-deps: node_modules/.package-lock.json
 
 ## run: install, migrate the embedded SQLite database, start the development server
 run: $(VENV)/.runtime
@@ -39,7 +49,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 
 ## test: lint, then the whole suite on SQLite and on a throwaway PostgreSQL server
-test: $(VENV)/.dev system-deps lint
+test: $(VENV)/.dev node-deps system-deps lint
 	$(BIN)/python -m pytest
 
 ## bench: the service under gunicorn (production settings) on SQLite and PostgreSQL, driven by wrk
@@ -52,4 +62,4 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache
