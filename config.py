@@ -20,6 +20,7 @@ BASE_DIR = Path(__file__).resolve().parent
 load_dotenv(BASE_DIR / ".env")
 
 MIN_SECRET_BYTES = 32
+ACCESS_TOKEN_ALGORITHMS = ("HS256", "ES256", "EdDSA", "RS256")
 
 
 class ConfigError(RuntimeError):
@@ -159,9 +160,20 @@ class Config:
 
         # flask-jwt-extended: access tokens only in the Authorization header,
         # refresh tokens only in an HttpOnly cookie with a double-submit CSRF cookie.
-        self.JWT_ALGORITHM = "HS256"
-        self.JWT_DECODE_ALGORITHMS = ["HS256"]
+        # Access tokens: HS256 under JWT_SECRET_KEY (the seed's), or ES256/EdDSA/RS256 with the
+        # current key of the key set (SPEC §7). Refresh tokens are HS256 in every mode.
+        self.JWT_ALGORITHM = env_str("JWT_ALGORITHM", "HS256")
+        if self.JWT_ALGORITHM not in ACCESS_TOKEN_ALGORITHMS:
+            raise ConfigError(f"JWT_ALGORITHM must be one of {', '.join(ACCESS_TOKEN_ALGORITHMS)}")
         self.JWT_DECODE_LEEWAY = 5
+        # iss on every token (the public URL of the service when other services verify them).
+        self.JWT_ISSUER = env_str("JWT_ISSUER", "trikchi")
+        # aud on every token and required on decode, when set.
+        self.JWT_AUDIENCE = env_str("JWT_AUDIENCE")
+        self.JWKS_MAX_AGE_SECONDS = env_int("JWKS_MAX_AGE_SECONDS", 600)
+        self.KEYS_RELOAD_SECONDS = env_int("KEYS_RELOAD_SECONDS", 30, 1)
+        # Encrypts private signing keys at rest; comma-separated: the first encrypts, all decrypt.
+        self.SIGNING_KEYS_SECRET = env_list("SIGNING_KEYS_SECRET")
         self.JWT_TOKEN_LOCATION = ["headers", "cookies"]
         self.JWT_HEADER_NAME = "Authorization"
         self.JWT_HEADER_TYPE = "Bearer"
@@ -209,6 +221,14 @@ class Config:
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the variable when a setting is unusable."""
+        if self.JWT_ALGORITHM != "HS256":
+            if not self.SIGNING_KEYS_SECRET:
+                raise ConfigError(
+                    f"SIGNING_KEYS_SECRET must be set when JWT_ALGORITHM is {self.JWT_ALGORITHM}"
+                    " (it encrypts the private signing keys stored in the database)"
+                )
+            if any(len(secret.encode()) < MIN_SECRET_BYTES for secret in self.SIGNING_KEYS_SECRET):
+                raise ConfigError(f"SIGNING_KEYS_SECRET must be at least {MIN_SECRET_BYTES} bytes")
 
 
 class DevelopmentConfig(Config):
@@ -246,6 +266,8 @@ class TestingConfig(DevelopmentConfig):
         self.ARGON2_MEMORY_COST = env_int("ARGON2_MEMORY_COST", 8, 8)
         self.ARGON2_PARALLELISM = env_int("ARGON2_PARALLELISM", 1, 1)
         self.LOG_LEVEL = env_str("LOG_LEVEL", "WARNING")
+        # Tests may run asymmetric modes without configuring a key-encryption secret.
+        self.SIGNING_KEYS_SECRET = self.SIGNING_KEYS_SECRET or [self.SECRET_KEY]
 
 
 class ProductionConfig(Config):
@@ -256,6 +278,7 @@ class ProductionConfig(Config):
 
     def validate(self) -> None:
         """Refuse to start without strong signing keys."""
+        super().validate()
         for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
             value = getattr(self, name)
             if not value:

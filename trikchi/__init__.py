@@ -79,12 +79,15 @@ def register_extensions(app: Flask) -> None:
     """Bind the extension instances to this app."""
     from trikchi.auth import tokens
     from trikchi.extensions import api, cors, db, jwt, limiter, migrate, passwords
+    from trikchi.keys import ring as key_ring
     from trikchi.mail import init_mail
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), compare_type=True)
+    tokens.configure_jwt(app)
     jwt.init_app(app)
     tokens.register_jwt_callbacks(jwt)
+    key_ring.init_app(app)
     passwords.init_app(app)
     init_mail(app)
     limiter.init_app(app)
@@ -111,6 +114,7 @@ def register_blueprints(app: Flask) -> None:
     from trikchi.admin.routes import blp as admin_blp
     from trikchi.auth.routes import blp as auth_blp
     from trikchi.extensions import api
+    from trikchi.keys.routes import blp as keys_blp
     from trikchi.ops.routes import blp as ops_blp
     from trikchi.ops.routes import register_swagger_assets
 
@@ -119,6 +123,7 @@ def register_blueprints(app: Flask) -> None:
     )
     api.register_blueprint(auth_blp)
     api.register_blueprint(admin_blp)
+    api.register_blueprint(keys_blp)
     api.register_blueprint(ops_blp)
     register_swagger_assets(app)
 

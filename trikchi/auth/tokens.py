@@ -1,18 +1,23 @@
-"""Everything flask-jwt-extended: token minting, cookies, loaders and error callbacks."""
+"""Tokens: minting (PyJWT), and flask-jwt-extended's verification, cookies, loaders and errors.
+
+trikchi mints both kinds itself so that each gets its own algorithm: access
+tokens HS256 under ``JWT_SECRET_KEY`` or signed with the current key of the key
+set (``kid`` in the header), refresh tokens always HS256 — only trikchi reads
+them. flask-jwt-extended verifies them: ``_decode_key`` picks the key by ``kid``
+and pins its algorithm before PyJWT checks signature, ``exp``, ``nbf``, ``iss`` and ``aud``.
+"""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
+import jwt as pyjwt
 from flask import Flask, Response, current_app, g, jsonify
-from flask_jwt_extended import (
-    JWTManager,
-    create_access_token,
-    create_refresh_token,
-    set_refresh_cookies,
-    unset_refresh_cookies,
-)
+from flask_jwt_extended import JWTManager, set_refresh_cookies, unset_refresh_cookies
+from flask_jwt_extended.exceptions import JWTDecodeError
 from sqlalchemy import bindparam, select
 
 from trikchi.auth import claims as token_claims
@@ -20,6 +25,8 @@ from trikchi.auth.digests import keyed_digest
 from trikchi.auth.models import AuthSession, User
 from trikchi.errors import ErrorCode, error_response
 from trikchi.extensions import db
+from trikchi.keys import ring
+from trikchi.keys.material import ASYMMETRIC_ALGORITHMS
 
 
 @dataclass(frozen=True)
@@ -54,17 +61,18 @@ def issue_token_pair(
 ) -> TokenPair:
     """Mint an access token and the refresh token ``refresh_jti`` of ``session``."""
     access_lifetime = app.config["JWT_ACCESS_TOKEN_EXPIRES"]
-    access = create_access_token(
-        identity=str(user.id),
-        additional_claims={"role": user.role, "sid": session.id},
-        expires_delta=access_lifetime,
+    access = _encode_access(
+        app,
+        _claims(app, user.id, token_claims.ACCESS, str(uuid.uuid4()), now, access_lifetime)
+        | {"role": user.role, "sid": session.id},
     )
     refresh_lifetime = refresh_expires_at - now
     csrf = session_csrf_token(app, session.id)
-    refresh = create_refresh_token(
-        identity=str(user.id),
-        additional_claims={"sid": session.id, "jti": refresh_jti, "csrf": csrf},
-        expires_delta=refresh_lifetime,
+    refresh = pyjwt.encode(
+        _claims(app, user.id, token_claims.REFRESH, refresh_jti, now, refresh_lifetime)
+        | {"sid": session.id, "csrf": csrf},
+        app.config["JWT_SECRET_KEY"],
+        algorithm="HS256",
     )
     return TokenPair(
         access_token=access,
@@ -74,6 +82,34 @@ def issue_token_pair(
         user_id=user.id,
         csrf_token=csrf,
     )
+
+
+def _claims(
+    app: Flask, user_id: int, token_type: str, jti: str, now: datetime, lifetime: timedelta
+) -> dict[str, Any]:
+    """The registered claims every trikchi token carries (see ``auth.claims``)."""
+    issued = int(now.timestamp())
+    claims: dict[str, Any] = {
+        "iss": app.config["JWT_ISSUER"],
+        "sub": str(user_id),
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + int(lifetime.total_seconds()),
+        "jti": jti,
+        "type": token_type,
+        "fresh": False,
+    }
+    if app.config["JWT_AUDIENCE"]:
+        claims["aud"] = app.config["JWT_AUDIENCE"]
+    return claims
+
+
+def _encode_access(app: Flask, claims: dict[str, Any]) -> str:
+    """Sign an access token: HS256 under JWT_SECRET_KEY, or the current key with its kid."""
+    if not ring.is_asymmetric(app):
+        return pyjwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256")
+    key = ring.key_ring(app).signing_key()
+    return pyjwt.encode(claims, key.key, algorithm=key.alg, headers={"kid": key.kid})
 
 
 def session_csrf_token(app: Flask, session_id: str) -> str:
@@ -120,14 +156,41 @@ _USER_AND_SESSION = (
 )
 
 
-def _decode_key(header: dict, payload: dict) -> str:
+def _decode_key(header: dict, payload: dict) -> Any:
     """The key that verifies this token, after refusing a malformed header or payload.
 
-    Runs before the signature check, on the unverified token: it only ever refuses.
+    Runs before the signature check, on the unverified token, and only ever refuses:
+    an asymmetric token must name a published key and use exactly that key's
+    algorithm; a token without ``kid`` must be HS256, and in an asymmetric mode only
+    a refresh token may be (an HS256 access token "signed" with a public key is refused).
     """
     token_claims.check_header(header)
     token_claims.check_claims(payload)
+    alg = header.get("alg")
+    if "kid" in header:
+        kid = header["kid"]
+        if not ring.is_asymmetric() or not isinstance(kid, str) or alg not in ASYMMETRIC_ALGORITHMS:
+            raise JWTDecodeError("unexpected kid")
+        key = ring.key_ring().verification_key(kid)
+        if key is None or key.alg != alg:
+            raise JWTDecodeError("unknown kid or algorithm")
+        return key.key
+    if alg != "HS256" or (ring.is_asymmetric() and payload.get("type") != token_claims.REFRESH):
+        raise JWTDecodeError("unexpected algorithm")
     return current_app.config["JWT_SECRET_KEY"]
+
+
+def configure_jwt(app: Flask) -> None:
+    """flask-jwt-extended's decode settings, derived from trikchi's (after any overrides)."""
+    asymmetric = ring.is_asymmetric(app)
+    app.config["JWT_DECODE_ALGORITHMS"] = ["HS256", *ASYMMETRIC_ALGORITHMS] if asymmetric else ["HS256"]
+    app.config["JWT_DECODE_ISSUER"] = app.config["JWT_ISSUER"]
+    app.config["JWT_DECODE_AUDIENCE"] = app.config["JWT_AUDIENCE"] or None
+    if asymmetric and app.config["JWT_ISSUER"] == "trikchi":
+        app.logger.warning(
+            "JWT_ISSUER is the default 'trikchi': set it to this service's public URL so that"
+            " other services find the keys from the issuer"
+        )
 
 
 def _load_user(_header: dict, payload: dict) -> User | None:

@@ -1,0 +1,49 @@
+"""The signing keys table: one row per key, from standby to retired."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from trikchi.database import UTCDateTime, utcnow
+from trikchi.extensions import db
+
+STANDBY = "standby"  # published in the JWKS, not signing yet
+CURRENT = "current"  # signs every new access token (exactly one)
+PREVIOUS = "previous"  # published so that its tokens keep verifying until they expire
+RETIRED = "retired"  # gone from the JWKS; its tokens are refused
+STATES = (STANDBY, CURRENT, PREVIOUS, RETIRED)
+PUBLISHED = (STANDBY, CURRENT, PREVIOUS)
+
+
+class SigningKey(db.Model):
+    """An asymmetric access-token signing key; the private half is stored encrypted."""
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (
+        # At most one current key, enforced by the database (two workers racing at first start).
+        Index(
+            "uq_signing_keys_one_current",
+            "state",
+            unique=True,
+            sqlite_where=text("state = 'current'"),
+            postgresql_where=text("state = 'current'"),
+        ),
+    )
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(10), index=True)
+    # The public JWK (kty, crv/x/y or n/e); never any private parameter.
+    public_jwk: Mapped[dict] = mapped_column(JSON)
+    # PKCS#8 PEM of the private key, encrypted with Fernet under SIGNING_KEYS_SECRET.
+    private_key_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    def __repr__(self) -> str:
+        return f"<SigningKey {self.kid} {self.alg} {self.state}>"
