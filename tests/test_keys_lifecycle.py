@@ -1,0 +1,185 @@
+"""SPEC §7: the key life cycle's safety checks, its audit events, and private keys kept private."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from config import ConfigError, load_config
+from tests.conftest import PASSWORD, make_app
+from trikchi.auth.models import AuthEvent
+from trikchi.database import utcnow
+from trikchi.extensions import db
+from trikchi.keys import material, ring, services
+from trikchi.keys.models import CURRENT, PREVIOUS, RETIRED, STANDBY, SigningKey
+
+PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k"}
+
+
+@pytest.fixture
+def es256_app(database_url, monkeypatch):
+    monkeypatch.setenv("JWT_ALGORITHM", "ES256")
+    monkeypatch.setenv("JWT_ISSUER", "https://auth.trikchi.test")
+    app = make_app(database_url)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def states(app) -> dict[str, str]:
+    with app.app_context():
+        return {key.kid: key.state for key in db.session.scalars(select(SigningKey))}
+
+
+def run(app, *args):
+    return app.test_cli_runner().invoke(args=["keys", *args])
+
+
+def test_first_request_creates_one_current_key_even_when_asked_twice(es256_app):
+    with es256_app.app_context():
+        services.ensure_current_key()
+        services.ensure_current_key()
+    assert list(states(es256_app).values()) == [CURRENT]
+    assert es256_app.test_client().get("/.well-known/jwks.json").json["keys"][0]["alg"] == "ES256"
+
+
+def test_life_cycle_and_its_safety_checks(es256_app):
+    es256_app.test_client().get("/healthz")  # first request: the current key
+    (first,) = states(es256_app)
+
+    assert "no standby key" in run(es256_app, "rotate").output
+    added = run(es256_app, "add", "--alg", "EdDSA")
+    assert added.exit_code == 0, added.output
+    again = run(es256_app, "add")
+    assert again.exit_code != 0 and "standby key already" in again.output
+    (second,) = set(states(es256_app)) - {first}
+    assert states(es256_app)[second] == STANDBY
+
+    early = run(es256_app, "rotate")
+    assert early.exit_code != 0 and "wait" in early.output
+    with es256_app.app_context():
+        current, previous = services.rotate(now=utcnow() + timedelta(seconds=601))
+        assert (current.kid, previous.kid) == (second, first)
+    assert states(es256_app) == {first: PREVIOUS, second: CURRENT}
+
+    assert "rotate to a new key first" in run(es256_app, "retire", second).output
+    assert "no key" in run(es256_app, "retire", "nope").output
+    early = run(es256_app, "retire", first)
+    assert early.exit_code != 0 and "valid until" in early.output
+    with es256_app.app_context():
+        services.retire(first, now=utcnow() + timedelta(minutes=30))  # after the rotation + 15 min
+    assert states(es256_app) == {first: RETIRED, second: CURRENT}
+    assert "retired already" in run(es256_app, "retire", first, "--force").output
+
+    listing = run(es256_app, "list").output
+    assert first in listing and "retired" in listing and "EdDSA" in listing
+
+    with es256_app.app_context():
+        events = db.session.scalars(select(AuthEvent).where(AuthEvent.type.like("signing_key%"))).all()
+    assert [e.type for e in events] == [
+        "signing_key_added",
+        "signing_key_added",
+        "signing_key_rotated",
+        "signing_key_retired",
+    ]
+    for event in events:
+        assert event.user_id is None and not PRIVATE_MEMBERS & set(event.details)
+        assert "PRIVATE" not in json.dumps(event.details)
+
+
+def test_jwks_shows_standby_current_previous_but_never_private_parts_or_retired_keys(es256_app):
+    client = es256_app.test_client()
+    client.get("/healthz")
+    (first,) = states(es256_app)
+    run(es256_app, "add")
+
+    def published() -> list[dict]:
+        with es256_app.app_context():
+            ring.key_ring(es256_app).reload()  # as every worker does within KEYS_RELOAD_SECONDS
+        response = client.get("/.well-known/jwks.json")
+        assert response.headers["Cache-Control"] == "public, max-age=600"
+        return response.json["keys"]
+
+    keys = published()
+    assert len(keys) == 2  # standby and current
+    for key in keys:
+        assert set(key) == {"kty", "crv", "x", "y", "kid", "alg", "use"} and key["use"] == "sig"
+    run(es256_app, "rotate", "--force")
+    assert {key["kid"] for key in published()} == set(states(es256_app))  # current and previous
+    run(es256_app, "retire", first, "--force")
+    assert first not in {key["kid"] for key in published()}
+    discovery = client.get("/.well-known/openid-configuration").json
+    assert discovery["issuer"] == "https://auth.trikchi.test"
+    assert discovery["jwks_uri"] == "https://auth.trikchi.test/.well-known/jwks.json"
+
+
+def test_private_keys_are_encrypted_at_rest_and_need_the_secret(es256_app):
+    es256_app.test_client().get("/healthz")
+    with es256_app.app_context():
+        key = db.session.scalar(select(SigningKey))
+        assert "PRIVATE" not in key.private_key_encrypted and not PRIVATE_MEMBERS & set(key.public_jwk)
+        secrets = es256_app.config["SIGNING_KEYS_SECRET"]
+        assert material.decrypt(key.private_key_encrypted, secrets)
+        with pytest.raises(material.KeyDecryptionError):
+            material.decrypt(key.private_key_encrypted, ["another-secret-" + "x" * 32])
+        # Rotating the encryption secret: the new one first, the old one still decrypts.
+        es256_app.config["SIGNING_KEYS_SECRET"] = ["new-secret-" + "n" * 32, *secrets]
+    assert run(es256_app, "reencrypt").exit_code == 0
+    with es256_app.app_context():
+        key = db.session.scalar(select(SigningKey))
+        assert material.decrypt(key.private_key_encrypted, ["new-secret-" + "n" * 32])
+
+
+def test_no_key_material_in_answers_or_logs(es256_app, caplog):
+    client = es256_app.test_client()
+    with caplog.at_level(logging.DEBUG):
+        client.post("/auth/register", json={"name": "Ada", "email": "ada@example.com", "password": PASSWORD})
+        login = client.post("/auth/login", json={"email": "ada@example.com", "password": PASSWORD})
+        run(es256_app, "add")
+        with es256_app.app_context():
+            services.rotate(force=True)
+            ring.key_ring(es256_app).reload()
+    assert login.status_code == 200
+    with es256_app.app_context():
+        ciphertexts = [k.private_key_encrypted for k in db.session.scalars(select(SigningKey))]
+    everything = (
+        caplog.text + login.get_data(as_text=True) + client.get("/.well-known/jwks.json").get_data(True)
+    )
+    assert "PRIVATE KEY" not in everything
+    for ciphertext in ciphertexts:
+        assert ciphertext[:40] not in everything
+
+
+def test_hs256_mode_publishes_no_keys(client):
+    assert client.get("/.well-known/jwks.json").json == {"keys": []}
+    assert client.get("/.well-known/openid-configuration").json["issuer"] == "trikchi"
+
+
+def test_settings_are_checked(monkeypatch):
+    monkeypatch.setenv("JWT_ALGORITHM", "HS512")
+    with pytest.raises(ConfigError, match="JWT_ALGORITHM"):
+        load_config("testing")
+    monkeypatch.setenv("JWT_ALGORITHM", "EdDSA")
+    monkeypatch.setenv("SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("JWT_SECRET_KEY", "j" * 40)
+    monkeypatch.delenv("SIGNING_KEYS_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="SIGNING_KEYS_SECRET"):
+        load_config("production")
+    monkeypatch.setenv("SIGNING_KEYS_SECRET", "short")
+    with pytest.raises(ConfigError, match="SIGNING_KEYS_SECRET"):
+        load_config("production")
+    monkeypatch.setenv("SIGNING_KEYS_SECRET", "k" * 40)
+    assert load_config("production").JWT_ALGORITHM == "EdDSA"
+
+
+def test_default_issuer_in_an_asymmetric_mode_warns_but_starts(database_url, monkeypatch, caplog):
+    monkeypatch.setenv("JWT_ALGORITHM", "EdDSA")
+    with caplog.at_level(logging.WARNING):
+        app = make_app(database_url)
+    assert "JWT_ISSUER" in caplog.text
+    assert app.test_client().get("/healthz").status_code == 200
