@@ -129,7 +129,7 @@ def test_rotation_across_two_instances_signs_nobody_out(backend, instances, data
 
     added = flask_keys(env, "add")
     assert added.returncode == 0, added.stderr
-    new_kid = next(k for k in flask_keys(env, "list").stdout.split() if k not in {first_kid} and len(k) == 43)
+    new_kid = next(k for k in flask_keys(env, "list").stdout.split() if k != first_kid and len(k) == 32)
     # Published everywhere before it signs anywhere.
     wait_until(lambda: published(a) == published(b) == {first_kid, new_kid}, RELOAD_SECONDS + 3)
     assert kid_of(browser.refresh(a)) == first_kid

@@ -183,3 +183,11 @@ def test_default_issuer_in_an_asymmetric_mode_warns_but_starts(database_url, mon
         app = make_app(database_url)
     assert "JWT_ISSUER" in caplog.text
     assert app.test_client().get("/healthz").status_code == 200
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_kids_are_hex_so_the_cli_takes_them_as_they_are():
+    for alg in material.ASYMMETRIC_ALGORITHMS:
+        kid = material.thumbprint(material.public_jwk(material.generate(alg), alg))
+        assert len(kid) == 32 and int(kid, 16) >= 0

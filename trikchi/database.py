@@ -53,6 +53,8 @@ def configure_engine_options(app: Flask) -> None:
         # Several gunicorn workers write to one file: wait for the lock rather than
         # failing with "database is locked".
         connect_args.setdefault("timeout", app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000)
+        # A file cannot drop a connection: pinging it before each checkout only cost a query.
+        options["pool_pre_ping"] = False
     elif url.get_backend_name() == "postgresql":
         connect_args.setdefault("connect_timeout", app.config["DATABASE_CONNECT_TIMEOUT"])
         options.setdefault("pool_size", 5)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from flask_jwt_extended import current_user
-
 from trikchi.admin import services
 from trikchi.admin.schemas import (
     AdminUserSchema,
@@ -13,7 +11,7 @@ from trikchi.admin.schemas import (
     UserPatchSchema,
     UserQuerySchema,
 )
-from trikchi.auth.guards import BEARER, role_required
+from trikchi.auth.guards import BEARER, current_user, role_required
 from trikchi.http import Blueprint, client_info, document_errors
 
 blp = Blueprint("admin", __name__, url_prefix="/admin", description="Staff administration (role admin).")

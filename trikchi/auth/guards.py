@@ -1,19 +1,92 @@
-"""View guards: a valid access token, optionally with a role."""
+"""View guards: a valid access token (from the Authorization header only), optionally with a role.
+
+``access_required`` verifies the token once (``tokens.verify_access_token``) and
+checks, in one query, that its user is active and its session not revoked — so a
+logout, a logout everywhere, theft detection or a deactivation stop the access
+token at once. The caller is then ``current_user``: a plain record of the user row
+read by that query (not an ORM object: building one cost more than the query).
+Views that change the user load the ORM object themselves (``current_user_model``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
-from flask_jwt_extended import current_user, jwt_required
+from flask import current_app, g, request
+from sqlalchemy import bindparam, select
+from werkzeug.local import LocalProxy
 
-from trikchi.errors import Forbidden
+from trikchi.auth import claims as token_claims
+from trikchi.auth.models import AuthSession, User
+from trikchi.auth.tokens import verify_access_token
+from trikchi.errors import ErrorCode, Forbidden, Unauthorized
+from trikchi.extensions import db
 
-# Access tokens only from the Authorization header (never cookies or query strings).
-access_required = jwt_required(locations=["headers"])
 # The OpenAPI security requirement of views guarded by access_required / role_required.
 BEARER = [{"bearerAuth": []}]
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentUser:
+    """The signed-in user of this request, as the guard read it, and the token's session."""
+
+    id: int
+    name: str
+    email: str
+    role: str
+    email_verified: bool
+    created_at: datetime
+    session_id: str
+
+
+# Built once: constructing the statement per request cost more than running it.
+_LIVE_USER = (
+    select(User.id, User.name, User.email, User.role, User.email_verified, User.created_at)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(
+        User.id == bindparam("user_id"),
+        User.is_active.is_(True),
+        AuthSession.id == bindparam("session_id"),
+        AuthSession.revoked_at.is_(None),
+    )
+)
+
+
+def _bearer_token() -> str:
+    header = request.headers.get(current_app.config["JWT_HEADER_NAME"], "")
+    scheme, _, token = header.partition(" ")
+    if scheme != current_app.config["JWT_HEADER_TYPE"] or not token or " " in token:
+        raise Unauthorized("Authentication required.", error=ErrorCode.AUTHENTICATION_REQUIRED)
+    return token
+
+
+def authenticate_request() -> CurrentUser:
+    """Verify the bearer token and load its live user and session; ``Unauthorized`` otherwise."""
+    claims = verify_access_token(_bearer_token())
+    user_id = token_claims.user_id(claims)
+    session_id = claims["sid"]
+    # Core on the session's connection: the ORM's execution layer cost more than the query.
+    row = db.session.connection().execute(_LIVE_USER, {"user_id": user_id, "session_id": session_id}).first()
+    if row is None:
+        raise Unauthorized("The session has ended; sign in again.", error=ErrorCode.SESSION_ENDED)
+    user = CurrentUser(*row, session_id=session_id)
+    g.trikchi_user = user
+    return user
+
+
+def access_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """401 unless the request carries a valid access token of a live session."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        authenticate_request()
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 def role_required(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -23,10 +96,26 @@ def role_required(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             # The role is read from the database row, not the token: a demotion applies at once.
-            if current_user.role != role:
+            if authenticate_request().role != role:
                 raise Forbidden(f"This needs the {role} role.")
             return view(*args, **kwargs)
 
-        return access_required(wrapper)
+        return wrapper
 
     return decorator
+
+
+current_user = cast(CurrentUser, LocalProxy(lambda: g.trikchi_user))
+
+
+def current_user_record() -> CurrentUser:
+    """The signed-in user itself (not the proxy: serialising through it cost a lookup per field)."""
+    return g.trikchi_user
+
+
+def current_user_model() -> User:
+    """The ORM object of the signed-in user, for views that change it."""
+    user = db.session.get(User, g.trikchi_user.id)
+    if user is None:  # deleted between the guard's query and now
+        raise Unauthorized("The session has ended; sign in again.", error=ErrorCode.SESSION_ENDED)
+    return user

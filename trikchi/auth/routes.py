@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from flask import current_app, jsonify, request
-from flask_jwt_extended import current_user, get_jwt, jwt_required, verify_jwt_in_request
+from flask_jwt_extended import get_jwt, jwt_required, verify_jwt_in_request
 from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 from jwt.exceptions import PyJWTError
 
 from trikchi.auth import account, limits, services
 from trikchi.auth.devices import set_device_cookie
-from trikchi.auth.guards import BEARER, access_required
+from trikchi.auth.guards import (
+    BEARER,
+    access_required,
+    current_user,
+    current_user_model,
+    current_user_record,
+)
 from trikchi.auth.schemas import (
     LinkTokenSchema,
     LoginSchema,
@@ -22,7 +28,7 @@ from trikchi.auth.schemas import (
     TokenSchema,
     UserSchema,
 )
-from trikchi.auth.tokens import clear_refresh_cookies, current_session, token_response
+from trikchi.auth.tokens import clear_refresh_cookies, token_response
 from trikchi.http import Blueprint, client_info, document_errors
 from trikchi.openapi import SET_REFRESH_COOKIES, refresh_parameters
 
@@ -121,7 +127,7 @@ def me():
     Reads the user from the database on every call, so a revoked session or a disabled account is
     refused at once.
     """
-    return current_user
+    return current_user_record()
 
 
 @blp.route("/sessions", methods=["GET"])
@@ -134,7 +140,7 @@ def list_sessions():
 
     Every signed-in device of the caller that has not ended, most recently used first.
     """
-    current = current_session()
+    current = current_user.session_id
     return [
         {
             "id": s.id,
@@ -143,7 +149,7 @@ def list_sessions():
             "expires_at": s.expires_at,
             "user_agent": s.user_agent,
             "ip": s.ip,
-            "current": current is not None and s.id == current.id,
+            "current": s.id == current,
         }
         for s in services.list_sessions(current_user)
     ]
@@ -161,9 +167,8 @@ def delete_session(session_id):
     cookies.
     """
     services.revoke_session(current_user, session_id, client_info())
-    current = current_session()
     response = current_app.response_class(status=204)
-    if current is not None and current.id == session_id:
+    if current_user.session_id == session_id:
         clear_refresh_cookies(response)
     return response
 
@@ -178,8 +183,7 @@ def logout_all():
 
     Ends every session of the caller, this one included, and deletes the cookies.
     """
-    current = current_session()
-    services.logout_all(current_user, client_info(), current.id if current else None)
+    services.logout_all(current_user, client_info(), current_user.session_id)
     return clear_refresh_cookies(current_app.response_class(status=204))
 
 
@@ -196,13 +200,12 @@ def change_password(args):
     Needs the current password (422 naming `current_password` when it is wrong). The new one follows
     the registration rules. This session stays signed in; every other one ends.
     """
-    current = current_session()
     services.change_password(
-        current_user,
+        current_user_model(),
         args["current_password"],
         args["new_password"],
         client_info(),
-        current.id if current else None,
+        current_user.session_id,
     )
     return current_app.response_class(status=204)
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from trikchi.auth.models import AuthEvent, AuthSession, RefreshToken, User
@@ -70,16 +70,24 @@ def record_event(
             "ip": client.ip if client else None,
         },
     )
-    db.session.add(
-        AuthEvent(
-            type=type_,
-            user_id=user_id,
-            session_id=session_id,
-            ip=client.ip if client else None,
-            user_agent=client.user_agent if client else None,
-            details=details,
-        )
+    # One INSERT on the transaction's connection (the ORM's unit of work cost more than the
+    # row); pending ORM changes are flushed first so that the event can refer to them.
+    db.session.flush()
+    db.session.connection().execute(
+        _INSERT_EVENT,
+        {
+            "created_at": utcnow(),
+            "type": type_,
+            "user_id": user_id,
+            "session_id": session_id,
+            "ip": client.ip if client else None,
+            "user_agent": client.user_agent if client else None,
+            "details": details,
+        },
     )
+
+
+_INSERT_EVENT = insert(AuthEvent.__table__)
 
 
 def register_user(
@@ -134,9 +142,49 @@ def authenticate(email: str, password: str, client: ClientInfo) -> TokenPair:
     db.session.flush()
     token = _new_refresh_token(session, None, now)
     record_event(Events.LOGIN_SUCCEEDED, client, user_id=user.id, session_id=session.id)
-    pair = issue_token_pair(current_app, user, session, token.jti, token.expires_at, now)
+    pair = issue_token_pair(current_app, user.id, user.role, session.id, token.jti, token.expires_at, now)
     db.session.commit()
     return pair
+
+
+# The refresh path in Core, statements built once: the ORM's unit of work and lazy loads
+# were most of a refresh (see README, Performance).
+_REFRESH_STATE = (
+    select(
+        AuthSession.user_id,
+        AuthSession.expires_at,
+        AuthSession.absolute_expires_at,
+        AuthSession.revoked_at,
+        User.role,
+        User.is_active,
+    )
+    .join(User, User.id == AuthSession.user_id)
+    .where(AuthSession.id == bindparam("session_id"))
+)
+_CONSUME = (
+    update(RefreshToken.__table__)
+    .where(
+        RefreshToken.jti == bindparam("b_jti"),
+        RefreshToken.session_id == bindparam("b_session_id"),
+        RefreshToken.used_at.is_(None),
+    )
+    .values(used_at=bindparam("now"))
+)
+_INSERT_TOKEN = insert(RefreshToken.__table__)
+_TOUCH_SESSION = (
+    update(AuthSession.__table__)
+    .where(AuthSession.id == bindparam("b_session_id"))
+    .values(last_used_at=bindparam("now"), expires_at=bindparam("b_expires_at"))
+)
+_CONSUMED_AT = select(RefreshToken.used_at).where(
+    RefreshToken.jti == bindparam("b_jti"), RefreshToken.session_id == bindparam("b_session_id")
+)
+_LIVE_TOKEN = (
+    select(RefreshToken.jti, RefreshToken.expires_at)
+    .where(RefreshToken.session_id == bindparam("session_id"), RefreshToken.used_at.is_(None))
+    .order_by(RefreshToken.issued_at.desc())
+    .limit(1)
+)
 
 
 def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPair:
@@ -149,54 +197,60 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
     """
     now = utcnow()
     jti, session_id, user_id = _refresh_identity(claims)
-    session = db.session.get(AuthSession, session_id)
-    if session is None or session.user_id != user_id:
-        raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
-    user = session.user
-    if not session.is_live(now) or not user.is_active:
+    connection = db.session.connection()
+    state = connection.execute(_REFRESH_STATE, {"session_id": session_id}).first()
+    if (
+        state is None
+        or state.user_id != user_id
+        or not state.is_active
+        or state.revoked_at is not None
+        or not now < state.expires_at
+        or not now < state.absolute_expires_at
+    ):
         raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
 
-    consumed = db.session.execute(
-        update(RefreshToken)
-        .where(
-            RefreshToken.jti == jti,
-            RefreshToken.session_id == session_id,
-            RefreshToken.used_at.is_(None),
+    keys = {"b_jti": jti, "b_session_id": session_id}
+    if connection.execute(_CONSUME, {**keys, "now": now}).rowcount == 1:
+        successor = str(uuid.uuid4())
+        expires_at = min(
+            now + timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"]), state.absolute_expires_at
         )
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if consumed == 1:
-        successor = _new_refresh_token(session, jti, now)
-        session.last_used_at = now
-        session.expires_at = _sliding_end(session, now)
-        record_event(Events.REFRESH, client, user_id=user.id, session_id=session.id)
-        pair = issue_token_pair(current_app, user, session, successor.jti, successor.expires_at, now)
+        connection.execute(
+            _INSERT_TOKEN,
+            {
+                "jti": successor,
+                "session_id": session_id,
+                "parent_jti": jti,
+                "issued_at": now,
+                "expires_at": expires_at,
+            },
+        )
+        connection.execute(
+            _TOUCH_SESSION, {"b_session_id": session_id, "now": now, "b_expires_at": expires_at}
+        )
+        record_event(Events.REFRESH, client, user_id=user_id, session_id=session_id)
+        pair = issue_token_pair(current_app, user_id, state.role, session_id, successor, expires_at, now)
         db.session.commit()
         return pair
 
-    token = db.session.get(RefreshToken, jti, populate_existing=True)
-    if token is None or token.session_id != session_id or token.used_at is None:
+    used_at = connection.scalar(_CONSUMED_AT, keys)
+    if used_at is None:
         db.session.rollback()
         raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
     grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
-    if now - token.used_at <= grace:
-        current = db.session.scalar(
-            select(RefreshToken)
-            .where(RefreshToken.session_id == session_id, RefreshToken.used_at.is_(None))
-            .order_by(RefreshToken.issued_at.desc())
-            .limit(1)
-        )
+    if now - used_at <= grace:
+        current = connection.execute(_LIVE_TOKEN, {"session_id": session_id}).first()
+        db.session.rollback()
         if current is None:
-            db.session.rollback()
             raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
         # Same jti as the live successor: no new branch, whichever copy is used first wins.
-        pair = issue_token_pair(current_app, user, session, current.jti, current.expires_at, now)
-        db.session.rollback()
-        return pair
+        return issue_token_pair(
+            current_app, user_id, state.role, session_id, current.jti, current.expires_at, now
+        )
 
+    session = db.session.get(AuthSession, session_id)
     _revoke(session, "reuse_detected", now)
-    record_event(Events.REUSE_DETECTED, client, user_id=user.id, session_id=session.id, details={"jti": jti})
+    record_event(Events.REUSE_DETECTED, client, user_id=user_id, session_id=session_id, details={"jti": jti})
     db.session.commit()
     raise Unauthorized(
         "This refresh token was already used; the session has been revoked.",

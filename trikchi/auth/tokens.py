@@ -9,22 +9,22 @@ and pins its algorithm before PyJWT checks signature, ``exp``, ``nbf``, ``iss`` 
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import jwt as pyjwt
-from flask import Flask, Response, current_app, g, jsonify
-from flask_jwt_extended import JWTManager, set_refresh_cookies, unset_refresh_cookies
+from flask import Flask, Response, current_app, jsonify
+from flask_jwt_extended import JWTManager, unset_refresh_cookies
+from flask_jwt_extended.config import config as jwt_config
 from flask_jwt_extended.exceptions import JWTDecodeError
-from sqlalchemy import bindparam, select
 
 from trikchi.auth import claims as token_claims
 from trikchi.auth.digests import keyed_digest
-from trikchi.auth.models import AuthSession, User
-from trikchi.errors import ErrorCode, error_response
-from trikchi.extensions import db
+from trikchi.errors import ErrorCode, Unauthorized, error_response
 from trikchi.keys import ring
 from trikchi.keys.material import ASYMMETRIC_ALGORITHMS
 
@@ -53,24 +53,25 @@ class TokenPair:
 
 def issue_token_pair(
     app: Flask,
-    user: User,
-    session: AuthSession,
+    user_id: int,
+    role: str,
+    session_id: str,
     refresh_jti: str,
     refresh_expires_at: datetime,
     now: datetime,
 ) -> TokenPair:
-    """Mint an access token and the refresh token ``refresh_jti`` of ``session``."""
+    """Mint an access token and the refresh token ``refresh_jti`` of session ``session_id``."""
     access_lifetime = app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     access = _encode_access(
         app,
-        _claims(app, user.id, token_claims.ACCESS, str(uuid.uuid4()), now, access_lifetime)
-        | {"role": user.role, "sid": session.id},
+        _claims(app, user_id, token_claims.ACCESS, str(uuid.uuid4()), now, access_lifetime)
+        | {"role": role, "sid": session_id},
     )
     refresh_lifetime = refresh_expires_at - now
-    csrf = session_csrf_token(app, session.id)
+    csrf = session_csrf_token(app, session_id)
     refresh = pyjwt.encode(
-        _claims(app, user.id, token_claims.REFRESH, refresh_jti, now, refresh_lifetime)
-        | {"sid": session.id, "csrf": csrf},
+        _claims(app, user_id, token_claims.REFRESH, refresh_jti, now, refresh_lifetime)
+        | {"sid": session_id, "csrf": csrf},
         app.config["JWT_SECRET_KEY"],
         algorithm="HS256",
     )
@@ -79,7 +80,7 @@ def issue_token_pair(
         refresh_token=refresh,
         refresh_max_age=max(int(refresh_lifetime.total_seconds()), 0),
         expires_in=int(access_lifetime.total_seconds()),
-        user_id=user.id,
+        user_id=user_id,
         csrf_token=csrf,
     )
 
@@ -126,14 +127,40 @@ def token_response(pair: TokenPair, status: int = 200) -> Response:
     """JSON body + refresh and CSRF cookies, never cached."""
     response = jsonify(pair.body())
     response.status_code = status
-    set_refresh_cookies(response, pair.refresh_token, max_age=pair.refresh_max_age)
-    # Emit the refresh cookie last: clients that keep one header per name (wrk's Lua API,
-    # some HTTP libraries) still see the rotated token; the CSRF value is in the body anyway.
-    cookies = response.headers.getlist("Set-Cookie")
-    response.headers.setlist("Set-Cookie", sorted(cookies, key=lambda c: c.startswith("refresh_token=")))
+    _set_refresh_cookies(response, pair)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
+
+
+def _set_refresh_cookies(response: Response, pair: TokenPair) -> None:
+    """The CSRF cookie, then the HttpOnly refresh cookie, as flask-jwt-extended's settings say.
+
+    flask-jwt-extended's ``set_refresh_cookies`` decodes the token it was just given to
+    find its CSRF value (a sixth of a refresh); we know it. The refresh cookie comes
+    last: clients that keep one header per name (wrk's Lua API, some HTTP libraries)
+    still see the rotated token, and the CSRF value is in the body anyway.
+    """
+    common = {
+        "max_age": pair.refresh_max_age or jwt_config.cookie_max_age,
+        "secure": jwt_config.cookie_secure,
+        "domain": jwt_config.cookie_domain,
+        "samesite": jwt_config.cookie_samesite,
+    }
+    response.set_cookie(
+        jwt_config.refresh_csrf_cookie_name,
+        pair.csrf_token,
+        httponly=False,
+        path=jwt_config.refresh_csrf_cookie_path,
+        **common,
+    )
+    response.set_cookie(
+        jwt_config.refresh_cookie_name,
+        pair.refresh_token,
+        httponly=True,
+        path=jwt_config.refresh_cookie_path,
+        **common,
+    )
 
 
 def clear_refresh_cookies(response: Response) -> Response:
@@ -143,29 +170,74 @@ def clear_refresh_cookies(response: Response) -> Response:
     return response
 
 
-def current_session() -> AuthSession | None:
-    """The session named by the verified token of this request (set by the user loader)."""
-    return g.get("trikchi_session")
+def verify_access_token(token: str) -> dict[str, Any]:
+    """The verified claims of an access token, or ``Unauthorized`` saying why not.
+
+    One pass: the header is read once to pick the key (and pin its algorithm), then
+    PyJWT checks the signature, ``exp``, ``nbf``, ``iat``, ``iss`` and ``aud`` once;
+    flask-jwt-extended's path decoded each token four times (measured: half of
+    ``GET /auth/me``).
+    """
+    config = current_app.config
+    try:
+        header, payload = _unverified(token)
+        token_claims.check_header(header)
+        token_claims.check_claims(payload)  # shapes first: a mistyped exp is invalid, not expired
+        key = _key_for(header, token_claims.ACCESS)
+        claims = pyjwt.decode(
+            token,
+            key,
+            algorithms=[header["alg"]],
+            issuer=config["JWT_ISSUER"],
+            audience=config["JWT_AUDIENCE"],
+            leeway=config["JWT_DECODE_LEEWAY"],
+            options={"verify_aud": bool(config["JWT_AUDIENCE"]), "require": ["exp", "iat", "nbf", "iss"]},
+        )
+    except pyjwt.ExpiredSignatureError:
+        raise Unauthorized("The token has expired.", error=ErrorCode.TOKEN_EXPIRED) from None
+    except (pyjwt.PyJWTError, JWTDecodeError, ValueError, TypeError):
+        raise Unauthorized("The token is invalid.", error=ErrorCode.TOKEN_INVALID) from None
+    if claims["type"] != token_claims.ACCESS:
+        raise Unauthorized("The token is invalid.", error=ErrorCode.TOKEN_INVALID)
+    return claims
 
 
-# Built once: constructing the statement per request cost more than running it.
-_USER_AND_SESSION = (
-    select(User, AuthSession)
-    .join(AuthSession, AuthSession.user_id == User.id)
-    .where(User.id == bindparam("user_id"), AuthSession.id == bindparam("session_id"))
-)
+def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and payload, only to choose the key and refuse malformed claims early.
+
+    PyJWT parses both again, strictly, when it verifies the signature; what it
+    verifies is what the view sees.
+    """
+    segments = token.split(".")
+    if len(segments) != 3:
+        raise JWTDecodeError("not a JWS")
+    header, payload = (json.loads(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))) for s in segments[:2])
+    if (
+        not isinstance(header, dict)
+        or not isinstance(header.get("alg"), str)
+        or not isinstance(payload, dict)
+    ):
+        raise JWTDecodeError("malformed token")
+    return header, payload
 
 
 def _decode_key(header: dict, payload: dict) -> Any:
-    """The key that verifies this token, after refusing a malformed header or payload.
+    """flask-jwt-extended's key callback (refresh tokens): refuse a malformed token, pick the key.
 
-    Runs before the signature check, on the unverified token, and only ever refuses:
-    an asymmetric token must name a published key and use exactly that key's
-    algorithm; a token without ``kid`` must be HS256, and in an asymmetric mode only
-    a refresh token may be (an HS256 access token "signed" with a public key is refused).
+    Runs before the signature check, on the unverified token, and only ever refuses.
     """
     token_claims.check_header(header)
     token_claims.check_claims(payload)
+    return _key_for(header, payload.get("type"))
+
+
+def _key_for(header: dict, token_type: Any) -> Any:
+    """The key that verifies a token with this header, its algorithm pinned.
+
+    An asymmetric token must name a published key and use exactly that key's
+    algorithm; a token without ``kid`` must be HS256, and in an asymmetric mode only
+    a refresh token may be (an HS256 access token "signed" with a public key is refused).
+    """
     alg = header.get("alg")
     if "kid" in header:
         kid = header["kid"]
@@ -175,7 +247,7 @@ def _decode_key(header: dict, payload: dict) -> Any:
         if key is None or key.alg != alg:
             raise JWTDecodeError("unknown kid or algorithm")
         return key.key
-    if alg != "HS256" or (ring.is_asymmetric() and payload.get("type") != token_claims.REFRESH):
+    if alg != "HS256" or (ring.is_asymmetric() and token_type != token_claims.REFRESH):
         raise JWTDecodeError("unexpected algorithm")
     return current_app.config["JWT_SECRET_KEY"]
 
@@ -193,29 +265,9 @@ def configure_jwt(app: Flask) -> None:
         )
 
 
-def _load_user(_header: dict, payload: dict) -> User | None:
-    """Load the token's user and session in one query; refuse disabled users, ended sessions."""
-    user_id = token_claims.user_id(payload)
-    session_id = payload.get("sid")
-    if user_id is None or not isinstance(session_id, str):
-        return None
-    row = db.session.execute(_USER_AND_SESSION, {"user_id": user_id, "session_id": session_id}).first()
-    if row is None:
-        return None
-    user, session = row
-    if not user.is_active or session.revoked_at is not None:
-        return None
-    g.trikchi_session = session
-    return user
-
-
 def register_jwt_callbacks(jwt: JWTManager) -> None:
-    """Replace flask-jwt-extended's ``{"msg"}``/422 answers with our 401 JSON errors."""
+    """flask-jwt-extended reads refresh cookies: our key choice and 401 JSON errors, not ``{"msg"}``/422."""
     jwt.decode_key_loader(_decode_key)
-    jwt.user_lookup_loader(_load_user)
-    jwt.user_lookup_error_loader(
-        lambda _h, _p: _unauthorized("The session has ended; sign in again.", ErrorCode.SESSION_ENDED)
-    )
     jwt.unauthorized_loader(_missing_or_csrf)
     jwt.invalid_token_loader(lambda _reason: _unauthorized("The token is invalid.", ErrorCode.TOKEN_INVALID))
     jwt.expired_token_loader(lambda _h, _p: _unauthorized("The token has expired.", ErrorCode.TOKEN_EXPIRED))

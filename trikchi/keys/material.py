@@ -50,10 +50,15 @@ def public_jwk(private_key: PrivateKey, alg: str) -> dict[str, Any]:
 
 
 def thumbprint(jwk: dict[str, Any]) -> str:
-    """The RFC 7638 JWK thumbprint (SHA-256, base64url): a kid that names the key itself."""
+    """A kid that names the key itself: the RFC 7638 SHA-256 thumbprint, first 128 bits in hex.
+
+    Hex rather than base64url, so that a kid never starts with ``-`` and can be given to
+    ``flask keys retire`` as it is.
+    """
     members = {name: jwk[name] for name in _THUMBPRINT_MEMBERS[jwk["kty"]]}
-    digest = hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).hexdigest()[
+        :32
+    ]
 
 
 def load_public(jwk: dict[str, Any], alg: str) -> PublicKey:
