@@ -21,6 +21,7 @@ def create_app(config: str | Config | Mapping[str, Any] | None = None) -> Flask:
     register_config(app, config)
     register_logging(app)
     register_security_headers(app)
+    register_sessions(app)
     register_proxy_fix(app)
     register_database(app)
     register_extensions(app)
@@ -57,6 +58,13 @@ def register_security_headers(app: Flask) -> None:
     from trikchi.http import register_security_headers as install
 
     install(app)
+
+
+def register_sessions(app: Flask) -> None:
+    """No Flask cookie sessions: trikchi's state is its tokens and its database."""
+    from trikchi.http import NoCookieSessions
+
+    app.session_interface = NoCookieSessions()
 
 
 def register_proxy_fix(app: Flask) -> None:

@@ -9,6 +9,7 @@ from http import HTTPStatus
 import flask
 import flask_smorest
 from flask import request
+from flask.sessions import SessionInterface
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 
@@ -40,6 +41,20 @@ class ClientInfo:
     user_agent: str | None
 
 
+class NoCookieSessions(SessionInterface):
+    """trikchi keeps no state in Flask's signed session cookie: never open or save one.
+
+    Flask's default opens it on every request (a serializer and a cookie lookup, a
+    twelfth of ``GET /auth/me``); every access to ``flask.session`` now fails loudly.
+    """
+
+    def open_session(self, app: flask.Flask, request: flask.Request) -> None:
+        return None  # Flask then uses a NullSession, which refuses writes
+
+    def save_session(self, app: flask.Flask, session: typing.Any, response: flask.Response) -> None:
+        return None
+
+
 def client_info() -> ClientInfo:
     """The caller's address (after ProxyFix's trusted hops) and a bounded user agent."""
     user_agent = request.headers.get("User-Agent") or None
@@ -69,19 +84,29 @@ DOCS_CSP = (
 
 
 def register_security_headers(app: flask.Flask) -> None:
-    """Add the security headers to every response, errors included."""
-    hsts_seconds = app.config["HSTS_SECONDS"]
+    """Add the security headers to every response, errors included (a view's own value wins)."""
+    common = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Frame-Options", "DENY"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+    ]
+    if app.config["HSTS_SECONDS"]:
+        common.append(
+            ("Strict-Transport-Security", f"max-age={app.config['HSTS_SECONDS']}; includeSubDomains")
+        )
+    json_headers = [*common, ("Content-Security-Policy", JSON_CSP)]
+    docs_headers = [*common, ("Content-Security-Policy", DOCS_CSP)]
     docs_path = "/" + app.config["OPENAPI_SWAGGER_UI_PATH"].strip("/")
 
     @app.after_request
     def _security_headers(response: flask.Response) -> flask.Response:
-        headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        is_docs = request.path == docs_path or request.path.startswith(docs_path + "/")
-        headers.setdefault("Content-Security-Policy", DOCS_CSP if is_docs else JSON_CSP)
-        if hsts_seconds:
-            headers.setdefault("Strict-Transport-Security", f"max-age={hsts_seconds}; includeSubDomains")
+        # One pass over the response's headers: werkzeug's setdefault scans them (and builds
+        # a KeyError) once per missing header, a tenth of a small request.
+        path = request.path
+        is_docs = path == docs_path or path.startswith(docs_path + "/")
+        present = {name.lower() for name, _value in response.headers}
+        for name, value in docs_headers if is_docs else json_headers:
+            if name.lower() not in present:
+                response.headers.add(name, value)
         return response

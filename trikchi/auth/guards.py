@@ -69,8 +69,10 @@ def authenticate_request() -> CurrentUser:
     claims = verify_access_token(_bearer_token())
     user_id = token_claims.user_id(claims)
     session_id = claims["sid"]
-    # Core on the session's connection: the ORM's execution layer cost more than the query.
-    row = db.session.connection().execute(_LIVE_USER, {"user_id": user_id, "session_id": session_id}).first()
+    # Core on a pooled connection of its own: the ORM session's transaction set-up and
+    # teardown cost more than the query (this read needs no transaction with the view's work).
+    with db.engine.connect() as connection:
+        row = connection.execute(_LIVE_USER, {"user_id": user_id, "session_id": session_id}).first()
     if row is None:
         raise Unauthorized("The session has ended; sign in again.", error=ErrorCode.SESSION_ENDED)
     user = CurrentUser(*row, session_id=session_id)
