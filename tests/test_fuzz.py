@@ -42,6 +42,8 @@ OPERATIONS = [
     ("get", "/admin/audit"),
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/.well-known/jwks.json"),
+    ("get", "/.well-known/openid-configuration"),
 ]
 
 
@@ -83,6 +85,8 @@ NO_INPUT = {
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/auth/verify_email/request"),
+    ("get", "/.well-known/jwks.json"),
+    ("get", "/.well-known/openid-configuration"),
 }
 CASES = [
     pytest.param(method, path, mode, id=f"{method.upper()} {path} {mode.value}")

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from config import ConfigError, load_config
 from tests.conftest import PASSWORD, make_app
@@ -49,7 +50,7 @@ def test_first_request_creates_one_current_key_even_when_asked_twice(es256_app):
 
 
 def test_life_cycle_and_its_safety_checks(es256_app):
-    es256_app.test_client().get("/healthz")  # first request: the current key
+    es256_app.test_client().get("/.well-known/jwks.json")  # first request: the current key
     (first,) = states(es256_app)
 
     assert "no standby key" in run(es256_app, "rotate").output
@@ -94,7 +95,7 @@ def test_life_cycle_and_its_safety_checks(es256_app):
 
 def test_jwks_shows_standby_current_previous_but_never_private_parts_or_retired_keys(es256_app):
     client = es256_app.test_client()
-    client.get("/healthz")
+    client.get("/.well-known/jwks.json")
     (first,) = states(es256_app)
     run(es256_app, "add")
 
@@ -119,7 +120,7 @@ def test_jwks_shows_standby_current_previous_but_never_private_parts_or_retired_
 
 
 def test_private_keys_are_encrypted_at_rest_and_need_the_secret(es256_app):
-    es256_app.test_client().get("/healthz")
+    es256_app.test_client().get("/.well-known/jwks.json")
     with es256_app.app_context():
         key = db.session.scalar(select(SigningKey))
         assert "PRIVATE" not in key.private_key_encrypted and not PRIVATE_MEMBERS & set(key.public_jwk)
@@ -191,3 +192,31 @@ def test_kids_are_hex_so_the_cli_takes_them_as_they_are():
     for alg in material.ASYMMETRIC_ALGORITHMS:
         kid = material.thumbprint(material.public_jwk(material.generate(alg), alg))
         assert len(kid) == 32 and int(kid, 16) >= 0
+
+
+def test_probes_never_touch_the_database_and_loaded_keys_outlive_an_outage(es256_app, monkeypatch):
+    client = es256_app.test_client()
+    jwks = client.get("/.well-known/jwks.json").json  # loads the key set
+    key_ring = ring.key_ring(es256_app)
+
+    def database_down(*_args, **_kwargs):
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(key_ring, "reload", database_down)
+    monkeypatch.setattr(key_ring, "_loaded_at", float("-inf"))  # stale: would reload now
+    assert client.get("/healthz").status_code == 200  # liveness: no key reload at all
+    assert key_ring._loaded_at == float("-inf")
+    served = client.get("/.well-known/jwks.json")
+    assert served.status_code == 200 and served.json == jwks  # the loaded keys, not a 503
+    assert key_ring._loaded_at > float("-inf")  # retried after OUTAGE_RETRY_SECONDS, not per request
+
+
+def test_a_worker_that_never_loaded_keys_answers_503_when_the_database_is_down(es256_app, monkeypatch):
+    key_ring = ring.key_ring(es256_app)
+
+    def database_down(*_args, **_kwargs):
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(key_ring, "reload", database_down)
+    response = es256_app.test_client().get("/.well-known/jwks.json")
+    assert response.status_code == 503 and response.json["error"] == "service_unavailable"

@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 class LiveServer:
     """``gunicorn wsgi:app`` with the given environment; stopped by ``stop()``."""
 
-    def __init__(self, env: dict[str, str], workers: int = 4) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], workers: int = 4, port: int | None = None) -> None:
+        # A caller that must know the URL before the server starts (JWT_ISSUER = its own
+        # public URL) picks the port itself with ``free_port()``.
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(env.get("TRIKCHI_TEST_LOGDIR", "/tmp")) / f"gunicorn-{self.port}.log"
         # Every worker must sign with the same keys (development/testing would make
@@ -30,6 +32,7 @@ class LiveServer:
             "JWT_SECRET_KEY": "live-jwt-" + "j" * 32,
         }
         full_env.update(env)
+        self.env = dict(full_env)
         full_env.update(
             GUNICORN_BIND=f"127.0.0.1:{self.port}",
             GUNICORN_WORKERS=str(workers),
@@ -57,6 +60,17 @@ class LiveServer:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"gunicorn did not start in {timeout}s:\n{self.log()}")
+
+    def flask(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run ``flask --app wsgi <args>`` with the server's environment (its database, its secrets)."""
+        return subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def log(self) -> str:
         """Everything the server printed so far."""

@@ -1,4 +1,5 @@
-"""View guards: a valid access token (from the Authorization header only), optionally with a role.
+"""View guards: a valid access token (from the Authorization header only), optionally with a role;
+a valid refresh cookie with its CSRF header.
 
 ``access_required`` verifies the token once (``tokens.verify_access_token``) and
 checks, in one query, that its user is active and its session not revoked — so a
@@ -17,6 +18,7 @@ from functools import wraps
 from typing import Any, cast
 
 from flask import current_app, g, request
+from flask_jwt_extended import verify_jwt_in_request
 from sqlalchemy import bindparam, select
 from werkzeug.local import LocalProxy
 
@@ -105,6 +107,29 @@ def role_required(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any
         return wrapper
 
     return decorator
+
+
+def verify_refresh_cookie() -> None:
+    """flask-jwt-extended checks the refresh cookie and its X-CSRF-TOKEN header."""
+    try:
+        verify_jwt_in_request(refresh=True, locations=["cookies"])
+    except RecursionError:  # a deeply nested JSON segment: PyJWT lets json's RecursionError through
+        raise Unauthorized("The token is invalid.", error=ErrorCode.TOKEN_INVALID) from None
+
+
+def refresh_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """401 unless the request carries a valid refresh cookie and its CSRF header.
+
+    Authentication runs first (right under @blp.route), so an anonymous caller gets
+    401 before its body is even parsed.
+    """
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        verify_refresh_cookie()
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 current_user = cast(CurrentUser, LocalProxy(lambda: g.trikchi_user))

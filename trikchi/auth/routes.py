@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app, jsonify, request
-from flask_jwt_extended import get_jwt, jwt_required, verify_jwt_in_request
+from flask_jwt_extended import get_jwt
 from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 from jwt.exceptions import PyJWTError
 
@@ -15,6 +15,8 @@ from trikchi.auth.guards import (
     current_user,
     current_user_model,
     current_user_record,
+    refresh_required,
+    verify_refresh_cookie,
 )
 from trikchi.auth.schemas import (
     LinkTokenSchema,
@@ -29,14 +31,11 @@ from trikchi.auth.schemas import (
     UserSchema,
 )
 from trikchi.auth.tokens import clear_refresh_cookies, token_response
+from trikchi.errors import Unauthorized
 from trikchi.http import Blueprint, client_info, document_errors
 from trikchi.openapi import SET_REFRESH_COOKIES, refresh_parameters
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Registration, sign-in, sessions.")
-
-# Authentication runs first (right under @blp.route), so an anonymous caller gets
-# 401 before its body is even parsed.
-refresh_required = jwt_required(refresh=True, locations=["cookies"])
 
 
 @blp.route("/register", methods=["POST"])
@@ -106,11 +105,11 @@ def logout():
     claims = None
     if current_app.config["JWT_REFRESH_COOKIE_NAME"] in request.cookies:
         try:
-            verify_jwt_in_request(refresh=True, locations=["cookies"])
+            verify_refresh_cookie()
             claims = get_jwt()
         except CSRFError:
             raise  # a cross-site request must not end the session: 401, nothing changes
-        except (JWTExtendedException, PyJWTError):
+        except (JWTExtendedException, PyJWTError, Unauthorized):
             claims = None  # expired, forged or already revoked: nothing to revoke
     services.logout(claims, client_info())
     return clear_refresh_cookies(jsonify(message="Signed out."))

@@ -195,7 +195,8 @@ def verify_access_token(token: str) -> dict[str, Any]:
         )
     except pyjwt.ExpiredSignatureError:
         raise Unauthorized("The token has expired.", error=ErrorCode.TOKEN_EXPIRED) from None
-    except (pyjwt.PyJWTError, JWTDecodeError, ValueError, TypeError):
+    except (pyjwt.PyJWTError, JWTDecodeError, ValueError, TypeError, RecursionError):
+        # RecursionError: a deeply nested JSON segment ("[[[[…") makes json.loads give up.
         raise Unauthorized("The token is invalid.", error=ErrorCode.TOKEN_INVALID) from None
     if claims["type"] != token_claims.ACCESS:
         raise Unauthorized("The token is invalid.", error=ErrorCode.TOKEN_INVALID)
@@ -239,6 +240,10 @@ def _key_for(header: dict, token_type: Any) -> Any:
     a refresh token may be (an HS256 access token "signed" with a public key is refused).
     """
     alg = header.get("alg")
+    if token_type == token_claims.REFRESH:  # only trikchi reads them: HS256 under JWT_SECRET_KEY, always
+        if alg != "HS256" or "kid" in header:
+            raise JWTDecodeError("refresh tokens are HS256 without kid")
+        return current_app.config["JWT_SECRET_KEY"]
     if "kid" in header:
         kid = header["kid"]
         if not ring.is_asymmetric() or not isinstance(kid, str) or alg not in ASYMMETRIC_ALGORITHMS:
@@ -247,7 +252,7 @@ def _key_for(header: dict, token_type: Any) -> Any:
         if key is None or key.alg != alg:
             raise JWTDecodeError("unknown kid or algorithm")
         return key.key
-    if alg != "HS256" or (ring.is_asymmetric() and token_type != token_claims.REFRESH):
+    if alg != "HS256" or ring.is_asymmetric():
         raise JWTDecodeError("unexpected algorithm")
     return current_app.config["JWT_SECRET_KEY"]
 

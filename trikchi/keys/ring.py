@@ -16,8 +16,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from trikchi.keys import material
 from trikchi.keys.models import CURRENT, PUBLISHED, SigningKey
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 
 # An unknown kid triggers a reload at most this often (a key added on another host).
 MISS_RELOAD_SECONDS = 1.0
+# While the database is down, a worker holding keys tries to reload them this often.
+OUTAGE_RETRY_SECONDS = 5.0
+# Requests that never sign or verify a token: probes and the API documentation.
+_KEYLESS_BLUEPRINTS = frozenset({"ops", "api-docs", "swagger_ui_assets"})
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,20 @@ class KeyRing:
         self._private_cache: dict[str, material.PrivateKey] = {}
 
     def refresh_if_stale(self) -> None:
-        """Reload when the last load is older than ``KEYS_RELOAD_SECONDS``."""
-        if time.monotonic() - self._loaded_at >= self.reload_seconds:
+        """Reload when the last load is older than ``KEYS_RELOAD_SECONDS``.
+
+        If the database does not answer, a worker that has loaded the keys before keeps
+        signing and verifying with them (and retries shortly); one that never has cannot.
+        """
+        if time.monotonic() - self._loaded_at < self.reload_seconds:
+            return
+        try:
             self.reload()
+        except SQLAlchemyError:
+            if not self._verifying:
+                raise
+            log.warning("signing keys not reloaded: the database does not answer; using the loaded ones")
+            self._loaded_at = time.monotonic() - self.reload_seconds + OUTAGE_RETRY_SECONDS
 
     def reload(self) -> None:
         """Read the published keys (creating the first current key if there is none)."""
@@ -150,4 +166,10 @@ def init_app(app: Flask) -> None:
         return
     ring = KeyRing(app)
     app.extensions["trikchi.keys"] = ring
-    app.before_request(ring.refresh_if_stale)
+
+    @app.before_request
+    def _fresh_keys() -> None:
+        # Before the request writes anything (a first key is created in its own transaction);
+        # never for probes, so that /healthz stays independent of the database.
+        if request.blueprint not in _KEYLESS_BLUEPRINTS:
+            ring.refresh_if_stale()

@@ -1,0 +1,78 @@
+"""The fast paths keep immediate revocation: every way a session ends stops its tokens at once.
+
+``GET /auth/me`` verifies the token in one pass and reads the user and session as one
+row; refresh runs as Core statements. None of that may cache a verdict: the next
+request after a logout, a logout everywhere, a session deletion, theft detection or a
+deactivation is refused, with no delay.
+"""
+
+from __future__ import annotations
+
+import pytest
+from flask.sessions import NullSession
+
+from tests.conftest import PASSWORD
+from tests.test_sessions import age_used_tokens, use_cookie
+from trikchi.admin.services import update_user
+from trikchi.auth.models import User
+from trikchi.extensions import db
+
+
+def ended_by(how: str, app, auth, make_auth) -> None:
+    """End ``auth``'s session in one of the ways a session ends."""
+    if how == "logout":
+        assert auth.logout().status_code == 200
+    elif how == "logout_all":
+        assert auth.client.post("/auth/logout_all", headers=auth.headers()).status_code == 204
+    elif how == "session_deleted":
+        other = make_auth()
+        other.login()
+        sid = next(
+            s["id"] for s in auth.client.get("/auth/sessions", headers=auth.headers()).json if s["current"]
+        )
+        assert other.client.delete(f"/auth/sessions/{sid}", headers=other.headers()).status_code == 204
+    elif how == "deactivated":
+        with app.app_context():
+            update_user(None, db.session.scalar(db.select(User.id)), None, is_active=False)
+    elif how == "password_reset_elsewhere":
+        other = make_auth()
+        other.login()
+        body = {"current_password": PASSWORD, "new_password": "another long passphrase"}
+        assert other.client.post("/auth/password", json=body, headers=other.headers()).status_code == 204
+
+
+@pytest.mark.parametrize(
+    "how", ["logout", "logout_all", "session_deleted", "deactivated", "password_reset_elsewhere"]
+)
+def test_an_ended_session_stops_its_access_and_refresh_tokens_at_once(app, auth, make_auth, how):
+    auth.signup()
+    access, refresh, csrf = auth.access_token, auth.refresh_cookie(), auth.csrf_cookie()
+    assert auth.me().status_code == 200  # verified and looked up on the fast path
+    ended_by(how, app, auth, make_auth)
+    me = auth.me(access)
+    assert me.status_code == 401 and me.json["error"] == "session_ended"
+    use_cookie(auth.client, refresh, csrf)
+    refreshed = auth.refresh(csrf=csrf)
+    assert refreshed.status_code == 401 and refreshed.json["error"] == "session_ended"
+
+
+def test_theft_detection_stops_the_access_token_at_once(app, auth, make_auth):
+    auth.signup()
+    stolen, csrf = auth.refresh_cookie(), auth.csrf_cookie()
+    assert auth.refresh().status_code == 200
+    access = auth.access_token
+    age_used_tokens(app, 11)
+    thief = make_auth()
+    use_cookie(thief.client, stolen, csrf)
+    assert thief.refresh().json["error"] == "refresh_token_reused"
+    assert auth.me(access).json["error"] == "session_ended"
+
+
+def test_no_cookie_session_is_opened_or_set(app, client, auth):
+    auth.signup()
+    response = auth.me()
+    assert not any(c.startswith("session=") for c in response.headers.getlist("Set-Cookie"))
+    with app.test_request_context():
+        from flask import session
+
+        assert isinstance(session._get_current_object(), NullSession)
