@@ -19,14 +19,15 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-# Spectral (OpenAPI lint) from npm, exactly as package-lock.json says; again only when the
-# lockfile or package.json is newer than what npm ci last installed.
+# Spectral (OpenAPI lint) and jose (an independent JWT verifier) from npm, exactly as
+# package-lock.json says; again only when the lockfile or package.json is newer than what
+# npm ci last installed.
 node_modules/.package-lock.json: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20 and npm" >&2; exit 1; }
 	npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
-## node-deps: the npm tools the tests use (Spectral)
+## node-deps: the npm tools the tests use (Spectral, jose)
 node-deps: node_modules/.package-lock.json
 
 ## run: install, migrate the embedded SQLite database, start the development server
@@ -52,9 +53,11 @@ lint: $(VENV)/.dev
 test: $(VENV)/.dev node-deps system-deps lint
 	$(BIN)/python -m pytest
 
-## bench: the service under gunicorn (production settings) on SQLite and PostgreSQL, driven by wrk
+## bench: the service under gunicorn (production settings) on SQLite and PostgreSQL, driven by wrk,
+##        beside the seed's stack (FastAPI + uvicorn, bench/requirements.txt, bench-only)
 bench: $(VENV)/.dev
 	bash scripts/system-deps.sh wrk
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/run.py
 
 format: $(VENV)/.dev
