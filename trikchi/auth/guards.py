@@ -71,11 +71,13 @@ def authenticate_request() -> CurrentUser:
     claims = verify_access_token(_bearer_token())
     user_id = token_claims.user_id(claims)
     session_id = claims["sid"]
-    # Core on a pooled connection of its own, in autocommit: one statement needs no BEGIN or
-    # ROLLBACK (on PostgreSQL two round trips of three), and the ORM session's set-up and
-    # teardown cost more than the query; this read needs no transaction with the view's work.
+    # Core on a pooled connection of its own: the ORM session's set-up and teardown cost more
+    # than the query, and this read needs no transaction with the view's work. On PostgreSQL
+    # in autocommit: one statement needs no BEGIN or ROLLBACK (two round trips of three). Not
+    # on SQLite, which begins no transaction for a read and whose isolation reset is a PRAGMA.
     with db.engine.connect() as connection:
-        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        if connection.dialect.name == "postgresql":
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         row = connection.execute(_LIVE_USER, {"user_id": user_id, "session_id": session_id}).first()
     if row is None:
         raise Unauthorized("The session has ended; sign in again.", error=ErrorCode.SESSION_ENDED)
