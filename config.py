@@ -84,7 +84,9 @@ class Config:
         self.JWT_SECRET_KEY = env_str("JWT_SECRET_KEY")
         # Relative SQLite paths are resolved inside the instance folder.
         self.SQLALCHEMY_DATABASE_URI = database_url("sqlite:///trikchi.db")
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # hide_parameters: a database error's text (logged) never holds the statement's values —
+        # emails, IP addresses, encrypted key material.
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "hide_parameters": True}
         self.SQLITE_BUSY_TIMEOUT_MS = env_int("SQLITE_BUSY_TIMEOUT_MS", 15000)
         self.DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 5, 1)
 

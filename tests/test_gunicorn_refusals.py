@@ -159,3 +159,16 @@ def test_requests_within_the_limits_still_reach_the_app(server):
         b"GET /healthz?q=" + b"a" * 3000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     )
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:200]
+
+
+@pytest.mark.slow
+def test_a_malformed_chunked_body_read_by_the_app_is_400_json(server):
+    # gunicorn parses a chunked body lazily, while the app reads it: the app's error handler answers.
+    raw = exchange(
+        server,
+        b"POST /auth/verify_email HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    )
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), raw[:200]
+    assert json.loads(body)["error"] == "bad_request" and b"<html" not in raw.lower()

@@ -136,7 +136,7 @@ def test_rotation_across_two_instances_signs_nobody_out(backend, instances, data
 
     early = flask_keys(env, "rotate")
     assert early.returncode != 0 and "wait" in early.stderr  # verifiers may not have the key yet
-    time.sleep(JWKS_MAX_AGE)
+    time.sleep(JWKS_MAX_AGE + RELOAD_SECONDS)  # the publication wait: cache max-age + worker reload
     rotated = flask_keys(env, "rotate")
     assert rotated.returncode == 0, rotated.stderr
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from config import ConfigError, load_config
 from tests.conftest import PASSWORD, make_app
@@ -64,7 +64,7 @@ def test_life_cycle_and_its_safety_checks(es256_app):
     early = run(es256_app, "rotate")
     assert early.exit_code != 0 and "wait" in early.output
     with es256_app.app_context():
-        current, previous = services.rotate(now=utcnow() + timedelta(seconds=601))
+        current, previous = services.rotate(now=utcnow() + timedelta(seconds=631))
         assert (current.kid, previous.kid) == (second, first)
     assert states(es256_app) == {first: PREVIOUS, second: CURRENT}
 
@@ -220,3 +220,93 @@ def test_a_worker_that_never_loaded_keys_answers_503_when_the_database_is_down(e
     monkeypatch.setattr(key_ring, "reload", database_down)
     response = es256_app.test_client().get("/.well-known/jwks.json")
     assert response.status_code == 503 and response.json["error"] == "service_unavailable"
+
+
+def test_a_secret_that_cannot_decrypt_the_current_key_keeps_verification_alive(es256_app, caplog):
+    client = es256_app.test_client()
+    client.post("/auth/register", json={"name": "Ada", "email": "ada@example.com", "password": PASSWORD})
+    token = client.post("/auth/login", json={"email": "ada@example.com", "password": PASSWORD}).json
+    key_ring = ring.key_ring(es256_app)  # keeps this worker's secret
+    es256_app.config["SIGNING_KEYS_SECRET"] = ["another-secret-" + "x" * 32]  # an operator's, elsewhere
+    run(es256_app, "add")
+    with es256_app.app_context():
+        services.rotate(force=True)  # the new current key is encrypted under the other secret
+    with caplog.at_level(logging.ERROR):
+        with es256_app.app_context():
+            key_ring.reload()
+    assert "SIGNING_KEYS_SECRET" in caplog.text
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    assert client.get("/auth/me", headers=headers).status_code == 200  # verification: public keys
+    assert client.get("/.well-known/jwks.json").status_code == 200
+    # This worker still signs with the (published) key it holds: nobody is refused sign-in.
+    again = client.post("/auth/login", json={"email": "ada@example.com", "password": PASSWORD})
+    assert again.status_code == 200
+
+
+def test_a_worker_holding_no_usable_key_answers_sign_ins_with_503(database_url, monkeypatch):
+    monkeypatch.setenv("JWT_ALGORITHM", "ES256")
+    first = make_app(database_url)
+    first.test_client().get("/.well-known/jwks.json")  # the current key, under first's secret
+    monkeypatch.setenv("SECRET_KEY", "a-different-secret-" + "z" * 32)  # testing: encrypts keys
+    second = make_app(database_url)
+    client = second.test_client()
+    client.post("/auth/register", json={"name": "Ada", "email": "ada@example.com", "password": PASSWORD})
+    response = client.post("/auth/login", json={"email": "ada@example.com", "password": PASSWORD})
+    assert response.status_code == 503 and response.json["error"] == "service_unavailable"
+    for app in (first, second):
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_rotation_waits_for_the_jwks_cache_and_the_workers_reload(es256_app):
+    es256_app.test_client().get("/.well-known/jwks.json")
+    run(es256_app, "add")
+    with es256_app.app_context():
+        with pytest.raises(services.KeyOperationRefused):
+            services.rotate(now=utcnow() + timedelta(seconds=601))  # 600 s max-age + 30 s reload
+        assert services.rotate(now=utcnow() + timedelta(seconds=631))
+
+
+def test_reencryption_is_an_audit_event(es256_app):
+    es256_app.test_client().get("/.well-known/jwks.json")
+    assert run(es256_app, "reencrypt").exit_code == 0
+    with es256_app.app_context():
+        event = db.session.scalar(select(AuthEvent).where(AuthEvent.type == "signing_keys_reencrypted"))
+        assert event.details == {"count": 1}
+
+
+def test_the_database_allows_one_standby_key(es256_app):
+    with es256_app.app_context():
+        for _ in range(2):
+            private = material.generate("ES256")
+            jwk = material.public_jwk(private, "ES256")
+            db.session.add(
+                SigningKey(
+                    kid=material.thumbprint(jwk),
+                    alg="ES256",
+                    state=STANDBY,
+                    public_jwk=jwk,
+                    private_key_encrypted="x",
+                    created_at=utcnow(),
+                )
+            )
+        with pytest.raises(IntegrityError):
+            db.session.commit()
+        db.session.rollback()
+
+
+def test_discovery_names_the_published_keys_algorithms_and_is_not_cached_when_host_derived(
+    database_url, monkeypatch
+):
+    monkeypatch.setenv("JWT_ALGORITHM", "ES256")
+    app = make_app(database_url)  # JWT_ISSUER stays "trikchi": jwks_uri comes from the Host header
+    client = app.test_client()
+    client.get("/.well-known/jwks.json")
+    run(app, "add", "--alg", "EdDSA")
+    with app.app_context():
+        ring.key_ring(app).reload()
+    response = client.get("/.well-known/openid-configuration", headers={"Host": "evil.example"})
+    assert set(response.json["id_token_signing_alg_values_supported"]) == {"ES256", "EdDSA"}
+    assert response.headers["Cache-Control"] == "no-store"
+    with app.app_context():
+        db.engine.dispose()

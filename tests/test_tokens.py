@@ -227,3 +227,49 @@ def test_error_codes_name_the_failure(app, client, auth):
     assert auth.me().json["error"] == "session_ended"
     client.set_cookie("refresh_token", old)
     assert auth.refresh(csrf=auth.csrf_token).json["error"] == "session_ended"
+
+
+def test_refresh_tokens_minted_before_iss_existed_still_refresh(app, client, auth):
+    """An upgrade signs nobody out: earlier trikchi refresh tokens carry no iss."""
+    auth.signup()
+    csrf = auth.csrf_cookie()
+    legacy = claims_of(app, auth.refresh_cookie())
+    legacy.pop("iss")
+    client.set_cookie("refresh_token", jwt.encode(legacy, app.config["JWT_SECRET_KEY"], algorithm="HS256"))
+    response = auth.refresh(csrf=csrf)
+    assert response.status_code == 200
+    assert claims_of(app, auth.refresh_cookie())["iss"] == app.config["JWT_ISSUER"]
+    assert claims_of(app, response.json["access_token"])["iss"] == app.config["JWT_ISSUER"]
+
+
+def test_a_refresh_token_of_another_issuer_is_refused(app, client, auth):
+    auth.signup()
+    csrf = auth.csrf_cookie()
+    claims = claims_of(app, auth.refresh_cookie()) | {"iss": "https://elsewhere.example"}
+    client.set_cookie("refresh_token", jwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256"))
+    assert auth.refresh(csrf=csrf).json["error"] == "token_invalid"
+
+
+def test_access_tokens_without_iss_are_refused(app, auth):
+    auth.signup()
+    assert_401(auth.me(forge(app, claims_of(app, auth.access_token), "iss", MISSING)))
+
+
+def test_a_non_ascii_csrf_header_is_csrf_failed_and_changes_nothing(app, client, auth):
+    auth.signup()
+    for path in ("/auth/refresh_token", "/auth/logout"):
+        response = client.post(path, headers={"X-CSRF-TOKEN": "é"})
+        assert response.status_code == 401 and response.json["error"] == "csrf_failed", path
+    assert auth.refresh().status_code == 200  # the session is untouched
+
+
+@pytest.mark.parametrize("header", ["bearer {}", "Bearer  {}", "BEARER\t{}"])
+def test_the_bearer_scheme_is_case_insensitive_and_whitespace_tolerant(auth, header):
+    auth.signup()
+    response = auth.client.get("/auth/me", headers={"Authorization": header.format(auth.access_token)})
+    assert response.status_code == 200
+
+
+def test_database_errors_never_carry_the_statements_values(app):
+    with app.app_context():
+        assert db.engine.hide_parameters

@@ -207,6 +207,17 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(PoolTimeoutError, handle_database_unavailable)
     app.register_error_handler(DBAPIError, _handle_dbapi_error)
     app.register_error_handler(Exception, handle_unexpected)
+    try:  # gunicorn parses a chunked body lazily, while the app reads it
+        from gunicorn.http.errors import ParseException
+    except ImportError:  # served by another WSGI server
+        return
+    app.register_error_handler(ParseException, _handle_unparsable_body)
+
+
+def _handle_unparsable_body(_error: Exception) -> Response:
+    """A malformed chunked body, found by gunicorn while the app read it: 400, not 500."""
+    db.session.rollback()
+    return error_response(400, "The request body could not be parsed.", error=ErrorCode.BAD_REQUEST)
 
 
 def _handle_dbapi_error(error: DBAPIError) -> Response:

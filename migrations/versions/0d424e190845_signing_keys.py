@@ -33,6 +33,7 @@ def upgrade():
     with op.batch_alter_table('signing_keys', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_signing_keys_state'), ['state'], unique=False)
         batch_op.create_index('uq_signing_keys_one_current', ['state'], unique=True, sqlite_where=sa.text("state = 'current'"), postgresql_where=sa.text("state = 'current'"))
+        batch_op.create_index('uq_signing_keys_one_standby', ['state'], unique=True, sqlite_where=sa.text("state = 'standby'"), postgresql_where=sa.text("state = 'standby'"))
 
 
 
@@ -40,6 +41,7 @@ def upgrade():
 def downgrade():
 
     with op.batch_alter_table('signing_keys', schema=None) as batch_op:
+        batch_op.drop_index('uq_signing_keys_one_standby', sqlite_where=sa.text("state = 'standby'"), postgresql_where=sa.text("state = 'standby'"))
         batch_op.drop_index('uq_signing_keys_one_current', sqlite_where=sa.text("state = 'current'"), postgresql_where=sa.text("state = 'current'"))
         batch_op.drop_index(batch_op.f('ix_signing_keys_state'))
 

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from flask import current_app, g, request
 from flask_jwt_extended import verify_jwt_in_request
+from flask_jwt_extended.exceptions import CSRFError
 from sqlalchemy import bindparam, select
 from werkzeug.local import LocalProxy
 
@@ -59,11 +60,11 @@ _LIVE_USER = (
 
 
 def _bearer_token() -> str:
-    header = request.headers.get(current_app.config["JWT_HEADER_NAME"], "")
-    scheme, _, token = header.partition(" ")
-    if scheme != current_app.config["JWT_HEADER_TYPE"] or not token or " " in token:
+    """The token of ``Authorization: Bearer <token>`` (the scheme is case-insensitive, RFC 9110)."""
+    parts = request.headers.get(current_app.config["JWT_HEADER_NAME"], "").split()
+    if len(parts) != 2 or parts[0].lower() != current_app.config["JWT_HEADER_TYPE"].lower():
         raise Unauthorized("Authentication required.", error=ErrorCode.AUTHENTICATION_REQUIRED)
-    return token
+    return parts[1]
 
 
 def authenticate_request() -> CurrentUser:
@@ -115,6 +116,9 @@ def role_required(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any
 
 def verify_refresh_cookie() -> None:
     """flask-jwt-extended checks the refresh cookie and its X-CSRF-TOKEN header."""
+    csrf = request.headers.get(current_app.config["JWT_REFRESH_CSRF_HEADER_NAME"])
+    if csrf is not None and not csrf.isascii():  # hmac.compare_digest would raise TypeError
+        raise CSRFError("CSRF double submit tokens do not match")
     try:
         verify_jwt_in_request(refresh=True, locations=["cookies"])
     except RecursionError:  # a deeply nested JSON segment: PyJWT lets json's RecursionError through

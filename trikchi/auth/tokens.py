@@ -223,13 +223,21 @@ def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _decode_key(header: dict, payload: dict) -> Any:
-    """flask-jwt-extended's key callback (refresh tokens): refuse a malformed token, pick the key.
+    """flask-jwt-extended's key callback (it reads refresh cookies only): refuse, or pick the key.
 
-    Runs before the signature check, on the unverified token, and only ever refuses.
+    Runs before the signature check, on the unverified token, and only ever refuses. ``iss``
+    is checked here rather than by PyJWT: refresh tokens minted before trikchi set ``iss``
+    have none, and an upgrade must sign nobody out (they are HS256 under our own secret and
+    live in our database; every token minted now carries it). ``aud`` is for the services
+    that read access tokens, not for refresh tokens.
     """
     token_claims.check_header(header)
     token_claims.check_claims(payload)
-    return _key_for(header, payload.get("type"))
+    if payload["type"] != token_claims.REFRESH:
+        raise JWTDecodeError("not a refresh token")
+    if payload.get("iss", current_app.config["JWT_ISSUER"]) != current_app.config["JWT_ISSUER"]:
+        raise JWTDecodeError("foreign issuer")
+    return _key_for(header, token_claims.REFRESH)
 
 
 def _key_for(header: dict, token_type: Any) -> Any:
@@ -261,8 +269,9 @@ def configure_jwt(app: Flask) -> None:
     """flask-jwt-extended's decode settings, derived from trikchi's (after any overrides)."""
     asymmetric = ring.is_asymmetric(app)
     app.config["JWT_DECODE_ALGORITHMS"] = ["HS256", *ASYMMETRIC_ALGORITHMS] if asymmetric else ["HS256"]
-    app.config["JWT_DECODE_ISSUER"] = app.config["JWT_ISSUER"]
-    app.config["JWT_DECODE_AUDIENCE"] = app.config["JWT_AUDIENCE"] or None
+    # flask-jwt-extended decodes refresh tokens only; their iss is checked in _decode_key.
+    app.config["JWT_DECODE_ISSUER"] = None
+    app.config["JWT_DECODE_AUDIENCE"] = None
     if asymmetric and app.config["JWT_ISSUER"] == "trikchi":
         app.logger.warning(
             "JWT_ISSUER is the default 'trikchi': set it to this service's public URL so that"

@@ -23,13 +23,21 @@ class SigningKey(db.Model):
 
     __tablename__ = "signing_keys"
     __table_args__ = (
-        # At most one current key, enforced by the database (two workers racing at first start).
+        # At most one current key, enforced by the database (two workers racing at first start),
+        # and at most one standby key (two operators adding at once).
         Index(
             "uq_signing_keys_one_current",
             "state",
             unique=True,
             sqlite_where=text("state = 'current'"),
             postgresql_where=text("state = 'current'"),
+        ),
+        Index(
+            "uq_signing_keys_one_standby",
+            "state",
+            unique=True,
+            sqlite_where=text("state = 'standby'"),
+            postgresql_where=text("state = 'standby'"),
         ),
     )
 

@@ -20,6 +20,7 @@ from flask import Flask, current_app, request
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from trikchi.errors import ServiceUnavailable
 from trikchi.keys import material
 from trikchi.keys.models import CURRENT, PUBLISHED, SigningKey
 
@@ -96,23 +97,35 @@ class KeyRing:
                 for row in rows
             }
             current = next((row for row in rows if row.state == CURRENT), None)
-            signing = None
+            signing = self._signing if self._signing and self._signing.kid in verifying else None
             if current is not None:
-                private = self._private_cache.get(current.kid)
-                if private is None:
-                    private = material.decrypt(current.private_key_encrypted, self.secrets)
-                    self._private_cache = {current.kid: private}
-                signing = SigningKeyMaterial(current.kid, current.alg, private)
+                try:
+                    signing = self._signing_material(current)
+                except material.KeyDecryptionError:
+                    # Verification needs only public keys: keep verifying, keep signing with the
+                    # key this worker holds (still published) if any, and say loudly why.
+                    log.error(
+                        "SIGNING_KEYS_SECRET does not decrypt the current signing key; set the"
+                        " secret that encrypted it (NEW,OLD) on every worker",
+                        extra={"kid": current.kid},
+                    )
             if self._signing is not None and signing is not None and signing.kid != self._signing.kid:
                 log.info("signing key changed", extra={"kid": signing.kid})
             self._verifying, self._signing = verifying, signing
             self._loaded_at = time.monotonic()
 
+    def _signing_material(self, row: SigningKey) -> SigningKeyMaterial:
+        private = self._private_cache.get(row.kid)
+        if private is None:
+            private = material.decrypt(row.private_key_encrypted, self.secrets)
+            self._private_cache = {row.kid: private}
+        return SigningKeyMaterial(row.kid, row.alg, private)
+
     def signing_key(self) -> SigningKeyMaterial:
         """The current key (loaded at the start of this request)."""
         self.refresh_if_stale()
         if self._signing is None:
-            raise RuntimeError("no current signing key")
+            raise ServiceUnavailable("No signing key is usable; try again shortly.")
         return self._signing
 
     def verification_key(self, kid: str) -> VerificationKey | None:

@@ -68,11 +68,17 @@ def openid_configuration():
     """
     config = current_app.config
     issuer = config["JWT_ISSUER"]
-    if issuer.startswith(("https://", "http://")):
+    from_issuer = issuer.startswith(("https://", "http://"))
+    if from_issuer:
         jwks_uri = issuer.rstrip("/") + "/.well-known/jwks.json"
     else:
         jwks_uri = url_for("keys.jwks", _external=True)
-    algorithms = [config["JWT_ALGORITHM"]]
+    if ring.is_asymmetric():  # the algorithms of the published keys (a rotation may change it)
+        algorithms = list(dict.fromkeys(key["alg"] for key in ring.key_ring().jwks()))
+    else:
+        algorithms = ["HS256"]
     response = jsonify(issuer=issuer, jwks_uri=jwks_uri, id_token_signing_alg_values_supported=algorithms)
-    response.headers["Cache-Control"] = f"public, max-age={config['JWKS_MAX_AGE_SECONDS']}"
+    # Built from the request's Host when JWT_ISSUER is no URL: nothing for a shared cache to keep.
+    cache = f"public, max-age={config['JWKS_MAX_AGE_SECONDS']}" if from_issuer else "no-store"
+    response.headers["Cache-Control"] = cache
     return response

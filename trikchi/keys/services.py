@@ -25,6 +25,7 @@ class Events:
     KEY_ADDED = "signing_key_added"
     KEY_ROTATED = "signing_key_rotated"
     KEY_RETIRED = "signing_key_retired"
+    KEYS_REENCRYPTED = "signing_keys_reencrypted"
 
 
 class KeyOperationRefused(Exception):
@@ -64,7 +65,11 @@ def add_key(alg: str | None = None) -> SigningKey:
     key = _new_key(alg, STANDBY, utcnow())
     db.session.add(key)
     _record(Events.KEY_ADDED, {"kid": key.kid, "alg": alg, "state": STANDBY})
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # another `keys add` won the race (the one-standby index)
+        db.session.rollback()
+        raise KeyOperationRefused("there is a standby key already: rotate to it or retire it first") from None
     return key
 
 
@@ -155,9 +160,14 @@ def _columns(key: SigningKey) -> dict:
 
 
 def publication_wait() -> timedelta:
-    """How long a standby key must be published before it may sign."""
+    """How long a standby key must be published before it may sign.
+
+    A worker shows the new key in its JWKS up to ``KEYS_RELOAD_SECONDS`` after it was
+    added, and a verifier that fetched the JWKS just before keeps that copy for
+    ``JWKS_MAX_AGE_SECONDS``: the sum.
+    """
     config = current_app.config
-    return timedelta(seconds=max(config["JWKS_MAX_AGE_SECONDS"], config["KEYS_RELOAD_SECONDS"]))
+    return timedelta(seconds=config["JWKS_MAX_AGE_SECONDS"] + config["KEYS_RELOAD_SECONDS"])
 
 
 def last_token_lifetime() -> timedelta:
@@ -199,5 +209,6 @@ def reencrypt_all() -> int:
             .where(SigningKey.kid == key.kid)
             .values(private_key_encrypted=material.reencrypt(key.private_key_encrypted, secrets))
         )
+    _record(Events.KEYS_REENCRYPTED, {"count": len(keys)})
     db.session.commit()
     return len(keys)
