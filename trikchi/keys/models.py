@@ -18,28 +18,21 @@ STATES = (STANDBY, CURRENT, PREVIOUS, RETIRED)
 PUBLISHED = (STANDBY, CURRENT, PREVIOUS)
 
 
+def _at_most_one(state: str) -> Index:
+    """A partial unique index: at most one key in ``state``."""
+    where = text(f"state = '{state}'")
+    return Index(
+        f"uq_signing_keys_one_{state}", "state", unique=True, sqlite_where=where, postgresql_where=where
+    )
+
+
 class SigningKey(db.Model):
     """An asymmetric access-token signing key; the private half is stored encrypted."""
 
     __tablename__ = "signing_keys"
-    __table_args__ = (
-        # At most one current key, enforced by the database (two workers racing at first start),
-        # and at most one standby key (two operators adding at once).
-        Index(
-            "uq_signing_keys_one_current",
-            "state",
-            unique=True,
-            sqlite_where=text("state = 'current'"),
-            postgresql_where=text("state = 'current'"),
-        ),
-        Index(
-            "uq_signing_keys_one_standby",
-            "state",
-            unique=True,
-            sqlite_where=text("state = 'standby'"),
-            postgresql_where=text("state = 'standby'"),
-        ),
-    )
+    # At most one current key, enforced by the database (two workers racing at first start),
+    # and at most one standby key (two operators adding at once).
+    __table_args__ = (_at_most_one(CURRENT), _at_most_one(STANDBY))
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
     alg: Mapped[str] = mapped_column(String(10))
