@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,3 +80,33 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+# One open lock file per (process, database file): flock locks belong to open file descriptions.
+_write_locks: dict[tuple[int, str], int] = {}
+
+
+@contextmanager
+def serialized_writes(engine: Engine) -> Iterator[None]:
+    """On an SQLite file, hold this host's one writer slot; elsewhere, nothing.
+
+    SQLite allows one writer at a time. Without this, the others poll for its lock in
+    SQLite's busy handler, sleeping 1, 2, 5 … 100 ms between tries — idle CPUs and a long
+    tail on the hottest write (refresh). Queued on an ``flock`` of a file beside the
+    database, each writer starts the moment the previous one commits. The busy timeout
+    still covers writers that do not take the slot.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    key = (os.getpid(), database)
+    descriptor = _write_locks.get(key)
+    if descriptor is None:
+        descriptor = os.open(database + ".write-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        _write_locks[key] = descriptor
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)

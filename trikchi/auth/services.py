@@ -14,13 +14,14 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from trikchi.auth.models import AuthEvent, AuthSession, RefreshToken, User
 from trikchi.auth.passwords import password_problems
 from trikchi.auth.schemas import normalize_email
 from trikchi.auth.tokens import TokenPair, issue_token_pair
-from trikchi.database import utcnow
+from trikchi.database import serialized_writes, utcnow
 from trikchi.errors import Conflict, ErrorCode, NotFound, Unauthorized, ValidationFailed
 from trikchi.extensions import db, passwords
 from trikchi.http import ClientInfo
@@ -209,6 +210,20 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
     ):
         raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
 
+    with serialized_writes(db.engine):
+        return _rotate(connection, state, jti, session_id, user_id, now, client)
+
+
+def _rotate(
+    connection: Connection,
+    state: Row[Any],
+    jti: str,
+    session_id: str,
+    user_id: int,
+    now: datetime,
+    client: ClientInfo,
+) -> TokenPair:
+    """The write part of a refresh (one transaction, committed or rolled back before it returns)."""
     keys = {"b_jti": jti, "b_session_id": session_id}
     if connection.execute(_CONSUME, {**keys, "now": now}).rowcount == 1:
         successor = str(uuid.uuid4())
