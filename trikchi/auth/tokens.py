@@ -1,10 +1,11 @@
-"""Tokens: minting (PyJWT), and flask-jwt-extended's verification, cookies, loaders and errors.
+"""Tokens: minting and verification, the refresh cookies, flask-jwt-extended's callbacks.
 
-trikchi mints both kinds itself so that each gets its own algorithm: access
+trikchi mints both kinds with PyJWT so that each gets its own algorithm: access
 tokens HS256 under ``JWT_SECRET_KEY`` or signed with the current key of the key
-set (``kid`` in the header), refresh tokens always HS256 — only trikchi reads
-them. flask-jwt-extended verifies them: ``_decode_key`` picks the key by ``kid``
-and pins its algorithm before PyJWT checks signature, ``exp``, ``nbf``, ``iss`` and ``aud``.
+set (``kid`` in the header), refresh tokens always HS256 — only trikchi reads them.
+Access tokens are verified in one pass by ``verify_access_token`` (the guards);
+refresh cookies by flask-jwt-extended (cookie, CSRF double submit), whose key
+callback ``_decode_key`` refuses anything but an HS256 refresh token of ours.
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ def verify_access_token(token: str) -> dict[str, Any]:
         header, payload = _unverified(token)
         token_claims.check_header(header)
         token_claims.check_claims(payload)  # shapes first: a mistyped exp is invalid, not expired
-        key = _key_for(header, token_claims.ACCESS)
+        key = _access_key(header)
         claims = pyjwt.decode(
             token,
             key,
@@ -237,21 +238,19 @@ def _decode_key(header: dict, payload: dict) -> Any:
         raise JWTDecodeError("not a refresh token")
     if payload.get("iss", current_app.config["JWT_ISSUER"]) != current_app.config["JWT_ISSUER"]:
         raise JWTDecodeError("foreign issuer")
-    return _key_for(header, token_claims.REFRESH)
+    if header.get("alg") != "HS256" or "kid" in header:  # in every mode
+        raise JWTDecodeError("refresh tokens are HS256 without kid")
+    return current_app.config["JWT_SECRET_KEY"]
 
 
-def _key_for(header: dict, token_type: Any) -> Any:
-    """The key that verifies a token with this header, its algorithm pinned.
+def _access_key(header: dict) -> Any:
+    """The key that verifies an access token with this header, its algorithm pinned.
 
-    An asymmetric token must name a published key and use exactly that key's
-    algorithm; a token without ``kid`` must be HS256, and in an asymmetric mode only
-    a refresh token may be (an HS256 access token "signed" with a public key is refused).
+    In an asymmetric mode the token must name a published key and use exactly that
+    key's algorithm (an HS256 token, even one "signed" with a public key, is refused);
+    in HS256 mode it is HS256 under ``JWT_SECRET_KEY``, without kid.
     """
     alg = header.get("alg")
-    if token_type == token_claims.REFRESH:  # only trikchi reads them: HS256 under JWT_SECRET_KEY, always
-        if alg != "HS256" or "kid" in header:
-            raise JWTDecodeError("refresh tokens are HS256 without kid")
-        return current_app.config["JWT_SECRET_KEY"]
     if "kid" in header:
         kid = header["kid"]
         if not ring.is_asymmetric() or not isinstance(kid, str) or alg not in ASYMMETRIC_ALGORITHMS:
@@ -267,12 +266,11 @@ def _key_for(header: dict, token_type: Any) -> Any:
 
 def configure_jwt(app: Flask) -> None:
     """flask-jwt-extended's decode settings, derived from trikchi's (after any overrides)."""
-    asymmetric = ring.is_asymmetric(app)
-    app.config["JWT_DECODE_ALGORITHMS"] = ["HS256", *ASYMMETRIC_ALGORITHMS] if asymmetric else ["HS256"]
-    # flask-jwt-extended decodes refresh tokens only; their iss is checked in _decode_key.
+    # flask-jwt-extended decodes refresh tokens only: HS256, their iss checked in _decode_key.
+    app.config["JWT_DECODE_ALGORITHMS"] = ["HS256"]
     app.config["JWT_DECODE_ISSUER"] = None
     app.config["JWT_DECODE_AUDIENCE"] = None
-    if asymmetric and app.config["JWT_ISSUER"] == "trikchi":
+    if ring.is_asymmetric(app) and app.config["JWT_ISSUER"] == "trikchi":
         app.logger.warning(
             "JWT_ISSUER is the default 'trikchi': set it to this service's public URL so that"
             " other services find the keys from the issuer"

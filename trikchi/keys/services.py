@@ -13,6 +13,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from trikchi.auth.models import AuthEvent
+from trikchi.auth.services import record_event
 from trikchi.database import utcnow
 from trikchi.extensions import db
 from trikchi.keys import material
@@ -33,7 +34,8 @@ class KeyOperationRefused(Exception):
 
 
 def _record(type_: str, details: dict) -> None:
-    db.session.add(AuthEvent(type=type_, details=details))
+    """An audit event of a key operation (an operator's, from the shell: no user, no client)."""
+    record_event(type_, None, details=details)
 
 
 def _new_key(alg: str, state: str, now: datetime) -> SigningKey:
@@ -138,7 +140,8 @@ def ensure_current_key() -> None:
     """Create the first current key of an asymmetric deployment (safe under racing workers)."""
     now = utcnow()
     key = _new_key(current_app.config["JWT_ALGORITHM"], CURRENT, now)
-    # Its own transaction: this runs at the start of a request or a command.
+    # Its own transaction (and so its own event INSERT, not record_event's): this runs at the
+    # start of a request or a command, outside whatever the session is doing.
     try:
         with db.engine.begin() as connection:
             if connection.scalar(select(SigningKey.kid).where(SigningKey.state == CURRENT)) is not None:
