@@ -96,6 +96,8 @@ class Config:
         self.REFRESH_TOKEN_DAYS = env_int("REFRESH_TOKEN_DAYS", 30, 1)
         self.SESSION_MAX_DAYS = env_int("SESSION_MAX_DAYS", 90, 1)
         self.REFRESH_REUSE_GRACE_SECONDS = env_int("REFRESH_REUSE_GRACE_SECONDS", 10)
+        # SPEC §8: sensitive operations need an interactive authentication this recent.
+        self.FRESH_SIGNIN_SECONDS = env_int("FRESH_SIGNIN_SECONDS", 600, 1)
         self.COOKIE_SECURE = env_bool("COOKIE_SECURE", self.default_cookie_secure())
         self.COOKIE_SAMESITE = env_str("COOKIE_SAMESITE", "Lax")
         if self.COOKIE_SAMESITE not in {"Lax", "Strict", "None"}:
@@ -139,6 +141,7 @@ class Config:
         self.RATELIMIT_REGISTER = env_str("RATELIMIT_REGISTER", "10 per minute;50 per hour")
         self.RATELIMIT_REFRESH = env_str("RATELIMIT_REFRESH", "60 per minute")
         self.RATELIMIT_PASSWORD = env_str("RATELIMIT_PASSWORD", "10 per minute")
+        self.RATELIMIT_REAUTHENTICATE = env_str("RATELIMIT_REAUTHENTICATE", "10 per minute;50 per hour")
         self.DEVICE_COOKIE_DAYS = env_int("DEVICE_COOKIE_DAYS", 365, 1)
         self.RATELIMIT_PASSWORD_RESET = env_str("RATELIMIT_PASSWORD_RESET", "5 per minute;20 per hour")
         self.RATELIMIT_PASSWORD_RESET_PER_EMAIL = env_str("RATELIMIT_PASSWORD_RESET_PER_EMAIL", "3 per hour")

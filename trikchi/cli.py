@@ -18,7 +18,7 @@ users_cli = AppGroup("users", help="Manage users and roles.")
 @sessions_cli.command("prune")
 def prune_sessions_command() -> None:
     """Delete revoked and expired sessions with their refresh tokens."""
-    from trikchi.auth.services import prune_sessions
+    from trikchi.auth.sessions import prune_sessions
 
     count = prune_sessions()
     click.echo(f"Pruned {count} session(s).")

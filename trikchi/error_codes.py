@@ -28,6 +28,7 @@ class ErrorCode(StrEnum):
     SESSION_ENDED = "session_ended"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"  # noqa: S105
     CSRF_FAILED = "csrf_failed"
+    FRESH_SIGNIN_REQUIRED = "fresh_signin_required"
     INVALID_LINK = "invalid_link"
     FORBIDDEN = "forbidden"
     EMAIL_TAKEN = "email_taken"
@@ -55,6 +56,9 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.TOKEN_EXPIRED: "The token has expired: refresh (access token) or sign in (refresh token).",
     ErrorCode.SESSION_ENDED: "The session was signed out, revoked or expired, or the user is disabled.",
     ErrorCode.REFRESH_TOKEN_REUSED: "An already-used refresh token was presented: the session was revoked.",
+    ErrorCode.FRESH_SIGNIN_REQUIRED: (
+        "The operation needs a recent sign-in: call POST /auth/reauthenticate (or sign in again) first."
+    ),
     ErrorCode.CSRF_FAILED: "The X-CSRF-TOKEN header is missing or does not match the csrf_refresh_token.",
     ErrorCode.INVALID_LINK: "A verification or reset link is invalid, expired or already used.",
     ErrorCode.FORBIDDEN: "Signed in, but the role does not allow this.",

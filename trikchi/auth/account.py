@@ -18,10 +18,11 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from trikchi.auth.digests import keyed_digest
+from trikchi.auth.events import Events, record_event
 from trikchi.auth.models import User
 from trikchi.auth.passwords import password_problems
 from trikchi.auth.schemas import normalize_email
-from trikchi.auth.services import Events, record_event, revoke_all_sessions
+from trikchi.auth.sessions import revoke_all_sessions
 from trikchi.errors import ErrorCode, Unauthorized, ValidationFailed
 from trikchi.extensions import db, passwords
 from trikchi.http import ClientInfo

@@ -51,6 +51,10 @@ def check_claims(claims: dict[str, Any]) -> None:
     for name in _STRING_CLAIMS[token_type]:
         if not _is_text(claims.get(name)):
             raise JWTDecodeError(f"claim {name} must be a string")
+    # auth_time (SPEC §8) is absent only from access tokens minted before it existed: those
+    # are never fresh. When present it is an integer like the other timestamps.
+    if "auth_time" in claims and type(claims["auth_time"]) is not int:
+        raise JWTDecodeError("claim auth_time must be an integer")
 
 
 def user_id(claims: dict[str, Any]) -> int | None:

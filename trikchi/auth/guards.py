@@ -11,6 +11,7 @@ Views that change the user load the ORM object themselves (``current_user_model`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +45,8 @@ class CurrentUser:
     email_verified: bool
     created_at: datetime
     session_id: str
+    # The token's auth_time (SPEC §8): the session's last interactive authentication.
+    auth_time: int | None = None
 
 
 # Built once: constructing the statement per request cost more than running it.
@@ -82,7 +85,7 @@ def authenticate_request() -> CurrentUser:
         row = connection.execute(_LIVE_USER, {"user_id": user_id, "session_id": session_id}).first()
     if row is None:
         raise Unauthorized("The session has ended; sign in again.", error=ErrorCode.SESSION_ENDED)
-    user = CurrentUser(*row, session_id=session_id)
+    user = CurrentUser(*row, session_id=session_id, auth_time=claims.get("auth_time"))
     g.trikchi_user = user
     return user
 
@@ -96,6 +99,33 @@ def access_required(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def fresh_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """``access_required``, and 401 ``fresh_signin_required`` unless the token's sign-in is recent.
+
+    Recent means within ``FRESH_SIGNIN_SECONDS`` (SPEC §8); a refresh carries the sign-in
+    time on unchanged, so only signing in again or ``POST /auth/reauthenticate`` renews it.
+    """
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        user = authenticate_request()
+        if not is_fresh(user):
+            raise Unauthorized(
+                "This needs a recent sign-in: confirm your password first.",
+                error=ErrorCode.FRESH_SIGNIN_REQUIRED,
+            )
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def is_fresh(user: CurrentUser) -> bool:
+    """Whether ``user`` authenticated interactively within ``FRESH_SIGNIN_SECONDS``."""
+    if user.auth_time is None:
+        return False
+    return time.time() - user.auth_time <= current_app.config["FRESH_SIGNIN_SECONDS"]
 
 
 def role_required(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -61,6 +61,7 @@ login_failures_per_email = limiter.limit(
 register_attempts = limiter.limit(_setting("RATELIMIT_REGISTER"), scope="register")
 refresh_attempts = limiter.limit(_setting("RATELIMIT_REFRESH"), scope="refresh")
 password_attempts = limiter.limit(_setting("RATELIMIT_PASSWORD"), scope="password")
+reauthenticate_attempts = limiter.limit(_setting("RATELIMIT_REAUTHENTICATE"), scope="reauthenticate")
 verify_email_requests = limiter.limit(_setting("RATELIMIT_VERIFY_EMAIL"), scope="verify-email")
 password_reset_requests = limiter.limit(_setting("RATELIMIT_PASSWORD_RESET"), scope="password-reset")
 password_reset_requests_per_email = limiter.limit(

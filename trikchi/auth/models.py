@@ -57,6 +57,11 @@ class AuthSession(db.Model):
     # Sliding end: moved forward by each refresh, never past ``absolute_expires_at``.
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     absolute_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The last interactive authentication of this session (sign-in or re-authentication) and
+    # how it was made (password, totp, passkey, oidc:<provider>, telegram, …): SPEC §8's
+    # ``auth_time``. A refresh does not move it.
+    auth_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    auth_method: Mapped[str] = mapped_column(String(40), default="password", server_default="password")
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(255), nullable=True)

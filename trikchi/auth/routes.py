@@ -7,7 +7,7 @@ from flask_jwt_extended import get_jwt
 from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 from jwt.exceptions import PyJWTError
 
-from trikchi.auth import account, limits, services
+from trikchi.auth import account, limits, services, sessions
 from trikchi.auth.devices import set_device_cookie
 from trikchi.auth.guards import (
     BEARER,
@@ -15,6 +15,7 @@ from trikchi.auth.guards import (
     current_user,
     current_user_model,
     current_user_record,
+    fresh_required,
     refresh_required,
     verify_refresh_cookie,
 )
@@ -25,6 +26,7 @@ from trikchi.auth.schemas import (
     PasswordChangeSchema,
     PasswordResetRequestSchema,
     PasswordResetSchema,
+    ReauthenticateSchema,
     RegisterSchema,
     SessionSchema,
     TokenSchema,
@@ -89,7 +91,7 @@ def refresh_token():
     `refresh_token_reused`), except within a few seconds of its rotation, when it gets the session's
     current token (two tabs refreshing at once).
     """
-    return token_response(services.rotate_refresh_token(get_jwt(), client_info()))
+    return token_response(sessions.rotate_refresh_token(get_jwt(), client_info()))
 
 
 @blp.route("/logout", methods=["POST"])
@@ -111,7 +113,7 @@ def logout():
             raise  # a cross-site request must not end the session: 401, nothing changes
         except (JWTExtendedException, PyJWTError, Unauthorized):
             claims = None  # expired, forged or already revoked: nothing to revoke
-    services.logout(claims, client_info())
+    sessions.logout(claims, client_info())
     return clear_refresh_cookies(jsonify(message="Signed out."))
 
 
@@ -150,7 +152,7 @@ def list_sessions():
             "ip": s.ip,
             "current": s.id == current,
         }
-        for s in services.list_sessions(current_user)
+        for s in sessions.list_sessions(current_user)
     ]
 
 
@@ -165,7 +167,7 @@ def delete_session(session_id):
     404 when the id is not one of the caller's sessions. Ending the current session also deletes its
     cookies.
     """
-    services.revoke_session(current_user, session_id, client_info())
+    sessions.revoke_session(current_user, session_id, client_info())
     response = current_app.response_class(status=204)
     if current_user.session_id == session_id:
         clear_refresh_cookies(response)
@@ -182,19 +184,40 @@ def logout_all():
 
     Ends every session of the caller, this one included, and deletes the cookies.
     """
-    services.logout_all(current_user, client_info(), current_user.session_id)
+    sessions.logout_all(current_user, client_info(), current_user.session_id)
     return clear_refresh_cookies(current_app.response_class(status=204))
+
+
+@blp.route("/reauthenticate", methods=["POST"])
+@limits.reauthenticate_attempts
+@access_required
+@blp.arguments(ReauthenticateSchema)
+@blp.response(200, TokenSchema)
+@blp.doc(operationId="reauthenticate", security=BEARER)
+@document_errors(blp, 400, 401, 413, 415, 429)
+def reauthenticate(args):
+    """Confirm the password again: the session's sign-in becomes fresh (SPEC §8).
+
+    Operations that need a recent sign-in answer 401 `fresh_signin_required` when the session's
+    last interactive authentication is older than `FRESH_SIGNIN_SECONDS`; this renews it. Returns
+    the login body with a new access token (carrying the new `auth_time`); the refresh cookie is
+    left as it is. A wrong password is 401 `invalid_credentials`.
+    """
+    pair = services.reauthenticate(
+        current_user_model(), args["password"], client_info(), current_user.session_id
+    )
+    return token_response(pair)
 
 
 @blp.route("/password", methods=["POST"])
 @limits.password_attempts
-@access_required
+@fresh_required
 @blp.arguments(PasswordChangeSchema)
 @blp.response(204)
 @blp.doc(operationId="changePassword", security=BEARER)
 @document_errors(blp, 400, 401, 415, 429)
 def change_password(args):
-    """Change the password; every other session is signed out.
+    """Change the password; every other session is signed out. Needs a fresh sign-in.
 
     Needs the current password (422 naming `current_password` when it is wrong). The new one follows
     the registration rules. This session stays signed in; every other one ends.

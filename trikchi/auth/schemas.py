@@ -101,6 +101,17 @@ class LoginSchema(StrictSchema):
     )
 
 
+class ReauthenticateSchema(StrictSchema):
+    """``POST /auth/reauthenticate`` body."""
+
+    password = fields.String(
+        required=True,
+        load_only=True,
+        validate=[validate.Length(min=1, max=1024), encodable],
+        metadata={"format": "password"},
+    )
+
+
 class PasswordChangeSchema(StrictSchema):
     """``POST /auth/password`` body."""
 

@@ -60,14 +60,15 @@ def issue_token_pair(
     refresh_jti: str,
     refresh_expires_at: datetime,
     now: datetime,
+    *,
+    auth_time: datetime,
 ) -> TokenPair:
-    """Mint an access token and the refresh token ``refresh_jti`` of session ``session_id``."""
-    access_lifetime = app.config["JWT_ACCESS_TOKEN_EXPIRES"]
-    access = _encode_access(
-        app,
-        _claims(app, user_id, token_claims.ACCESS, str(uuid.uuid4()), now, access_lifetime)
-        | {"role": role, "sid": session_id},
-    )
+    """Mint an access token and the refresh token ``refresh_jti`` of session ``session_id``.
+
+    ``auth_time`` is the session's last interactive authentication (SPEC §8), carried
+    in the access token as the OpenID Connect claim of that name.
+    """
+    access, expires_in = _access_token(app, user_id, role, session_id, now, auth_time)
     refresh_lifetime = refresh_expires_at - now
     csrf = session_csrf_token(app, session_id)
     refresh = pyjwt.encode(
@@ -80,10 +81,39 @@ def issue_token_pair(
         access_token=access,
         refresh_token=refresh,
         refresh_max_age=max(int(refresh_lifetime.total_seconds()), 0),
-        expires_in=int(access_lifetime.total_seconds()),
+        expires_in=expires_in,
         user_id=user_id,
         csrf_token=csrf,
     )
+
+
+def issue_access_token(
+    app: Flask, user_id: int, role: str, session_id: str, now: datetime, *, auth_time: datetime
+) -> TokenPair:
+    """An access token alone (a re-authentication): the pair carries no refresh token, and
+    ``token_response`` leaves the cookies as they are."""
+    access, expires_in = _access_token(app, user_id, role, session_id, now, auth_time)
+    return TokenPair(
+        access_token=access,
+        refresh_token="",
+        refresh_max_age=0,
+        expires_in=expires_in,
+        user_id=user_id,
+        csrf_token=session_csrf_token(app, session_id),
+    )
+
+
+def _access_token(
+    app: Flask, user_id: int, role: str, session_id: str, now: datetime, auth_time: datetime
+) -> tuple[str, int]:
+    """A signed access token and its lifetime in seconds."""
+    lifetime = app.config["JWT_ACCESS_TOKEN_EXPIRES"]
+    claims = _claims(app, user_id, token_claims.ACCESS, str(uuid.uuid4()), now, lifetime) | {
+        "role": role,
+        "sid": session_id,
+        "auth_time": int(auth_time.timestamp()),
+    }
+    return _encode_access(app, claims), int(lifetime.total_seconds())
 
 
 def _claims(
@@ -125,10 +155,11 @@ def session_csrf_token(app: Flask, session_id: str) -> str:
 
 
 def token_response(pair: TokenPair, status: int = 200) -> Response:
-    """JSON body + refresh and CSRF cookies, never cached."""
+    """JSON body + refresh and CSRF cookies (when the pair has a refresh token), never cached."""
     response = jsonify(pair.body())
     response.status_code = status
-    _set_refresh_cookies(response, pair)
+    if pair.refresh_token:
+        _set_refresh_cookies(response, pair)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response

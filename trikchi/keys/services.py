@@ -12,8 +12,8 @@ from flask import current_app
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from trikchi.auth.events import record_event
 from trikchi.auth.models import AuthEvent
-from trikchi.auth.services import record_event
 from trikchi.database import utcnow
 from trikchi.extensions import db
 from trikchi.keys import material
