@@ -38,6 +38,13 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", app.config["DEFAULT_LOCALE"])
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS_DIR))
     babel.init_app(app, locale_selector=select_locale)
+    if not all((TRANSLATIONS_DIR / locale / "LC_MESSAGES" / "messages.mo").exists() for locale in LOCALES):
+        # Not built yet (`make translations` is the way): build them now rather than answer
+        # in English; a read-only installation says what is missing instead.
+        try:
+            compile_catalogs()
+        except OSError as error:
+            app.logger.warning("message catalogs not compiled (%s): run `make translations`", error)
 
 
 def select_locale() -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from trikchi.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
-from trikchi.i18n import N_
+from trikchi.i18n import LOCALES, N_
 
 EMAIL_MAX = 254
 NAME_MAX = 100
@@ -199,7 +199,7 @@ class ProfileUpdateSchema(StrictSchema):
     )
     locale = fields.String(
         allow_none=True,
-        validate=validate.OneOf(["uz", "ru", "en"]),
+        validate=validate.OneOf(LOCALES),
         metadata={"description": "uz (Uzbek, Latin script), ru or en; null: the browser's Accept-Language."},
     )
 
