@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test bench web lint format system-deps node-deps clean
+.PHONY: run test bench web lint format system-deps node-deps clean translations messages
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,26 @@ node_modules/.package-lock.json: package.json package-lock.json
 ## node-deps: the npm tools the tests use (Spectral, jose)
 node-deps: node_modules/.package-lock.json
 
+# The message catalogs (uz, ru, en), compiled from the .po files in the repository.
+CATALOGS := $(wildcard trikchi/translations/*/LC_MESSAGES/messages.po)
+# Where error messages are written: markers and the error classes that take a message.
+MESSAGE_KEYWORDS := -k N_ -k Unauthorized -k Forbidden -k NotFound -k Conflict -k ValidationFailed \
+	-k ServiceUnavailable -k AppError -k ValidationError
+
+## translations: compile the message catalogs (.po -> .mo)
+translations: $(CATALOGS:.po=.mo)
+
+trikchi/translations/%/LC_MESSAGES/messages.mo: trikchi/translations/%/LC_MESSAGES/messages.po $(VENV)/.runtime
+	$(BIN)/pybabel compile --statistics -d trikchi/translations -l $*
+
+## messages: extract the messages to messages.pot and merge them into every catalog
+messages: $(VENV)/.runtime
+	$(BIN)/pybabel extract -F babel.cfg $(MESSAGE_KEYWORDS) --no-location --sort-output \
+		--project trikchi -o trikchi/translations/messages.pot .
+	$(BIN)/pybabel update -i trikchi/translations/messages.pot -d trikchi/translations --no-fuzzy-matching
+
 ## run: install, migrate the embedded SQLite database, start the development server
-run: $(VENV)/.runtime
+run: $(VENV)/.runtime translations
 	$(BIN)/flask db upgrade
 	$(BIN)/flask run --host $(HOST) --port $(PORT)
 
@@ -50,7 +68,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 
 ## test: lint, then the whole suite on SQLite and on a throwaway PostgreSQL server
-test: $(VENV)/.dev node-deps system-deps lint
+test: $(VENV)/.dev node-deps system-deps lint translations
 	$(BIN)/python -m pytest
 
 ## bench: the service under gunicorn (production settings) on SQLite and PostgreSQL, driven by wrk,

@@ -160,6 +160,18 @@ class Config:
         self.FRONTEND_URL = (env_str("FRONTEND_URL") or "http://localhost:3000").rstrip("/")
         self.PASSWORD_RESET_MINUTES = env_int("PASSWORD_RESET_MINUTES", 30, 1)
         self.EMAIL_VERIFY_HOURS = env_int("EMAIL_VERIFY_HOURS", 48, 1)
+
+        # Self-service, languages and security notices (SPEC §10).
+        self.DEFAULT_LOCALE = env_str("DEFAULT_LOCALE", "en")
+        if self.DEFAULT_LOCALE not in {"uz", "ru", "en"}:
+            raise ConfigError("DEFAULT_LOCALE must be uz, ru or en")
+        self.EMAIL_CHANGE_HOURS = env_int("EMAIL_CHANGE_HOURS", 24, 1)
+        self.RATELIMIT_EMAIL_CHANGE = env_str("RATELIMIT_EMAIL_CHANGE", "5 per minute;20 per hour")
+        self.NOTIFY_NEW_DEVICE = env_bool("NOTIFY_NEW_DEVICE", True)
+        self.NOTIFY_PASSWORD_CHANGED = env_bool("NOTIFY_PASSWORD_CHANGED", True)
+        self.NOTIFY_EMAIL_CHANGED = env_bool("NOTIFY_EMAIL_CHANGED", True)
+        self.NOTIFY_MFA_CHANGED = env_bool("NOTIFY_MFA_CHANGED", True)
+
         # Strict-Transport-Security max-age; only sent where TLS is guaranteed (production).
         self.HSTS_SECONDS = env_int("HSTS_SECONDS", 31536000 if self.COOKIE_SECURE else 0)
 

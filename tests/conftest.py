@@ -17,6 +17,10 @@ from tests.support.postgres import ThrowawayPostgres, find_bindir
 from tests.support.redis import ThrowawayRedis
 from trikchi import create_app
 from trikchi.extensions import db
+from trikchi.i18n import compile_catalogs
+
+# The .mo catalogs are built, not committed (`make translations` does the same).
+compile_catalogs()
 
 PASSWORD = "correct horse battery staple"
 BACKENDS = [

@@ -25,6 +25,10 @@ def mail_app(database_url, smtp_server):
         MAIL_USE_TLS=False,
         FRONTEND_URL=FRONTEND,
         MAIL_DEFAULT_SENDER="trikchi <no-reply@trikchi.uz>",
+        # Security notices have their own tests (test_notices.py): here the mail to an
+        # address is the link.
+        NOTIFY_NEW_DEVICE=False,
+        NOTIFY_PASSWORD_CHANGED=False,
     )
     yield app
     with app.app_context():

@@ -85,6 +85,7 @@ def register_database(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the extension instances to this app."""
+    from trikchi import i18n
     from trikchi.auth import tokens
     from trikchi.extensions import api, cors, db, jwt, limiter, migrate, passwords
     from trikchi.keys import ring as key_ring
@@ -98,6 +99,7 @@ def register_extensions(app: Flask) -> None:
     key_ring.init_app(app)
     passwords.init_app(app)
     init_mail(app)
+    i18n.init_app(app)
     limiter.init_app(app)
     if app.config["TRIKCHI_CONFIG"] == "production" and app.config["RATELIMIT_STORAGE_URI"].startswith(
         "memory"
@@ -120,6 +122,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount the feature blueprints on the API (and so in the OpenAPI document)."""
     from trikchi.admin.routes import blp as admin_blp
+    from trikchi.auth.profile_routes import blp as profile_blp
     from trikchi.auth.routes import blp as auth_blp
     from trikchi.extensions import api
     from trikchi.keys.routes import blp as keys_blp
@@ -130,6 +133,7 @@ def register_blueprints(app: Flask) -> None:
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
     api.register_blueprint(auth_blp)
+    api.register_blueprint(profile_blp)
     api.register_blueprint(admin_blp)
     api.register_blueprint(keys_blp)
     api.register_blueprint(ops_blp)

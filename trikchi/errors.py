@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 
 from trikchi.error_codes import ErrorCode, error_code_for
 from trikchi.extensions import db
+from trikchi.i18n import N_, translate, translate_errors
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class AppError(Exception):
 
     status = 400
     error = ErrorCode.BAD_REQUEST
-    message = "Bad request."
+    message = N_("Bad request.")
 
     def __init__(
         self,
@@ -53,7 +54,7 @@ class Unauthorized(AppError):
 
     status = 401
     error = ErrorCode.AUTHENTICATION_REQUIRED
-    message = "Authentication required."
+    message = N_("Authentication required.")
 
 
 class Forbidden(AppError):
@@ -61,7 +62,7 @@ class Forbidden(AppError):
 
     status = 403
     error = ErrorCode.FORBIDDEN
-    message = "You are not allowed to do this."
+    message = N_("You are not allowed to do this.")
 
 
 class NotFound(AppError):
@@ -69,7 +70,7 @@ class NotFound(AppError):
 
     status = 404
     error = ErrorCode.NOT_FOUND
-    message = "Not found."
+    message = N_("Not found.")
 
 
 class Conflict(AppError):
@@ -77,7 +78,7 @@ class Conflict(AppError):
 
     status = 409
     error = ErrorCode.CONFLICT
-    message = "Conflict."
+    message = N_("Conflict.")
 
 
 class ValidationFailed(AppError):
@@ -85,7 +86,7 @@ class ValidationFailed(AppError):
 
     status = 422
     error = ErrorCode.VALIDATION_FAILED
-    message = "Validation failed."
+    message = N_("Validation failed.")
 
 
 class ServiceUnavailable(AppError):
@@ -93,7 +94,7 @@ class ServiceUnavailable(AppError):
 
     status = 503
     error = ErrorCode.SERVICE_UNAVAILABLE
-    message = "The service is temporarily unavailable; try again shortly."
+    message = N_("The service is temporarily unavailable; try again shortly.")
     retry_after_seconds = 5
 
     def __init__(self, message: str | None = None, errors: dict[str, Any] | None = None) -> None:
@@ -107,15 +108,19 @@ def error_response(
     headers: dict[str, str] | None = None,
     error: ErrorCode | None = None,
 ) -> Response:
-    """Build the JSON error response every handler returns."""
+    """Build the JSON error response every handler returns, its texts in the request's language.
+
+    ``message`` and the ``errors`` messages are the English catalog keys (SPEC §10); the
+    ``error`` code and the field names stay the same in every language.
+    """
     body: dict[str, Any] = {
         "code": status,
         "status": HTTPStatus(status).phrase,
         "error": str(error or error_code_for(status)),
-        "message": message,
+        "message": translate(message),
     }
     if errors:
-        body["errors"] = errors
+        body["errors"] = translate_errors(errors)
     response = jsonify(body)
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
@@ -139,13 +144,13 @@ def _validation_errors(error: HTTPException) -> dict[str, Any] | None:
 
 
 _HTTP_MESSAGES = {
-    400: "The request could not be understood.",
-    404: "There is nothing at this address.",
-    405: "This method is not allowed here.",
-    413: "The request body is too large.",
-    415: "Send the body as JSON with Content-Type: application/json.",
-    429: "Too many attempts; wait before trying again.",
-    422: "Validation failed.",
+    400: N_("The request could not be understood."),
+    404: N_("There is nothing at this address."),
+    405: N_("This method is not allowed here."),
+    413: N_("The request body is too large."),
+    415: N_("Send the body as JSON with Content-Type: application/json."),
+    429: N_("Too many attempts; wait before trying again."),
+    422: N_("Validation failed."),
 }
 
 
@@ -155,10 +160,10 @@ def handle_http_exception(error: HTTPException) -> Response:
     errors = _validation_errors(error)
     code = error_code_for(status)
     if errors is not None and status == 400:
-        message = "The request body is not valid JSON."
+        message = N_("The request body is not valid JSON.")
         code = ErrorCode.INVALID_JSON
     else:
-        message = _HTTP_MESSAGES.get(status) or HTTPStatus(status).phrase + "."
+        message = _HTTP_MESSAGES.get(status) or N_("The request failed.")
     headers: dict[str, str] = {}
     if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
         headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
@@ -196,7 +201,7 @@ def handle_unexpected(error: Exception) -> Response:
     except Exception:  # noqa: BLE001 - the rollback must not mask the original error
         log.exception("rollback failed")
     log.error("unhandled error", exc_info=error)
-    return error_response(500, "Something went wrong on our side.")
+    return error_response(500, N_("Something went wrong on our side."))
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -217,7 +222,7 @@ def register_error_handlers(app: Flask) -> None:
 def _handle_unparsable_body(_error: Exception) -> Response:
     """A malformed chunked body, found by gunicorn while the app read it: 400, not 500."""
     db.session.rollback()
-    return error_response(400, "The request body could not be parsed.", error=ErrorCode.BAD_REQUEST)
+    return error_response(400, N_("The request body could not be parsed."), error=ErrorCode.BAD_REQUEST)
 
 
 def _handle_dbapi_error(error: DBAPIError) -> Response:

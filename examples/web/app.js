@@ -1,5 +1,6 @@
 // The page: every API call goes through TrikchiClient.
 import { TrikchiClient, TrikchiError } from "./trikchi-client.js";
+import { installProfile } from "./profile.js";
 
 const apiBase = new URLSearchParams(location.search).get("api") || "http://127.0.0.1:5000";
 const client = new TrikchiClient(apiBase);
@@ -19,6 +20,7 @@ async function showSignedIn() {
   const [user, sessions] = await Promise.all([client.me(), client.sessions()]);
   $("#profile-name").textContent = user.name;
   $("#profile-email").textContent = user.email;
+  profile.show(user);
   const list = $("#sessions");
   list.replaceChildren(...sessions.map((session) => {
     const item = document.createElement("li");
@@ -49,6 +51,13 @@ function showSignedOut() {
 }
 
 client.onChange((signedIn) => { if (!signedIn) showSignedOut(); });
+
+const profile = installProfile(client, $("#self-service"), {
+  onUpdated: (user) => { $("#profile-name").textContent = user.name; profile.show(user); },
+  onDeleted: () => { showSignedOut(); say("Your account was deleted."); },
+  say,
+  explain,
+});
 
 function form(selector, handler) {
   $(selector).addEventListener("submit", async (event) => {

@@ -19,6 +19,14 @@ export class TrikchiError extends Error {
   }
 }
 
+async function needsFreshSignIn(response) {
+  try {
+    return (await response.clone().json()).error === "fresh_signin_required";
+  } catch {
+    return false;
+  }
+}
+
 export class TrikchiClient {
   #accessToken = null;
   #timer = null;
@@ -73,11 +81,19 @@ export class TrikchiClient {
   async request(method, path, body) {
     if (!this.#accessToken && !(await this.refresh())) throw new TrikchiError(401, null);
     let response = await this.#send(method, path, body, this.#accessToken);
-    if (response.status === 401 && (await this.refresh())) {
+    // "fresh_signin_required" is no lost session: a refresh would not help, and the user stays in.
+    if (response.status === 401 && !(await needsFreshSignIn(response)) && (await this.refresh())) {
       response = await this.#send(method, path, body, this.#accessToken);
     }
-    if (response.status === 401) this.#clear();
+    if (response.status === 401 && !(await needsFreshSignIn(response))) this.#clear();
     return this.#read(response);
+  }
+
+  /** Confirm the password again: sensitive operations need a recent sign-in (SPEC §8). */
+  async reauthenticate(password) {
+    const body = await this.request("POST", "/auth/reauthenticate", { password });
+    this.#accept(body);
+    return body;
   }
 
   me() { return this.request("GET", "/auth/me"); }

@@ -13,7 +13,7 @@ import hmac
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import current_app, render_template_string
+from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
@@ -26,20 +26,12 @@ from trikchi.auth.sessions import revoke_all_sessions
 from trikchi.errors import ErrorCode, Unauthorized, ValidationFailed
 from trikchi.extensions import db, passwords
 from trikchi.http import ClientInfo
-from trikchi.mail import send_mail
+from trikchi.i18n import N_
+from trikchi.mails import mail_user
 
 VERIFY_SALT = "trikchi.verify-email"
 RESET_SALT = "trikchi.password-reset"
-INVALID_LINK = "This link is invalid, expired or already used."
-
-MAIL_HTML = """<!doctype html>
-<html><body style="font-family: sans-serif">
-<p>Hello {{ name }},</p>
-<p>{{ intro }}</p>
-<p><a href="{{ link }}">{{ action }}</a></p>
-<p>The link works once and expires in {{ expires }}. If you did not ask for it, ignore this mail.</p>
-<p>— trikchi.uz</p>
-</body></html>"""
+INVALID_LINK = N_("This link is invalid, expired or already used.")
 
 
 def _serializer(salt: str) -> URLSafeTimedSerializer:
@@ -60,17 +52,9 @@ def _load(token: str, salt: str, max_age: int) -> dict[str, Any]:
     return data
 
 
-def _send(user: User, subject: str, intro: str, action: str, path: str, token: str, expires: str) -> None:
+def _send(user: User, kind: str, path: str, token: str, **values: object) -> None:
     link = f"{current_app.config['FRONTEND_URL']}/{path}?{urlencode({'token': token})}"
-    text = (
-        f"Hello {user.name},\n\n{intro}\n\n{action}: {link}\n\n"
-        f"The link works once and expires in {expires}. If you did not ask for it, ignore this mail.\n\n"
-        "— trikchi.uz\n"
-    )
-    html = render_template_string(
-        MAIL_HTML, name=user.name, intro=intro, link=link, action=action, expires=expires
-    )
-    send_mail(user.email, subject, text, html)
+    mail_user(user, kind, link=link, **values)
 
 
 def request_email_verification(user: User, client: ClientInfo) -> None:
@@ -78,16 +62,7 @@ def request_email_verification(user: User, client: ClientInfo) -> None:
     if user.email_verified:
         return
     token = _serializer(VERIFY_SALT).dumps({"uid": user.id, "em": _fingerprint(user.email)})
-    hours = current_app.config["EMAIL_VERIFY_HOURS"]
-    _send(
-        user,
-        "Confirm your email for trikchi.uz",
-        "Please confirm that this is your email address.",
-        "Confirm my email",
-        "verify-email",
-        token,
-        f"{hours} hours",
-    )
+    _send(user, "verify_email", "verify-email", token, hours=current_app.config["EMAIL_VERIFY_HOURS"])
     record_event(Events.EMAIL_VERIFICATION_REQUESTED, client, user_id=user.id)
     db.session.commit()
 
@@ -116,15 +91,7 @@ def request_password_reset(email: str, client: ClientInfo) -> None:
         return
     token = _serializer(RESET_SALT).dumps({"uid": user.id, "ph": _fingerprint(user.password_hash)})
     minutes = current_app.config["PASSWORD_RESET_MINUTES"]
-    _send(
-        user,
-        "Reset your trikchi.uz password",
-        "Someone (hopefully you) asked to reset the password of your trikchi.uz account.",
-        "Choose a new password",
-        "reset-password",
-        token,
-        f"{minutes} minutes",
-    )
+    _send(user, "password_reset", "reset-password", token, minutes=minutes)
     record_event(Events.PASSWORD_RESET_REQUESTED, client, user_id=user.id)
     db.session.commit()
 
@@ -141,7 +108,8 @@ def reset_password(token: str, new_password: str, client: ClientInfo) -> None:
         raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK)
     problems = password_problems(new_password, user.email)
     if problems:
-        raise ValidationFailed(errors={"new_password": problems})
+        refused = {"new_password": problems}
+        raise ValidationFailed(errors=refused)
     user.password_hash = passwords.hash(new_password)
     count = revoke_all_sessions(user.id, "password_reset", except_session_id=None)
     record_event(Events.PASSWORD_RESET, client, user_id=user.id, details={"revoked_sessions": count})

@@ -11,6 +11,7 @@ from trikchi.auth.models import AuthEvent
 from trikchi.database import utcnow
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
+from trikchi.notices import notify_event
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ class Events:
     ROLE_CHANGED = "role_changed"
     USER_DEACTIVATED = "user_deactivated"
     USER_REACTIVATED = "user_reactivated"
+    PROFILE_UPDATED = "profile_updated"
+    EMAIL_CHANGE_REQUESTED = "email_change_requested"
+    EMAIL_CHANGED = "email_changed"
+    ACCOUNT_DELETED = "account_deleted"
 
 
 def record_event(
@@ -71,6 +76,9 @@ def record_event(
             "details": details,
         },
     )
+    # Security notices (SPEC §10) of the event types that have one; mailed from here so that
+    # every feature's events get them without code of their own.
+    notify_event(type_, client, user_id, details)
 
 
 _INSERT_EVENT = insert(AuthEvent.__table__)

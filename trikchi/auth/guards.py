@@ -44,6 +44,8 @@ class CurrentUser:
     role: str
     email_verified: bool
     created_at: datetime
+    # The user's language (SPEC §10), read here so that choosing it costs no second query.
+    locale: str | None
     session_id: str
     # The token's auth_time (SPEC §8): the session's last interactive authentication.
     auth_time: int | None = None
@@ -51,7 +53,7 @@ class CurrentUser:
 
 # Built once: constructing the statement per request cost more than running it.
 _LIVE_USER = (
-    select(User.id, User.name, User.email, User.role, User.email_verified, User.created_at)
+    select(User.id, User.name, User.email, User.role, User.email_verified, User.created_at, User.locale)
     .join(AuthSession, AuthSession.user_id == User.id)
     .where(
         User.id == bindparam("user_id"),

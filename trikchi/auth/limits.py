@@ -67,3 +67,5 @@ password_reset_requests = limiter.limit(_setting("RATELIMIT_PASSWORD_RESET"), sc
 password_reset_requests_per_email = limiter.limit(
     _setting("RATELIMIT_PASSWORD_RESET_PER_EMAIL"), key_func=_email_key, scope="password-reset-email"
 )
+email_change_requests = limiter.limit(_setting("RATELIMIT_EMAIL_CHANGE"), scope="email-change")
+account_deletions = limiter.limit(_setting("RATELIMIT_PASSWORD"), scope="account-deletion")

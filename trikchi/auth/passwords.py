@@ -10,6 +10,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask import Flask
 
+from trikchi.i18n import N_
+
 MIN_LENGTH = 8
 MAX_LENGTH = 128
 COMMON_PASSWORDS_COUNT = 10_000
@@ -33,9 +35,9 @@ def password_problems(password: str, email: str | None = None) -> list[str]:
     if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
         problems.append(f"Password must be between {MIN_LENGTH} and {MAX_LENGTH} characters.")
     elif password.lower() in common_passwords():
-        problems.append("This password is too common; choose a less predictable one.")
+        problems.append(N_("This password is too common; choose a less predictable one."))
     elif email and password.strip().lower() == email.strip().lower():
-        problems.append("Password must not be the same as the email address.")
+        problems.append(N_("Password must not be the same as the email address."))
     return problems
 
 

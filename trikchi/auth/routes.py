@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app, jsonify, request
+from flask_babel import gettext
 from flask_jwt_extended import get_jwt
 from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 from jwt.exceptions import PyJWTError
@@ -114,7 +115,7 @@ def logout():
         except (JWTExtendedException, PyJWTError, Unauthorized):
             claims = None  # expired, forged or already revoked: nothing to revoke
     sessions.logout(claims, client_info())
-    return clear_refresh_cookies(jsonify(message="Signed out."))
+    return clear_refresh_cookies(jsonify(message=gettext("Signed out.")))
 
 
 @blp.route("/me", methods=["GET"])
@@ -245,7 +246,7 @@ def request_email_verification():
     when the address is already verified.
     """
     account.request_email_verification(current_user, client_info())
-    return {"message": "If the address is not verified yet, a link is on its way."}
+    return {"message": gettext("If the address is not verified yet, a link is on its way.")}
 
 
 @blp.route("/verify_email", methods=["POST"])
@@ -277,7 +278,7 @@ def request_password_reset(args):
     tells nothing about who has an account.
     """
     account.request_password_reset(args["email"], client_info())
-    return {"message": "If an account exists for this address, a reset link is on its way."}
+    return {"message": gettext("If an account exists for this address, a reset link is on its way.")}
 
 
 @blp.route("/password_reset", methods=["POST"])

@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from trikchi.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
+from trikchi.i18n import LOCALES, N_
 
 EMAIL_MAX = 254
 NAME_MAX = 100
@@ -15,7 +16,7 @@ NAME_MAX = 100
 
 # No NUL or other control characters (PostgreSQL cannot store NUL); part of the OpenAPI schema.
 NO_CONTROL_CHARACTERS = validate.Regexp(
-    r"^[^\x00-\x1f\x7f-\x9f]*$", error="Must not contain control characters."
+    r"^[^\x00-\x1f\x7f-\x9f]*$", error=N_("Must not contain control characters.")
 )
 
 
@@ -133,6 +134,10 @@ class UserSchema(Schema):
     role = fields.String(required=True)
     email_verified = fields.Boolean(required=True)
     created_at = fields.DateTime(required=True)
+    locale = fields.String(
+        allow_none=True,
+        metadata={"description": "Language of mails and messages (uz, ru, en); null: the browser's."},
+    )
 
 
 class TokenSchema(Schema):
@@ -183,3 +188,30 @@ class PasswordResetSchema(StrictSchema):
 
     token = fields.String(required=True, validate=[validate.Length(min=1, max=1024), encodable])
     new_password = password_field()
+
+
+class ProfileUpdateSchema(StrictSchema):
+    """``PATCH /auth/me`` body: any of the fields; ``locale`` null follows the browser again."""
+
+    name = fields.String(
+        validate=[validate.Length(min=1, max=NAME_MAX), NO_CONTROL_CHARACTERS],
+        metadata={"example": "Ada"},
+    )
+    locale = fields.String(
+        allow_none=True,
+        validate=validate.OneOf(LOCALES),
+        metadata={"description": "uz (Uzbek, Latin script), ru or en; null: the browser's Accept-Language."},
+    )
+
+
+class EmailChangeSchema(StrictSchema):
+    """``POST /auth/email`` body."""
+
+    new_email = EmailField()
+
+    @pre_load
+    def _normalize(self, data: Any, **_kwargs: Any) -> Any:
+        """Trim and lower-case the new address before it is validated."""
+        if isinstance(data, dict) and isinstance(data.get("new_email"), str):
+            data = {**data, "new_email": normalize_email(data["new_email"])}
+        return data

@@ -21,8 +21,9 @@ from trikchi.database import utcnow
 from trikchi.errors import Conflict, ErrorCode, Unauthorized, ValidationFailed
 from trikchi.extensions import db, passwords
 from trikchi.http import ClientInfo
+from trikchi.i18n import N_
 
-INVALID_CREDENTIALS = "Invalid email or password."
+INVALID_CREDENTIALS = N_("Invalid email or password.")
 
 
 def register_user(
@@ -75,9 +76,10 @@ def change_password(
         )
     problems = password_problems(new_password, user.email)
     if not problems and passwords.verify(user.password_hash, new_password):
-        problems = ["The new password must differ from the current one."]
+        problems = [N_("The new password must differ from the current one.")]
     if problems:
-        raise ValidationFailed(errors={"new_password": problems})
+        refused = {"new_password": problems}
+        raise ValidationFailed(errors=refused)
     user.password_hash = passwords.hash(new_password)
     count = revoke_all_sessions(user.id, "password_changed", except_session_id=current_session_id)
     record_event(

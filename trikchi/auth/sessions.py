@@ -23,8 +23,9 @@ from trikchi.database import serialized_writes, utcnow
 from trikchi.errors import ErrorCode, NotFound, Unauthorized
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
+from trikchi.i18n import N_
 
-SESSION_ENDED = "The session has ended; sign in again."
+SESSION_ENDED = N_("The session has ended; sign in again.")
 
 
 def open_session(user: User, client: ClientInfo, method: str) -> TokenPair:

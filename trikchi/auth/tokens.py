@@ -26,6 +26,7 @@ from flask_jwt_extended.exceptions import JWTDecodeError
 from trikchi.auth import claims as token_claims
 from trikchi.auth.digests import keyed_digest
 from trikchi.errors import ErrorCode, Unauthorized, error_response
+from trikchi.i18n import N_
 from trikchi.keys import ring
 from trikchi.keys.material import ASYMMETRIC_ALGORITHMS
 
@@ -326,5 +327,5 @@ def _unauthorized(message: str, error: ErrorCode) -> Response:
 def _missing_or_csrf(reason: str) -> Response:
     """A missing token or a failed CSRF check, in our words (not the library's)."""
     if "CSRF" in reason:
-        return _unauthorized("Missing or wrong X-CSRF-TOKEN header.", ErrorCode.CSRF_FAILED)
+        return _unauthorized(N_("Missing or wrong X-CSRF-TOKEN header."), ErrorCode.CSRF_FAILED)
     return _unauthorized("Authentication required.", ErrorCode.AUTHENTICATION_REQUIRED)

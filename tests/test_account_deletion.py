@@ -1,0 +1,170 @@
+"""SPEC §10 account deletion: DELETE /auth/me (fresh) ends every session, clears the cookies,
+mails a last confirmation, and leaves no row in any table holding the account's email, name
+or IP address; the audit events stay without them; the address can register again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import MetaData, func, select, update
+
+from tests.conftest import PASSWORD, AuthActions, make_app
+from tests.support.mails import FRONTEND, subjects_to, text_of, unique, wait_for_subject
+from trikchi.auth.models import AuthEvent, AuthSession, User
+from trikchi.database import utcnow
+from trikchi.extensions import db
+
+DELETED = "Your trikchi.uz account was deleted"
+LEAVER_IP, STAYER_IP = "203.0.113.77", "198.51.100.5"
+LEAVER_AGENT = "LeaverBrowser/1.0 (unique-agent-7f3a)"
+
+
+@pytest.fixture
+def mail_app(database_url, smtp_server):
+    app = make_app(
+        database_url,
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=smtp_server.port,
+        MAIL_USE_TLS=False,
+        FRONTEND_URL=FRONTEND,
+    )
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def device(app, ip: str, agent: str = "pytest") -> AuthActions:
+    """A browser at ``ip``: every request it makes comes from there."""
+    client = app.test_client()
+    client.environ_base.update({"REMOTE_ADDR": ip, "HTTP_USER_AGENT": agent})
+    return AuthActions(client)
+
+
+def every_value(app) -> list[tuple[str, str, str]]:
+    """``(table, column, value as text)`` of every cell of every table of the database."""
+    with app.app_context():
+        reflected = MetaData()
+        reflected.reflect(bind=db.engine)
+        assert {t.name for t in db.metadata.sorted_tables} <= set(reflected.tables)
+        cells = []
+        with db.engine.connect() as connection:
+            for table in reflected.sorted_tables:
+                for row in connection.execute(select(table)).mappings():
+                    cells += [
+                        (table.name, column, str(value)) for column, value in row.items() if value is not None
+                    ]
+        return cells
+
+
+def holding(cells, needle: str) -> list[tuple[str, str]]:
+    return [(table, column) for table, column, value in cells if needle.lower() in value.lower()]
+
+
+def test_deletion_leaves_no_personal_data_in_any_table(mail_app, smtp_server):
+    email, name = unique("leaver"), "Zebulon Quagmire"
+    stayer_email, stayer_name = unique("stayer"), "Olmos Karimova"
+    leaver = device(mail_app, LEAVER_IP, LEAVER_AGENT)
+    assert leaver.register(email=email, name=name).status_code == 201
+    assert leaver.login(email=email).status_code == 200
+    phone = device(mail_app, LEAVER_IP, LEAVER_AGENT)
+    assert phone.login(email=email).status_code == 200
+    assert phone.refresh().status_code == 200
+    assert device(mail_app, LEAVER_IP).login(email=email, password="wrong password!").status_code == 401
+    renamed = leaver.client.patch("/auth/me", json={"name": name, "locale": "ru"}, headers=leaver.headers())
+    assert renamed.status_code == 200
+    leaver.client.post("/auth/verify_email/request", headers=leaver.headers())
+    leaver.client.post("/auth/email", json={"new_email": unique("never")}, headers=leaver.headers())
+    stayer = device(mail_app, STAYER_IP)
+    assert stayer.register(email=stayer_email, name=stayer_name).status_code == 201
+    assert stayer.login(email=stayer_email).status_code == 200
+
+    before = every_value(mail_app)
+    for needle in (email, name, LEAVER_IP, LEAVER_AGENT):
+        assert holding(before, needle), needle  # the check below would find them
+    with mail_app.app_context():
+        events_before = db.session.scalar(select(func.count()).select_from(AuthEvent))
+
+    response = leaver.client.delete("/auth/me", headers=leaver.headers())
+    assert response.status_code == 204 and response.get_data() == b""
+    cleared = response.headers.getlist("Set-Cookie")
+    for cookie in ("refresh_token=;", "csrf_refresh_token=;", "trikchi_device=;"):
+        assert any(c.startswith(cookie) for c in cleared), cleared
+    assert leaver.client.get_cookie("refresh_token") is None
+
+    after = every_value(mail_app)
+    for needle in (email, name, LEAVER_IP, LEAVER_AGENT):
+        assert holding(after, needle) == [], needle
+    # The other account is untouched, and the audit log kept its events (types and times).
+    for needle in (stayer_email, stayer_name, STAYER_IP):
+        assert holding(after, needle), needle
+    with mail_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AuthEvent)) == events_before + 1
+        kept = db.session.execute(
+            select(AuthEvent.type, AuthEvent.user_id, AuthEvent.ip, AuthEvent.details).where(
+                AuthEvent.user_id.is_(None)
+            )
+        ).all()
+        types = [row.type for row in kept]
+        assert {"registered", "login_succeeded", "login_failed", "profile_updated", "account_deleted"} <= set(
+            types
+        )
+        assert all(row.ip is None and row.details is None for row in kept)
+        assert db.session.scalar(select(func.count()).select_from(User).where(User.email == email)) == 0
+        assert db.session.scalar(select(func.count()).select_from(AuthSession)) == 1  # the stayer's
+
+    # Every session ended: the access tokens and the refresh cookies of both devices.
+    assert leaver.me().status_code == 401
+    assert phone.me().status_code == 401 and phone.refresh().status_code == 401
+    # A last mail, in the account's language, written before the name was gone.
+    goodbye = wait_for_subject(smtp_server, email, "Ваша учётная запись trikchi.uz удалена")
+    assert name in text_of(goodbye)
+    # The address is free again.
+    again = AuthActions(mail_app.test_client())
+    assert again.register(email=email, name="Someone Else").status_code == 201
+    assert again.login(email=email).status_code == 200
+    assert again.me().json["name"] == "Someone Else"
+
+
+def test_deletion_needs_a_fresh_sign_in(mail_app, smtp_server):
+    email = unique("keep")
+    user = AuthActions(mail_app.test_client())
+    user.signup(email=email)
+    with mail_app.app_context():
+        db.session.execute(update(AuthSession).values(auth_time=utcnow() - timedelta(hours=1)))
+        db.session.commit()
+    assert user.refresh().status_code == 200
+    response = user.client.delete("/auth/me", headers=user.headers())
+    assert response.status_code == 401 and response.json["error"] == "fresh_signin_required"
+    assert user.me().status_code == 200
+    reauth = user.client.post("/auth/reauthenticate", json={"password": PASSWORD}, headers=user.headers())
+    assert (
+        user.client.delete("/auth/me", headers=user.headers(reauth.json["access_token"])).status_code == 204
+    )
+    assert DELETED in subjects_to(smtp_server, email)
+
+
+def test_deletion_needs_a_signed_in_user(client):
+    assert client.delete("/auth/me").status_code == 401
+
+
+def test_the_last_admin_cannot_delete_itself(app, auth, runner):
+    auth.signup()
+    with app.app_context():
+        db.session.execute(update(User).values(role="admin"))
+        db.session.commit()
+    response = auth.client.delete("/auth/me", headers=auth.headers())
+    assert response.status_code == 409 and response.json["error"] == "last_admin"
+    assert auth.me().status_code == 200
+
+
+def test_an_admin_with_another_admin_can_delete_itself(app, make_auth):
+    first, second = make_auth(), make_auth()
+    first.signup(email="first@example.com")
+    second.signup(email="second@example.com")
+    with app.app_context():
+        db.session.execute(update(User).values(role="admin"))
+        db.session.commit()
+    assert first.client.delete("/auth/me", headers=first.headers()).status_code == 204
+    assert second.me().json["role"] == "admin"
