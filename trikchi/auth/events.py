@@ -36,6 +36,9 @@ class Events:
     ROLE_CHANGED = "role_changed"
     USER_DEACTIVATED = "user_deactivated"
     USER_REACTIVATED = "user_reactivated"
+    # Moving from the seed's service (SPEC §12).
+    SEED_TOKEN_EXCHANGED = "seed_token_exchanged"  # noqa: S105 - an event name, not a secret
+    SEED_USER_IMPORTED = "seed_user_imported"
 
 
 def record_event(
