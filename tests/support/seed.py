@@ -15,7 +15,7 @@ from functools import cache
 import jwt
 from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, create_engine
 
-SEED_SECRET = "the seed's SECRET_KEY, long enough for HS256 in tests"
+SEED_SECRET = "the seed's SECRET_KEY: long enough for HS256 and HS512 in the tests (64 bytes+)"
 ACCESS_TOKEN_EXPIRE_MINUTES = 15
 REFRESH_TOKEN_EXPIRE_DAYS = 30
 
