@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+import threading
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -272,3 +273,25 @@ def test_seed_tokens_until_is_read_as_an_iso_date(monkeypatch):
     monkeypatch.setenv("SEED_TOKENS_UNTIL", "next month")
     with pytest.raises(ConfigError, match="SEED_TOKENS_UNTIL"):
         load_config("testing")
+
+
+def test_two_tabs_exchanging_at_the_same_moment_share_one_session(app):
+    token = seed.create_refresh_token(SEED_USER)
+    tabs = [browser_with(app, token) for _ in range(4)]
+    barrier = threading.Barrier(len(tabs))
+    answers: list[int] = []
+
+    def exchange_together(tab: AuthActions) -> None:
+        barrier.wait(timeout=10)
+        answers.append(exchange(tab).status_code)
+
+    threads = [threading.Thread(target=exchange_together, args=(tab,)) for tab in tabs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert answers == [200] * len(tabs)
+    assert len({identity(tab.refresh_cookie()) for tab in tabs}) == 1
+    with app.app_context():
+        assert len(db.session.scalars(select(AuthSession)).all()) == 1
