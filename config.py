@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -63,6 +63,18 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
 def env_list(name: str) -> list[str]:
     """Parse a comma-separated environment variable into a list of non-empty items."""
     return [item.strip() for item in (env_str(name) or "").split(",") if item.strip()]
+
+
+def env_datetime(name: str) -> datetime | None:
+    """Parse an ISO 8601 date (midnight UTC) or date-time (UTC unless it names an offset)."""
+    value = env_str(name)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an ISO date or date-time (2027-01-31), got {value!r}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def database_url(default: str) -> str:
@@ -213,6 +225,14 @@ class Config:
         self.JWT_SESSION_COOKIE = False  # persistent cookies with Max-Age
         self.JWT_COOKIE_SECURE = self.COOKIE_SECURE
         self.JWT_COOKIE_SAMESITE = self.COOKIE_SAMESITE
+
+        # Moving from the seed's service (SPEC §12): its refresh cookies are exchanged once for a
+        # session while SEED_JWT_SECRET (the seed's SECRET_KEY) is set, until SEED_TOKENS_UNTIL.
+        self.SEED_JWT_SECRET = env_str("SEED_JWT_SECRET")
+        self.SEED_TOKENS_UNTIL = env_datetime("SEED_TOKENS_UNTIL")
+        # The seed's ACCESS_TOKEN_EXPIRE_MINUTES. Its access and refresh tokens carry the same
+        # claims (sub, exp), so a token that expires sooner than this may be an access token.
+        self.SEED_ACCESS_TOKEN_MINUTES = env_int("SEED_ACCESS_TOKEN_MINUTES", 15, 1)
 
         # flask-smorest / OpenAPI
         self.API_TITLE = "trikchi"

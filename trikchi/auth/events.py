@@ -41,6 +41,9 @@ class Events:
     EMAIL_CHANGE_REQUESTED = "email_change_requested"
     EMAIL_CHANGED = "email_changed"
     ACCOUNT_DELETED = "account_deleted"
+    # Moving from the seed's service (SPEC §12).
+    SEED_TOKEN_EXCHANGED = "seed_token_exchanged"  # noqa: S105 - an event name, not a secret
+    SEED_USER_IMPORTED = "seed_user_imported"
 
 
 def record_event(

@@ -17,7 +17,6 @@ from trikchi.auth.guards import (
     current_user_model,
     current_user_record,
     fresh_required,
-    refresh_required,
     verify_refresh_cookie,
 )
 from trikchi.auth.schemas import (
@@ -37,6 +36,7 @@ from trikchi.auth.tokens import clear_refresh_cookies, token_response
 from trikchi.errors import Unauthorized
 from trikchi.http import Blueprint, client_info, document_errors
 from trikchi.openapi import SET_REFRESH_COOKIES, refresh_parameters
+from trikchi.seed.exchange import refresh_or_seed_token
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Registration, sign-in, sessions.")
 
@@ -80,7 +80,7 @@ def login(args):
 
 @blp.route("/refresh_token", methods=["POST"])
 @limits.refresh_attempts
-@refresh_required
+@refresh_or_seed_token
 @blp.response(200, TokenSchema, headers=SET_REFRESH_COOKIES)
 @blp.doc(operationId="refreshToken", parameters=refresh_parameters(required=True))
 @document_errors(blp, 401, 429)
@@ -90,7 +90,8 @@ def refresh_token():
     Needs the `refresh_token` cookie and the `X-CSRF-TOKEN` header. Each refresh token works once:
     the answer sets its successor. Presenting a used one again revokes the whole session (401
     `refresh_token_reused`), except within a few seconds of its rotation, when it gets the session's
-    current token (two tabs refreshing at once).
+    current token (two tabs refreshing at once). While `SEED_JWT_SECRET` is set, a refresh cookie
+    minted by the seed's service is also accepted, once and without the header: it opens a session.
     """
     return token_response(sessions.rotate_refresh_token(get_jwt(), client_info()))
 

@@ -1,0 +1,252 @@
+"""The seed's refresh cookies, exchanged once for a trikchi session (SPEC §12).
+
+The seed mints its refresh token as HS256 ``{"sub": "<user id>", "exp": <int>}`` under
+its ``SECRET_KEY`` and sets it as the ``refresh_token`` cookie (Path=/, HttpOnly, Lax) —
+the name and path trikchi uses, so trikchi's answer replaces it in the browser. Its
+access tokens carry exactly the same claims: a token without a ``type`` claim is taken
+for a refresh token only while it has more than ``SEED_ACCESS_TOKEN_MINUTES`` to live.
+
+The native refresh path is untouched: the seed path runs only after flask-jwt-extended
+refused the cookie, and only for a cookie that does not look like a trikchi token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from typing import Any
+
+import jwt as pyjwt
+from flask import current_app, request
+from flask_jwt_extended.exceptions import JWTDecodeError, JWTExtendedException
+from sqlalchemy import event, select, update
+from sqlalchemy.exc import IntegrityError
+
+from trikchi.auth import claims as token_claims
+from trikchi.auth.events import Events, record_event
+from trikchi.auth.guards import verify_refresh_cookie
+from trikchi.auth.models import AuthSession, RefreshToken, User
+from trikchi.auth.sessions import SESSION_ENDED, open_session
+from trikchi.auth.tokens import TokenPair, issue_token_pair, token_response
+from trikchi.database import serialized_writes, utcnow
+from trikchi.errors import ErrorCode, Unauthorized
+from trikchi.extensions import db
+from trikchi.http import ClientInfo, client_info
+from trikchi.seed.models import SeedTokenExchange, SeedUser
+
+# Claims only trikchi's own tokens carry: such a cookie is never taken for a seed token.
+_TRIKCHI_CLAIMS = frozenset({"iss", "sid", "csrf"})
+INVALID = "The token is invalid."
+
+
+@dataclass(frozen=True)
+class SeedToken:
+    """A verified seed refresh token: whose it is, until when, and its digest."""
+
+    user_id: int
+    expires_at: datetime
+    digest: str
+
+
+def refresh_or_seed_token(view: Callable[..., Any]) -> Callable[..., Any]:
+    """``refresh_required``; and, while seed tokens are accepted, a seed cookie opens a session.
+
+    The seed's frontends never sent the CSRF header, so a seed token needs none (the
+    cookie is SameSite=Lax: a cross-site POST does not carry it).
+    """
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            verify_refresh_cookie()
+        except (JWTExtendedException, pyjwt.PyJWTError):
+            token = seed_cookie()
+            if token is None:
+                raise  # a trikchi token, or no seed acceptance: the usual answer
+            return token_response(exchange_seed_token(token, client_info()))
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def seed_tokens_accepted(now: datetime) -> bool:
+    """Whether ``SEED_JWT_SECRET`` is set and ``SEED_TOKENS_UNTIL`` has not come."""
+    config = current_app.config
+    until = config.get("SEED_TOKENS_UNTIL")
+    return bool(config.get("SEED_JWT_SECRET")) and (until is None or now < until)
+
+
+def seed_cookie() -> str | None:
+    """The refresh cookie when it may be a seed token and seed tokens are accepted, else None."""
+    token = request.cookies.get(current_app.config["JWT_REFRESH_COOKIE_NAME"])
+    if not token or not seed_tokens_accepted(utcnow()):
+        return None
+    try:
+        _header, payload = _unverified(token)
+    except (ValueError, TypeError, RecursionError, binascii.Error):
+        return None
+    return None if _TRIKCHI_CLAIMS.intersection(payload) else token
+
+
+def verify_seed_token(token: str, now: datetime) -> SeedToken:
+    """The verified seed refresh token, or ``Unauthorized`` saying why not."""
+    config = current_app.config
+    try:
+        header, _payload = _unverified(token)
+        token_claims.check_header(header)
+        claims = pyjwt.decode(
+            token,
+            config["SEED_JWT_SECRET"],
+            algorithms=["HS256"],
+            options={"require": ["exp", "sub"], "verify_aud": False},
+        )
+    except pyjwt.ExpiredSignatureError:
+        raise Unauthorized("The token has expired.", error=ErrorCode.TOKEN_EXPIRED) from None
+    except (pyjwt.PyJWTError, JWTDecodeError, ValueError, TypeError, RecursionError, binascii.Error):
+        raise Unauthorized(INVALID, error=ErrorCode.TOKEN_INVALID) from None
+    user_id = token_claims.user_id(claims)
+    expires = claims["exp"]
+    if user_id is None or type(expires) is not int or _TRIKCHI_CLAIMS.intersection(claims):
+        raise Unauthorized(INVALID, error=ErrorCode.TOKEN_INVALID)
+    if "type" in claims:
+        if claims["type"] != "refresh":
+            raise Unauthorized(INVALID, error=ErrorCode.TOKEN_INVALID)
+    elif expires - now.timestamp() <= config["SEED_ACCESS_TOKEN_MINUTES"] * 60:
+        # Indistinguishable from one of the seed's access tokens, which are never accepted.
+        raise Unauthorized(INVALID, error=ErrorCode.TOKEN_INVALID)
+    signed_part = token.rsplit(".", 1)[0]
+    return SeedToken(
+        user_id=user_id,
+        expires_at=datetime.fromtimestamp(expires, UTC),
+        digest=hashlib.sha256(signed_part.encode()).hexdigest(),
+    )
+
+
+def exchange_seed_token(token: str, client: ClientInfo) -> TokenPair:
+    """Open a session for a verified seed refresh token, once; commit; its tokens.
+
+    Presented again within ``REFRESH_REUSE_GRACE_SECONDS`` (two tabs), the token gets
+    that session's current tokens; after it, the session is revoked (theft), as for a
+    reused trikchi refresh token.
+    """
+    now = utcnow()
+    seed = verify_seed_token(token, now)
+    with serialized_writes(db.engine):
+        exchange = db.session.get(SeedTokenExchange, seed.digest)
+        if exchange is not None:
+            return _exchanged_again(exchange, client, now)
+        user = db.session.get(User, seed.user_id)
+        imported = db.session.get(SeedUser, seed.user_id) is not None
+        if user is None or not user.is_active or not imported:
+            db.session.rollback()
+            raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
+        db.session.add(
+            SeedTokenExchange(
+                token_digest=seed.digest, user_id=user.id, exchanged_at=now, expires_at=seed.expires_at
+            )
+        )
+        try:
+            db.session.flush()  # the claim: of racing requests, one inserts, the others wait and fail
+        except IntegrityError:
+            db.session.rollback()
+            exchange = db.session.get(SeedTokenExchange, seed.digest)
+            if exchange is None:
+                raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
+            return _exchanged_again(exchange, client, now)
+        record_event(Events.SEED_TOKEN_EXCHANGED, client, user_id=user.id)
+        with _linking_new_session(seed.digest):
+            return open_session(user, client, method="seed")
+
+
+@contextmanager
+def _linking_new_session(digest: str) -> Iterator[None]:
+    """Record the session that ``open_session`` creates on the exchange row, in its transaction.
+
+    ``open_session`` commits and does not name its session; the link must be committed with
+    it, so that a racing second tab never sees an exchange without its session.
+    """
+    session = db.session()
+
+    def link(flushing: Any, _context: Any) -> None:
+        for instance in flushing.new:
+            if isinstance(instance, AuthSession):
+                flushing.connection().execute(
+                    update(SeedTokenExchange.__table__)
+                    .where(SeedTokenExchange.token_digest == digest)
+                    .values(session_id=instance.id)
+                )
+
+    event.listen(session, "after_flush", link)
+    try:
+        yield
+    finally:
+        event.remove(session, "after_flush", link)
+
+
+def _exchanged_again(exchange: SeedTokenExchange, client: ClientInfo, now: datetime) -> TokenPair:
+    """A seed token presented after its exchange: the current tokens in the grace window, else theft."""
+    session = db.session.get(AuthSession, exchange.session_id) if exchange.session_id else None
+    grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
+    if now - exchange.exchanged_at <= grace:
+        pair = _current_tokens(session, now)
+        db.session.rollback()
+        if pair is None:
+            raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
+        return pair
+    if session is not None and session.revoked_at is None:
+        session.revoked_at = now
+        session.revoked_reason = "reuse_detected"
+    record_event(
+        Events.REUSE_DETECTED,
+        client,
+        user_id=exchange.user_id,
+        session_id=exchange.session_id,
+        details={"seed_token": True},
+    )
+    db.session.commit()
+    raise Unauthorized(
+        "This refresh token was already used; the session has been revoked.",
+        error=ErrorCode.REFRESH_TOKEN_REUSED,
+    )
+
+
+def _current_tokens(session: AuthSession | None, now: datetime) -> TokenPair | None:
+    """The live session's current refresh token (and a new access token), as a pair."""
+    if session is None or not session.is_live(now) or not session.user.is_active:
+        return None
+    current = db.session.execute(
+        select(RefreshToken.jti, RefreshToken.expires_at)
+        .where(RefreshToken.session_id == session.id, RefreshToken.used_at.is_(None))
+        .order_by(RefreshToken.issued_at.desc())
+        .limit(1)
+    ).first()
+    if current is None:
+        return None
+    return issue_token_pair(
+        current_app,
+        session.user_id,
+        session.user.role,
+        session.id,
+        current.jti,
+        current.expires_at,
+        now,
+        auth_time=session.auth_time,
+    )
+
+
+def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and payload of a JWS, unverified: only to tell a seed token from ours."""
+    segments = token.split(".")
+    if len(segments) != 3:
+        raise ValueError("not a JWS")
+    header, payload = (json.loads(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))) for s in segments[:2])
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        raise ValueError("not a JWS")
+    return header, payload
