@@ -23,7 +23,18 @@ BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql),
 ]
-TABLES = ("auth_events", "refresh_tokens", "sessions", "signing_keys", "users")
+TABLES = (
+    "auth_events",
+    "mfa_challenges",
+    "mfa_recovery_codes",
+    "mfa_totp",
+    "passkeys",
+    "refresh_tokens",
+    "sessions",
+    "signing_keys",
+    "users",
+    "webauthn_challenges",
+)
 
 
 def make_app(database_url: str, **overrides: object) -> Flask:

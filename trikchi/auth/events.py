@@ -36,6 +36,16 @@ class Events:
     ROLE_CHANGED = "role_changed"
     USER_DEACTIVATED = "user_deactivated"
     USER_REACTIVATED = "user_reactivated"
+    # Second factors and passkeys (SPEC §8); details never hold a secret or a code.
+    MFA_TOTP_ENABLED = "mfa_totp_enabled"
+    MFA_TOTP_DISABLED = "mfa_totp_disabled"
+    MFA_RECOVERY_CODES_REGENERATED = "mfa_recovery_codes_regenerated"
+    MFA_CHALLENGE_FAILED = "mfa_challenge_failed"
+    PASSKEY_ADDED = "passkey_added"
+    PASSKEY_REMOVED = "passkey_removed"
+    PASSKEY_RENAMED = "passkey_renamed"
+    PASSKEY_LOGIN_FAILED = "passkey_login_failed"
+    PASSKEY_COUNTER_REGRESSED = "passkey_counter_regressed"
 
 
 def record_event(
