@@ -25,6 +25,9 @@ from trikchi.mfa.schemas import (
 )
 from trikchi.openapi import SET_REFRESH_COOKIES
 
+# Answers that carry a secret or codes are never cached.
+NO_STORE = {"Cache-Control": "no-store"}
+
 blp = Blueprint("mfa", __name__, url_prefix="/auth", description="Second factors (TOTP) and passkeys.")
 
 
@@ -63,7 +66,8 @@ def set_up_totp():
     with a first code, within 15 minutes. 409 `totp_already_enabled` when TOTP is on already.
     """
     setup = totp.begin_setup(current_user_model())
-    return {"secret": setup.secret, "otpauth_uri": setup.otpauth_uri, "qr_svg": setup.qr_svg}
+    body = {"secret": setup.secret, "otpauth_uri": setup.otpauth_uri, "qr_svg": setup.qr_svg}
+    return body, NO_STORE
 
 
 @blp.route("/mfa/totp/confirm", methods=["POST"])
@@ -80,7 +84,7 @@ def confirm_totp(args):
     second step (`POST /auth/mfa/verify`).
     """
     codes = totp.confirm_setup(current_user_model(), args["code"], client_info(), current_user.session_id)
-    return {"recovery_codes": codes}
+    return {"recovery_codes": codes}, NO_STORE
 
 
 @blp.route("/mfa/totp", methods=["DELETE"])
@@ -111,7 +115,7 @@ def regenerate_recovery_codes():
     409 `totp_not_enabled` when TOTP is off.
     """
     codes = totp.regenerate_recovery_codes(current_user_model(), client_info(), current_user.session_id)
-    return {"recovery_codes": codes}
+    return {"recovery_codes": codes}, NO_STORE
 
 
 @blp.route("/mfa/verify", methods=["POST"])
@@ -140,7 +144,11 @@ def verify_mfa(args):
 @blp.doc(operationId="listPasskeys", security=BEARER)
 @document_errors(blp, 401)
 def list_passkeys():
-    """The caller's passkeys, oldest first."""
+    """The caller's passkeys, oldest first.
+
+    Each with its `id` (for rename and delete), `name`, `created_at` and `last_used_at` (null until
+    its first sign-in).
+    """
     return passkeys.list_passkeys(current_user.id)
 
 
@@ -185,7 +193,10 @@ def register_passkey(args):
 @blp.doc(operationId="renamePasskey", security=BEARER)
 @document_errors(blp, 400, 401, 404, 413, 415, 429)
 def rename_passkey(args, passkey_id):
-    """Rename one of the caller's passkeys (404 for anyone else's)."""
+    """Rename one of the caller's passkeys.
+
+    404 when the id is not one of the caller's passkeys.
+    """
     return passkeys.rename(current_user.id, passkey_id, args["name"], client_info(), current_user.session_id)
 
 
@@ -196,7 +207,11 @@ def rename_passkey(args, passkey_id):
 @blp.doc(operationId="deletePasskey", security=BEARER)
 @document_errors(blp, 401, 404, 429)
 def delete_passkey(passkey_id):
-    """Delete one of the caller's passkeys (404 for anyone else's). Needs a fresh sign-in."""
+    """Delete one of the caller's passkeys. Needs a fresh sign-in.
+
+    It cannot sign in any more (the browser may still offer it; the answer is then 401
+    `passkey_invalid`). 404 when the id is not one of the caller's passkeys.
+    """
     passkeys.remove(current_user.id, passkey_id, client_info(), current_user.session_id)
     return current_app.response_class(status=204)
 
