@@ -1,5 +1,6 @@
 // The page: every API call goes through TrikchiClient.
 import { TrikchiClient, TrikchiError } from "./trikchi-client.js";
+import { installMfa } from "./mfa.js";
 
 const apiBase = new URLSearchParams(location.search).get("api") || "http://127.0.0.1:5000";
 const client = new TrikchiClient(apiBase);
@@ -40,6 +41,7 @@ async function showSignedIn() {
   $("#signed-out").hidden = true;
   $("#signed-in").hidden = false;
   $("#status").textContent = "Signed in";
+  mfa.render();
 }
 
 function showSignedOut() {
@@ -49,6 +51,7 @@ function showSignedOut() {
 }
 
 client.onChange((signedIn) => { if (!signedIn) showSignedOut(); });
+const mfa = installMfa(client, { showSignedIn, say, explain });
 
 function form(selector, handler) {
   $(selector).addEventListener("submit", async (event) => {
@@ -65,7 +68,8 @@ function form(selector, handler) {
 }
 
 form("#login-form", async ({ email, password }) => {
-  await client.login(email, password);
+  const answer = await client.login(email, password);
+  if (answer.mfa_required) return mfa.askForCode(answer); // a second factor is on
   await showSignedIn();
 });
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import io
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -87,7 +88,10 @@ def begin_setup(user: User) -> TotpSetup:
     uri = pyotp.TOTP(secret).provisioning_uri(
         name=user.email or user.name, issuer_name=current_app.config["TOTP_ISSUER"]
     )
-    qr_svg = segno.make(uri, error="m").svg_inline(scale=4, dark="#000", light="#fff")
+    # A standalone SVG document (with its namespace): usable inline and as an <img> data: URI.
+    buffer = io.BytesIO()
+    segno.make(uri, error="m").save(buffer, kind="svg", xmldecl=False, nl=False, scale=4, light="#fff")
+    qr_svg = buffer.getvalue().decode()
     return TotpSetup(secret=secret, otpauth_uri=uri, qr_svg=qr_svg)
 
 
