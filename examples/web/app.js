@@ -2,7 +2,8 @@
 import { TrikchiClient, TrikchiError } from "./trikchi-client.js";
 import { installMfa } from "./mfa.js";
 
-const apiBase = new URLSearchParams(location.search).get("api") || "http://127.0.0.1:5000";
+// The API on port 5000 of the same host (localhost or 127.0.0.1: the same site, so cookies flow).
+const apiBase = new URLSearchParams(location.search).get("api") || `http://${location.hostname}:5000`;
 const client = new TrikchiClient(apiBase);
 const $ = (selector) => document.querySelector(selector);
 
