@@ -401,3 +401,25 @@ def test_a_deleted_user_takes_their_second_factor_with_them(app, auth):
         db.session.commit()
         for model in (TotpCredential, RecoveryCode, MfaChallenge):
             assert db.session.scalar(select(func.count()).select_from(model)) == 0
+
+
+def test_after_a_secret_key_change_recovery_codes_still_sign_in(database_url):
+    from tests.conftest import AuthActions
+
+    before = make_app(database_url, SECRET_KEY="the first secret key " + "x" * 20)
+    auth = AuthActions(before.test_client())
+    auth.signup()
+    authenticator, codes = enrol(auth)
+    with before.app_context():
+        db.engine.dispose()
+    after = make_app(database_url, SECRET_KEY="the second secret key " + "y" * 20)
+    client = after.test_client()
+    token = password_step(client).json["mfa_token"]
+    # The stored secret no longer decrypts: no TOTP code matches ...
+    refused = client.post("/auth/mfa/verify", json={"mfa_token": token, "code": authenticator.code(1)})
+    assert refused.status_code == 401 and refused.json["error"] == "invalid_mfa_code"
+    # ... but a recovery code (a plain digest) still signs in.
+    response = client.post("/auth/mfa/verify", json={"mfa_token": token, "recovery_code": codes[0]})
+    assert response.status_code == 200, response.json
+    with after.app_context():
+        db.engine.dispose()
