@@ -11,6 +11,7 @@ import os
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -75,6 +76,14 @@ def env_datetime(name: str) -> datetime | None:
     except ValueError:
         raise ConfigError(f"{name} must be an ISO date or date-time (2027-01-31), got {value!r}") from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def env_roles(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of roles where an empty value means none (unlike ``env_list``'s default)."""
+    value = os.environ.get(name)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def database_url(default: str) -> str:
@@ -184,6 +193,20 @@ class Config:
         self.NOTIFY_EMAIL_CHANGED = env_bool("NOTIFY_EMAIL_CHANGED", True)
         self.NOTIFY_MFA_CHANGED = env_bool("NOTIFY_MFA_CHANGED", True)
 
+        # Second factors and passkeys (SPEC §8).
+        self.MFA_REQUIRED_ROLES = env_roles("MFA_REQUIRED_ROLES", ["admin"])
+        self.TOTP_ISSUER = env_str("TOTP_ISSUER", "trikchi.uz")
+        self.WEBAUTHN_RP_ID = env_str("WEBAUTHN_RP_ID", urlsplit(self.FRONTEND_URL).hostname or "localhost")
+        self.WEBAUTHN_RP_NAME = env_str("WEBAUTHN_RP_NAME", "trikchi.uz")
+        self.WEBAUTHN_ORIGINS = env_list("WEBAUTHN_ORIGINS") or self.default_webauthn_origins()
+        self.RATELIMIT_MFA = env_str("RATELIMIT_MFA", "30 per minute;300 per hour")
+        self.RATELIMIT_MFA_FAILURES_PER_IP = env_str(
+            "RATELIMIT_MFA_FAILURES_PER_IP", "10 per minute;100 per hour"
+        )
+        self.RATELIMIT_MFA_FAILURES_PER_ACCOUNT = env_str(
+            "RATELIMIT_MFA_FAILURES_PER_ACCOUNT", "10 per minute;30 per hour"
+        )
+        self.RATELIMIT_PASSKEY = env_str("RATELIMIT_PASSKEY", "30 per minute;300 per hour")
         # Strict-Transport-Security max-age; only sent where TLS is guaranteed (production).
         self.HSTS_SECONDS = env_int("HSTS_SECONDS", 31536000 if self.COOKIE_SECURE else 0)
 
@@ -256,6 +279,10 @@ class Config:
         """JSON lines for log collectors unless ``LOG_FORMAT`` says otherwise."""
         return "json"
 
+    def default_webauthn_origins(self) -> list[str]:
+        """Pages allowed to use passkeys unless ``WEBAUTHN_ORIGINS`` says otherwise: the frontend."""
+        return [self.FRONTEND_URL]
+
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the variable when a setting is unusable."""
         if self.JWT_ALGORITHM != "HS256":
@@ -288,6 +315,10 @@ class DevelopmentConfig(Config):
     def default_log_format() -> str:
         """Readable lines on a terminal."""
         return "text"
+
+    def default_webauthn_origins(self) -> list[str]:
+        """The frontend, and the reference frontend of ``make web`` (passkeys need localhost, not an IP)."""
+        return [self.FRONTEND_URL, "http://localhost:8001", "http://127.0.0.1:8001"]
 
 
 class TestingConfig(DevelopmentConfig):

@@ -29,12 +29,17 @@ BACKENDS = [
 ]
 TABLES = (
     "auth_events",
+    "mfa_challenges",
+    "mfa_recovery_codes",
+    "mfa_totp",
+    "passkeys",
     "refresh_tokens",
     "seed_token_exchanges",
     "seed_users",
     "sessions",
     "signing_keys",
     "users",
+    "webauthn_challenges",
 )
 
 

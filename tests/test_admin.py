@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select, update
 
-from tests.conftest import PASSWORD, AuthActions
+from tests.conftest import PASSWORD, AuthActions, make_app
 from trikchi.auth.models import User
 from trikchi.extensions import db
+
+
+@pytest.fixture
+def app(database_url):
+    """The admin API without the second-factor rule (MFA_REQUIRED_ROLES, tested in test_mfa_policy.py)."""
+    app = make_app(database_url, MFA_REQUIRED_ROLES=[])
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
 
 
 def promote(app, email: str) -> None:

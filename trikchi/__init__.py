@@ -126,6 +126,7 @@ def register_blueprints(app: Flask) -> None:
     from trikchi.auth.routes import blp as auth_blp
     from trikchi.extensions import api
     from trikchi.keys.routes import blp as keys_blp
+    from trikchi.mfa.routes import blp as mfa_blp
     from trikchi.ops.routes import blp as ops_blp
     from trikchi.ops.routes import register_swagger_assets
 
@@ -134,6 +135,7 @@ def register_blueprints(app: Flask) -> None:
     )
     api.register_blueprint(auth_blp)
     api.register_blueprint(profile_blp)
+    api.register_blueprint(mfa_blp)
     api.register_blueprint(admin_blp)
     api.register_blueprint(keys_blp)
     api.register_blueprint(ops_blp)

@@ -30,6 +30,13 @@ class ErrorCode(StrEnum):
     CSRF_FAILED = "csrf_failed"
     FRESH_SIGNIN_REQUIRED = "fresh_signin_required"
     INVALID_LINK = "invalid_link"
+    MFA_TOKEN_INVALID = "mfa_token_invalid"  # noqa: S105
+    INVALID_MFA_CODE = "invalid_mfa_code"
+    MFA_ENROLLMENT_REQUIRED = "mfa_enrollment_required"
+    TOTP_ALREADY_ENABLED = "totp_already_enabled"
+    TOTP_NOT_ENABLED = "totp_not_enabled"
+    TOTP_SETUP_REQUIRED = "totp_setup_required"
+    PASSKEY_INVALID = "passkey_invalid"
     FORBIDDEN = "forbidden"
     EMAIL_TAKEN = "email_taken"
     LAST_ADMIN = "last_admin"
@@ -61,6 +68,21 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ),
     ErrorCode.CSRF_FAILED: "The X-CSRF-TOKEN header is missing or does not match the csrf_refresh_token.",
     ErrorCode.INVALID_LINK: "A verification or reset link is invalid, expired or already used.",
+    ErrorCode.MFA_TOKEN_INVALID: (
+        "The mfa_token is unknown, expired (5 minutes), already used, or dead after 5 wrong codes:"
+        " sign in again."
+    ),
+    ErrorCode.INVALID_MFA_CODE: "The TOTP or recovery code is wrong or was already used.",
+    ErrorCode.MFA_ENROLLMENT_REQUIRED: (
+        "The role needs a second factor: set up TOTP or add a passkey (/auth/mfa, /auth/passkeys) first."
+    ),
+    ErrorCode.TOTP_ALREADY_ENABLED: "TOTP is already on; turn it off first to set up a new secret.",
+    ErrorCode.TOTP_NOT_ENABLED: "TOTP is not on for this account.",
+    ErrorCode.TOTP_SETUP_REQUIRED: "No TOTP setup is pending (or it expired): set it up again.",
+    ErrorCode.PASSKEY_INVALID: (
+        "The passkey response was refused: unknown or expired challenge, unknown credential, bad signature,"
+        " no user verification, or a signature counter that did not grow."
+    ),
     ErrorCode.FORBIDDEN: "Signed in, but the role does not allow this.",
     ErrorCode.EMAIL_TAKEN: "The email is already registered.",
     ErrorCode.LAST_ADMIN: "The change would leave no active admin.",

@@ -1,8 +1,10 @@
 // The page: every API call goes through TrikchiClient.
 import { TrikchiClient, TrikchiError } from "./trikchi-client.js";
 import { installProfile } from "./profile.js";
+import { installMfa } from "./mfa.js";
 
-const apiBase = new URLSearchParams(location.search).get("api") || "http://127.0.0.1:5000";
+// The API on port 5000 of the same host (localhost or 127.0.0.1: the same site, so cookies flow).
+const apiBase = new URLSearchParams(location.search).get("api") || `http://${location.hostname}:5000`;
 const client = new TrikchiClient(apiBase);
 const $ = (selector) => document.querySelector(selector);
 
@@ -42,6 +44,7 @@ async function showSignedIn() {
   $("#signed-out").hidden = true;
   $("#signed-in").hidden = false;
   $("#status").textContent = "Signed in";
+  mfa.render();
 }
 
 function showSignedOut() {
@@ -51,6 +54,7 @@ function showSignedOut() {
 }
 
 client.onChange((signedIn) => { if (!signedIn) showSignedOut(); });
+const mfa = installMfa(client, { showSignedIn, say, explain });
 
 const profile = installProfile(client, $("#self-service"), {
   onUpdated: (user) => { $("#profile-name").textContent = user.name; profile.show(user); },
@@ -74,7 +78,8 @@ function form(selector, handler) {
 }
 
 form("#login-form", async ({ email, password }) => {
-  await client.login(email, password);
+  const answer = await client.login(email, password);
+  if (answer.mfa_required) return mfa.askForCode(answer); // a second factor is on
   await showSignedIn();
 });
 

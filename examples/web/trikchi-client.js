@@ -19,14 +19,6 @@ export class TrikchiError extends Error {
   }
 }
 
-async function needsFreshSignIn(response) {
-  try {
-    return (await response.clone().json()).error === "fresh_signin_required";
-  } catch {
-    return false;
-  }
-}
-
 export class TrikchiClient {
   #accessToken = null;
   #timer = null;
@@ -52,10 +44,32 @@ export class TrikchiClient {
     return this.#json("POST", "/auth/register", { name, email, password });
   }
 
+  /** Password sign-in. With a second factor on, the answer is ``{mfa_required, mfa_token, methods}``:
+   *  nothing is signed in yet; finish with ``verifyMfa``. */
   async login(email, password) {
     const body = await this.#json("POST", "/auth/login", { email, password });
-    this.#accept(body);
+    if (!body.mfa_required) this.#accept(body);
     return body;
+  }
+
+  /** The second step: ``{code}`` (6 digits) or ``{recovery_code}`` with the login's ``mfa_token``. */
+  async verifyMfa(mfaToken, { code, recoveryCode } = {}) {
+    const body = code ? { mfa_token: mfaToken, code } : { mfa_token: mfaToken, recovery_code: recoveryCode };
+    return this.signInWith("/auth/mfa/verify", body);
+  }
+
+  /** POST a sign-in proof (second factor, passkey assertion) and keep the tokens it answers. */
+  async signInWith(path, body) {
+    const tokens = await this.#json("POST", path, body);
+    this.#accept(tokens);
+    return tokens;
+  }
+
+  /** Make this session's sign-in fresh again (``code`` too when TOTP is on). */
+  async reauthenticate(password, code) {
+    const tokens = await this.request("POST", "/auth/reauthenticate", code ? { password, code } : { password });
+    this.#accept(tokens);
+    return tokens;
   }
 
   /** Renew the access token from the refresh cookie; false (and signed out) if the session ended. */
@@ -81,19 +95,11 @@ export class TrikchiClient {
   async request(method, path, body) {
     if (!this.#accessToken && !(await this.refresh())) throw new TrikchiError(401, null);
     let response = await this.#send(method, path, body, this.#accessToken);
-    // "fresh_signin_required" is no lost session: a refresh would not help, and the user stays in.
-    if (response.status === 401 && !(await needsFreshSignIn(response)) && (await this.refresh())) {
+    if (response.status === 401 && !(await TrikchiClient.#stillSignedIn(response)) && (await this.refresh())) {
       response = await this.#send(method, path, body, this.#accessToken);
     }
-    if (response.status === 401 && !(await needsFreshSignIn(response))) this.#clear();
+    if (response.status === 401 && !(await TrikchiClient.#stillSignedIn(response))) this.#clear();
     return this.#read(response);
-  }
-
-  /** Confirm the password again: sensitive operations need a recent sign-in (SPEC §8). */
-  async reauthenticate(password) {
-    const body = await this.request("POST", "/auth/reauthenticate", { password });
-    this.#accept(body);
-    return body;
   }
 
   me() { return this.request("GET", "/auth/me"); }
@@ -117,6 +123,16 @@ export class TrikchiClient {
     } finally {
       localStorage.removeItem(CSRF_KEY);
       this.#clear();
+    }
+  }
+
+  // A 401 that does not end the session: a stale sign-in (re-authenticate), a wrong code.
+  static async #stillSignedIn(response) {
+    try {
+      const { error } = await response.clone().json();
+      return ["fresh_signin_required", "invalid_mfa_code", "invalid_credentials"].includes(error);
+    } catch {
+      return false;
     }
   }
 

@@ -13,9 +13,14 @@ from trikchi.admin.schemas import (
 )
 from trikchi.auth.guards import BEARER, current_user, role_required
 from trikchi.http import Blueprint, client_info, document_errors
+from trikchi.mfa.policy import enrollment_required
 
 blp = Blueprint("admin", __name__, url_prefix="/admin", description="Staff administration (role admin).")
-admin_required = role_required("admin")
+
+
+def admin_required(view):
+    """The admin role, and a second factor when ``MFA_REQUIRED_ROLES`` asks for one (403 otherwise)."""
+    return role_required("admin")(enrollment_required(view))
 
 
 @blp.route("/users", methods=["GET"])

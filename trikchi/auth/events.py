@@ -44,6 +44,16 @@ class Events:
     # Moving from the seed's service (SPEC §12).
     SEED_TOKEN_EXCHANGED = "seed_token_exchanged"  # noqa: S105 - an event name, not a secret
     SEED_USER_IMPORTED = "seed_user_imported"
+    # Second factors and passkeys (SPEC §8); details never hold a secret or a code.
+    MFA_TOTP_ENABLED = "mfa_totp_enabled"
+    MFA_TOTP_DISABLED = "mfa_totp_disabled"
+    MFA_RECOVERY_CODES_REGENERATED = "mfa_recovery_codes_regenerated"
+    MFA_CHALLENGE_FAILED = "mfa_challenge_failed"
+    PASSKEY_ADDED = "passkey_added"
+    PASSKEY_REMOVED = "passkey_removed"
+    PASSKEY_RENAMED = "passkey_renamed"
+    PASSKEY_LOGIN_FAILED = "passkey_login_failed"
+    PASSKEY_COUNTER_REGRESSED = "passkey_counter_regressed"
 
 
 def record_event(

@@ -35,6 +35,8 @@ from trikchi.auth.schemas import (
 from trikchi.auth.tokens import clear_refresh_cookies, token_response
 from trikchi.errors import Unauthorized
 from trikchi.http import Blueprint, client_info, document_errors
+from trikchi.mfa.schemas import MfaRequiredSchema
+from trikchi.mfa.signin import MfaRequired
 from trikchi.openapi import SET_REFRESH_COOKIES, refresh_parameters
 from trikchi.seed.exchange import refresh_or_seed_token
 
@@ -62,7 +64,7 @@ def register(args):
 @limits.login_failures_per_ip
 @limits.login_failures_per_email
 @blp.arguments(LoginSchema)
-@blp.response(200, TokenSchema, headers=SET_REFRESH_COOKIES)
+@blp.response(200, {"oneOf": [TokenSchema, MfaRequiredSchema]}, headers=SET_REFRESH_COOKIES)
 @blp.doc(operationId="login")
 @document_errors(blp, 400, 401, 413, 415, 429)
 def login(args):
@@ -72,8 +74,17 @@ def login(args):
     `csrf_token`; the refresh token is set as the HttpOnly `refresh_token` cookie, with
     `csrf_refresh_token` beside it. Wrong email and wrong password get the same 401
     `invalid_credentials`. Attempts are rate limited per IP and per account.
+
+    When the account has a second factor on (TOTP), the answer is instead `{"mfa_required": true,
+    "mfa_token", "methods"}` with no token and no cookie: send the `mfa_token` with a code to
+    `POST /auth/mfa/verify` within 5 minutes.
     """
-    response = token_response(services.authenticate(args["email"], args["password"], client_info()))
+    result = services.authenticate(args["email"], args["password"], client_info())
+    if isinstance(result, MfaRequired):
+        response = jsonify(result.body())
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    response = token_response(result)
     set_device_cookie(response, args["email"])
     return response
 
@@ -198,15 +209,17 @@ def logout_all():
 @blp.doc(operationId="reauthenticate", security=BEARER)
 @document_errors(blp, 400, 401, 413, 415, 429)
 def reauthenticate(args):
-    """Confirm the password again: the session's sign-in becomes fresh (SPEC §8).
+    """Confirm the password (and a TOTP code when TOTP is on): the sign-in becomes fresh (SPEC §8).
 
     Operations that need a recent sign-in answer 401 `fresh_signin_required` when the session's
     last interactive authentication is older than `FRESH_SIGNIN_SECONDS`; this renews it. Returns
     the login body with a new access token (carrying the new `auth_time`); the refresh cookie is
-    left as it is. A wrong password is 401 `invalid_credentials`.
+    left as it is. A wrong password is 401 `invalid_credentials`. When TOTP is on, `code` (a TOTP
+    code or a recovery code) is needed too: 422 naming `code` without one, 401 `invalid_mfa_code`
+    for a wrong one.
     """
     pair = services.reauthenticate(
-        current_user_model(), args["password"], client_info(), current_user.session_id
+        current_user_model(), args["password"], client_info(), current_user.session_id, args.get("code")
     )
     return token_response(pair)
 

@@ -103,13 +103,18 @@ class LoginSchema(StrictSchema):
 
 
 class ReauthenticateSchema(StrictSchema):
-    """``POST /auth/reauthenticate`` body."""
+    """``POST /auth/reauthenticate`` body (``code`` when TOTP is on)."""
 
     password = fields.String(
         required=True,
         load_only=True,
         validate=[validate.Length(min=1, max=1024), encodable],
         metadata={"format": "password"},
+    )
+    code = fields.String(
+        load_only=True,
+        validate=[validate.Length(min=6, max=64), NO_CONTROL_CHARACTERS, encodable],
+        metadata={"description": "When TOTP is on: a 6-digit code from the app, or a recovery code."},
     )
 
 

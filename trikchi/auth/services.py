@@ -22,6 +22,9 @@ from trikchi.errors import Conflict, ErrorCode, Unauthorized, ValidationFailed
 from trikchi.extensions import db, passwords
 from trikchi.http import ClientInfo
 from trikchi.i18n import N_
+from trikchi.mfa import signin, totp
+from trikchi.mfa.limits import check_code_budget, spend_code_attempt
+from trikchi.mfa.signin import MfaRequired
 
 INVALID_CREDENTIALS = N_("Invalid email or password.")
 
@@ -46,8 +49,12 @@ def register_user(
     return user
 
 
-def authenticate(email: str, password: str, client: ClientInfo) -> TokenPair:
-    """Check credentials and open a new session; one generic error for every failure."""
+def authenticate(email: str, password: str, client: ClientInfo) -> TokenPair | MfaRequired:
+    """Check credentials and open a new session; one generic error for every failure.
+
+    With TOTP on, a right password opens no session yet: the answer is an ``mfa_token``
+    for the second step (``trikchi.mfa.signin``).
+    """
     email = normalize_email(email)
     user = db.session.scalar(select(User).where(User.email == email))
     # Unknown emails are verified against a dummy hash: same time, same answer.
@@ -63,6 +70,8 @@ def authenticate(email: str, password: str, client: ClientInfo) -> TokenPair:
         raise Unauthorized(INVALID_CREDENTIALS, error=ErrorCode.INVALID_CREDENTIALS)
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash(password)
+    if totp.is_enabled(user.id):
+        return signin.start(user)
     return open_session(user, client, method="password")
 
 
@@ -92,8 +101,10 @@ def change_password(
     db.session.commit()
 
 
-def reauthenticate(user: User, password: str, client: ClientInfo, session_id: str) -> TokenPair:
-    """Confirm the password of the signed-in user: the session's sign-in becomes fresh again.
+def reauthenticate(
+    user: User, password: str, client: ClientInfo, session_id: str, code: str | None = None
+) -> TokenPair:
+    """Confirm the password (and, with TOTP on, a code) of the signed-in user: the sign-in is fresh again.
 
     Returns a new access token carrying the new ``auth_time``; the refresh cookie is
     untouched (its session now carries the new time into every later refresh).
@@ -102,10 +113,31 @@ def reauthenticate(user: User, password: str, client: ClientInfo, session_id: st
         record_event(Events.REAUTHENTICATION_FAILED, client, user_id=user.id, session_id=session_id)
         db.session.commit()
         raise Unauthorized("The password is wrong.", error=ErrorCode.INVALID_CREDENTIALS)
+    method = "password"
+    if totp.is_enabled(user.id):
+        if code is None:
+            message = (
+                "Two-factor sign-in is on: enter a code from your authenticator app (or a recovery code)."
+            )
+            raise ValidationFailed(message, errors={"code": [message]})
+        check_code_budget(user.id)
+        method = totp.verify_code(user.id, code)
+        if method is None:
+            db.session.rollback()
+            spend_code_attempt(user.id)
+            record_event(
+                Events.REAUTHENTICATION_FAILED,
+                client,
+                user_id=user.id,
+                session_id=session_id,
+                details={"reason": "wrong_code", "method": totp.code_method(code)},
+            )
+            db.session.commit()
+            raise Unauthorized(totp.WRONG_CODE, error=ErrorCode.INVALID_MFA_CODE)
     now = utcnow()
-    mark_authenticated(session_id, now, method="password")
+    mark_authenticated(session_id, now, method=method)
     record_event(
-        Events.REAUTHENTICATED, client, user_id=user.id, session_id=session_id, details={"method": "password"}
+        Events.REAUTHENTICATED, client, user_id=user.id, session_id=session_id, details={"method": method}
     )
     pair = issue_access_token(current_app, user.id, user.role, session_id, now, auth_time=now)
     db.session.commit()

@@ -39,11 +39,12 @@ from trikchi.database import serialized_writes, utcnow
 from trikchi.errors import ErrorCode, Unauthorized
 from trikchi.extensions import db
 from trikchi.http import ClientInfo, client_info
+from trikchi.i18n import N_
 from trikchi.seed.models import SeedTokenExchange, SeedUser
 
 # Claims only trikchi's own tokens carry: such a cookie is never taken for a seed token.
 _TRIKCHI_CLAIMS = frozenset({"iss", "sid", "csrf"})
-INVALID = "The token is invalid."
+INVALID = N_("The token is invalid.")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,2 @@
+"""Second factors and passkeys (SPEC §8): TOTP with recovery codes, the two-step sign-in,
+WebAuthn passkeys, and the rule that some roles must have one of them."""

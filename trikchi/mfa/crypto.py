@@ -1,0 +1,48 @@
+"""Secrets of second factors at rest: TOTP secrets encrypted, random tokens and codes hashed.
+
+TOTP secrets are encrypted with Fernet under a key derived (HKDF-SHA256) from
+``SECRET_KEY``, like the signing keys are under ``SIGNING_KEYS_SECRET``: a copy of
+the database alone cannot compute anyone's codes. Changing ``SECRET_KEY`` therefore
+turns TOTP off in effect (no code matches); recovery codes still work, because
+they are stored as plain SHA-256 digests — enough for 80 random bits, which no one
+can guess offline — so a user can still sign in and set TOTP up again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import current_app
+
+log = logging.getLogger(__name__)
+
+
+def _fernet() -> Fernet:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"trikchi totp secrets").derive(
+        current_app.config["SECRET_KEY"].encode()
+    )
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def encrypt_secret(secret: str) -> str:
+    """The TOTP secret as a Fernet token."""
+    return _fernet().encrypt(secret.encode()).decode()
+
+
+def decrypt_secret(ciphertext: str) -> str | None:
+    """The TOTP secret, or ``None`` (logged) when ``SECRET_KEY`` changed since it was stored."""
+    try:
+        return _fernet().decrypt(ciphertext.encode()).decode()
+    except InvalidToken:
+        log.error("a stored TOTP secret does not decrypt: SECRET_KEY changed since it was set up")
+        return None
+
+
+def digest(value: str) -> str:
+    """SHA-256 hex of a high-entropy random value (tokens, challenges, recovery codes)."""
+    return hashlib.sha256(value.encode()).hexdigest()
