@@ -125,11 +125,13 @@ def register_blueprints(app: Flask) -> None:
     from trikchi.keys.routes import blp as keys_blp
     from trikchi.ops.routes import blp as ops_blp
     from trikchi.ops.routes import register_swagger_assets
+    from trikchi.social.routes import blp as social_blp
 
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
     api.register_blueprint(auth_blp)
+    api.register_blueprint(social_blp)
     api.register_blueprint(admin_blp)
     api.register_blueprint(keys_blp)
     api.register_blueprint(ops_blp)

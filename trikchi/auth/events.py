@@ -36,6 +36,10 @@ class Events:
     ROLE_CHANGED = "role_changed"
     USER_DEACTIVATED = "user_deactivated"
     USER_REACTIVATED = "user_reactivated"
+    # Social sign-in (SPEC §9); its sign-ins are LOGIN_SUCCEEDED with method oidc:<provider>/telegram.
+    IDENTITY_LINKED = "identity_linked"
+    IDENTITY_UNLINKED = "identity_unlinked"
+    SOCIAL_LOGIN_FAILED = "social_login_failed"
 
 
 def record_event(
