@@ -33,10 +33,16 @@ OPERATIONS = [
     ("delete", "/auth/sessions/{session_id}"),
     ("post", "/auth/logout_all"),
     ("post", "/auth/password"),
+    ("post", "/auth/reauthenticate"),
     ("post", "/auth/verify_email/request"),
     ("post", "/auth/verify_email"),
     ("post", "/auth/password_reset/request"),
     ("post", "/auth/password_reset"),
+    ("get", "/auth/oauth/{provider}/authorize"),
+    ("get", "/auth/oauth/{provider}/callback"),
+    ("post", "/auth/telegram"),
+    ("get", "/auth/identities"),
+    ("delete", "/auth/identities/{identity_id}"),
     ("get", "/admin/users"),
     ("patch", "/admin/users/{user_id}"),
     ("get", "/admin/audit"),
@@ -50,7 +56,7 @@ OPERATIONS = [
 @pytest.fixture
 def fuzz_app(database_url):
     """Limits off so that generated input reaches the views, not the 429."""
-    app = make_app(database_url, RATELIMIT_ENABLED=False)
+    app = make_app(database_url, RATELIMIT_ENABLED=False, TELEGRAM_BOT_TOKEN="123:fuzz-bot-token")
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -85,6 +91,9 @@ NO_INPUT = {
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/auth/verify_email/request"),
+    ("get", "/auth/identities"),
+    # Any query is the provider's to send; every one is answered by a redirect to the frontend.
+    ("get", "/auth/oauth/{provider}/callback"),
     ("get", "/.well-known/jwks.json"),
     ("get", "/.well-known/openid-configuration"),
 }

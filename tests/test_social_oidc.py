@@ -353,9 +353,12 @@ def test_the_person_declining_at_the_provider(app, client):
     assert_nobody_signed_in(app, client, response)
 
 
-def test_unknown_provider_is_404(client):
+def test_unknown_provider(client):
     response = client.get("/auth/oauth/nosuch/authorize")
     assert response.status_code == 404 and response.json["error"] == "not_found"
+    response = client.get("/auth/oauth/nosuch/callback?code=x&state=y")
+    assert response.headers["Location"] == FRONTEND + "/?error=unknown_provider"
+    assert "Set-Cookie" not in response.headers
 
 
 def test_a_disabled_account_is_not_signed_in(app, client):

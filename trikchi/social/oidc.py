@@ -80,7 +80,7 @@ def is_safe_redirect(path: str) -> bool:
     """A path on the frontend only: ``/…`` without a scheme, host, backslash or control character."""
     if not path.startswith("/") or path.startswith("//") or len(path) > MAX_REDIRECT_TO:
         return False
-    if "\\" in path or any(ord(char) < 0x21 or ord(char) == 0x7F for char in path):
+    if "\\" in path or any(ord(char) < 0x21 or 0x7F <= ord(char) <= 0x9F for char in path):
         return False
     parts = urlsplit(path)
     return not parts.scheme and not parts.netloc

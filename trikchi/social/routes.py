@@ -32,7 +32,7 @@ CALLBACK_PARAMETERS: list[dict[str, Any]] = [
         "name": name,
         "required": False,
         "description": description,
-        "schema": {"type": "string", "maxLength": 4096},
+        "schema": {"type": "string"},
     }
     for name, description in (
         ("code", "The authorization code."),
@@ -122,6 +122,9 @@ def oauth_callback(provider):
     `account_disabled`. The flow's cookie is cleared either way: a callback works once.
     """
     client = client_info()
+    if oidc.provider_settings(provider) is None:  # no flow, and no cookie of that name to clear
+        services.record_failure("unknown", "unknown_provider", client)
+        return redirect(_frontend("/", error="unknown_provider"), code=302)
     flow = oidc.load_flow(provider, request.cookies.get(oidc.cookie_name(provider)))
     args = {key: value for key, value in request.args.items() if len(value) <= 4096}
     try:
@@ -136,7 +139,7 @@ def oauth_callback(provider):
         set_refresh_cookies(response, pair)
         return _finish(response, provider)
     if reason != "account_disabled":  # already audited with its user
-        services.record_failure(provider[:40], reason, client)
+        services.record_failure(provider, reason, client)
     # The flow's own redirect_to only when the cookie was ours; the front page otherwise.
     return _finish(redirect(_frontend(flow.redirect_to if flow else "/", error=reason), code=302), provider)
 

@@ -15,7 +15,15 @@ class AuthorizeArgsSchema(Schema):
 
     redirect_to = fields.String(
         load_default="/",
-        validate=[validate.Length(min=1, max=2000), NO_CONTROL_CHARACTERS],
+        validate=[
+            validate.Length(min=1, max=2000),
+            # A path: one leading slash, then no slash or backslash (//host, /\host are hosts to
+            # browsers), no backslash, space or control character anywhere (encode them).
+            validate.Regexp(
+                r"^/(?![/\\])[^\\\x00-\x20\x7f-\x9f]*$",
+                error="Must be a relative path on the frontend, like /account.",
+            ),
+        ],
         metadata={
             "description": "Where on FRONTEND_URL to land afterwards: a relative path (`/account?tab=1`),"
             " never a URL with a scheme or host.",
