@@ -38,6 +38,7 @@ OPERATIONS = [
     ("post", "/auth/verify_email"),
     ("post", "/auth/password_reset/request"),
     ("post", "/auth/password_reset"),
+    ("get", "/auth/providers"),
     ("get", "/auth/oauth/{provider}/authorize"),
     ("get", "/auth/oauth/{provider}/callback"),
     ("post", "/auth/telegram"),
@@ -92,6 +93,7 @@ NO_INPUT = {
     ("get", "/readyz"),
     ("post", "/auth/verify_email/request"),
     ("get", "/auth/identities"),
+    ("get", "/auth/providers"),
     # Any query is the provider's to send; every one is answered by a redirect to the frontend.
     ("get", "/auth/oauth/{provider}/callback"),
     ("get", "/.well-known/jwks.json"),

@@ -110,10 +110,13 @@ def test_code_flow_with_pkce_signs_in_and_lands_on_the_frontend(app, client, pro
     )
     response = call_back(client, callback)
     assert response.status_code == 302
-    assert response.headers["Location"] == FRONTEND + "/account"
-    assert "access_token" not in response.headers["Location"]
+    location = urlsplit(response.headers["Location"])
+    assert location._replace(fragment="").geturl() == FRONTEND + "/account"
+    # Only the CSRF value, in the fragment (for a frontend that cannot read the API's cookies).
+    assert parse_qs(location.fragment) == {"csrf_token": [client.get_cookie("csrf_refresh_token").value]}
     assert response.headers["Cache-Control"] == "no-store"
     assert client.get_cookie("refresh_token").http_only
+    assert client.get_cookie("refresh_token").value not in response.headers["Location"]
     assert client.get_cookie("trikchi_oauth_test", path="/auth/oauth/test/callback") is None
 
     auth = AuthActions(client)
@@ -379,3 +382,9 @@ def test_authorize_and_callback_are_rate_limited(app, client):
     response = client.get("/auth/oauth/test/authorize")
     assert response.status_code == 429 and response.json["error"] == "rate_limited"
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_providers_lists_the_buttons_to_show(app, client):
+    assert client.get("/auth/providers").json == {"oidc": sorted(("test", *VARIANTS)), "telegram_bot": None}
+    app.config.update(TELEGRAM_BOT_TOKEN="123:abc", TELEGRAM_BOT_NAME="trikchi_bot")
+    assert client.get("/auth/providers").json["telegram_bot"] == "trikchi_bot"

@@ -1,5 +1,6 @@
 // The page: every API call goes through TrikchiClient.
 import { TrikchiClient, TrikchiError } from "./trikchi-client.js";
+import * as social from "./social.js";
 
 const apiBase = new URLSearchParams(location.search).get("api") || "http://127.0.0.1:5000";
 const client = new TrikchiClient(apiBase);
@@ -37,6 +38,7 @@ async function showSignedIn() {
     }
     return item;
   }));
+  await social.renderIdentities(client, say);
   $("#signed-out").hidden = true;
   $("#signed-in").hidden = false;
   $("#status").textContent = "Signed in";
@@ -87,7 +89,10 @@ $("#reload-profile").addEventListener("click", async () => {
 $("#logout").addEventListener("click", async () => { await client.logout(); showSignedOut(); });
 $("#logout-all").addEventListener("click", async () => { await client.logoutAll(); showSignedOut(); });
 
-// Silent sign-in on load: the HttpOnly refresh cookie is all a returning visitor needs.
+// Silent sign-in on load: the HttpOnly refresh cookie is all a returning visitor needs (and all
+// a visitor coming back from a social sign-in has, with the CSRF value in the URL fragment).
+social.acceptRedirect(client, say);
+social.renderButtons(client, showSignedIn, say);
 (async () => {
   if (await client.refresh()) {
     try { await showSignedIn(); return; } catch (error) { say(explain(error)); }

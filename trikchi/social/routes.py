@@ -16,7 +16,7 @@ from trikchi.errors import ErrorCode, NotFound, ServiceUnavailable, Unauthorized
 from trikchi.http import Blueprint, client_info, document_errors
 from trikchi.openapi import SET_REFRESH_COOKIES
 from trikchi.social import limits, oidc, services, telegram
-from trikchi.social.schemas import AuthorizeArgsSchema, IdentitySchema, TelegramLoginSchema
+from trikchi.social.schemas import AuthorizeArgsSchema, IdentitySchema, ProvidersSchema, TelegramLoginSchema
 
 blp = Blueprint(
     "social",
@@ -53,11 +53,13 @@ def _redirect_uri(provider: str) -> str:
     return base + path if base else url_for("social.oauth_callback", provider=provider, _external=True)
 
 
-def _frontend(path: str, **params: str) -> str:
-    """FRONTEND_URL + a relative path, with ``params`` added to its query."""
+def _frontend(path: str, fragment: str | None = None, **params: str) -> str:
+    """FRONTEND_URL + a relative path, with ``params`` added to its query (and ``fragment`` for its own)."""
     parts = urlsplit(path)
     query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), *params.items()])
-    return current_app.config["FRONTEND_URL"] + urlunsplit(("", "", parts.path, query, parts.fragment))
+    return current_app.config["FRONTEND_URL"] + urlunsplit(
+        ("", "", parts.path, query, parts.fragment if fragment is None else fragment)
+    )
 
 
 def _state_cookie(response: Response, provider: str, value: str, max_age: int) -> None:
@@ -70,6 +72,23 @@ def _state_cookie(response: Response, provider: str, value: str, max_age: int) -
         httponly=True,
         samesite="Lax",  # sent on the provider's top-level redirect back to us, not on cross-site requests
     )
+
+
+@blp.route("/providers", methods=["GET"])
+@blp.response(200, ProvidersSchema)
+@blp.doc(operationId="listSignInProviders")
+def list_providers():
+    """The social sign-in methods this instance offers, for a frontend's buttons.
+
+    `oidc` lists the providers of `GET /auth/oauth/<provider>/authorize`; `telegram_bot` is the
+    bot's username for the Telegram Login widget (null unless `TELEGRAM_BOT_TOKEN` and
+    `TELEGRAM_BOT_NAME` are set).
+    """
+    config = current_app.config
+    return {
+        "oidc": sorted(config["OAUTH_PROVIDERS"]),
+        "telegram_bot": config["TELEGRAM_BOT_NAME"] if config["TELEGRAM_BOT_TOKEN"] else None,
+    }
 
 
 @blp.route("/oauth/<string:provider>/authorize", methods=["GET"])
@@ -115,8 +134,9 @@ def oauth_callback(provider):
     Checks `state` against the flow's cookie, exchanges the code (with the PKCE verifier) and
     verifies the ID token (signature from the provider's JWKS, `iss`, `aud`, `exp`, `nonce`), then
     opens a session as a password sign-in does: the refresh and CSRF cookies are set and the
-    browser goes to `FRONTEND_URL` + `redirect_to`, where the frontend calls
-    `POST /auth/refresh_token` for its access token. A failure signs nobody in and goes to the
+    browser goes to `FRONTEND_URL` + `redirect_to` + `#csrf_token=<value>`, where the frontend
+    calls `POST /auth/refresh_token` (with that value as `X-CSRF-TOKEN`) for its access token (the
+    fragment replaces any fragment of `redirect_to`). A failure signs nobody in and goes to the
     frontend with `?error=` one of `invalid_state`, `provider_denied`, `invalid_request`,
     `token_exchange_failed`, `invalid_id_token`, `provider_unavailable`, `unknown_provider`,
     `account_disabled`. The flow's cookie is cleared either way: a callback works once.
@@ -135,7 +155,10 @@ def oauth_callback(provider):
     except services.AccountDisabled:
         reason = "account_disabled"
     else:
-        response = redirect(_frontend(flow.redirect_to), code=302)
+        # The CSRF value goes in the fragment (never sent to a server, removed by the page): a
+        # frontend on another host cannot read the csrf_refresh_token cookie, and needs it for
+        # its first refresh. It is not a credential: without the HttpOnly cookie it opens nothing.
+        response = redirect(_frontend(flow.redirect_to, fragment=urlencode({"csrf_token": pair.csrf_token})))
         set_refresh_cookies(response, pair)
         return _finish(response, provider)
     if reason != "account_disabled":  # already audited with its user

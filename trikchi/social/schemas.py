@@ -69,3 +69,20 @@ class IdentitySchema(Schema):
     )
     created_at = fields.DateTime(required=True)
     last_used_at = fields.DateTime(required=True)
+
+
+class ProvidersSchema(Schema):
+    """The sign-in methods this instance offers besides the password, for a frontend's buttons."""
+
+    oidc = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "OpenID Connect provider names (`OAUTH_PROVIDERS`).", "example": ["google"]},
+    )
+    telegram_bot = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "The bot's username for the Telegram Login widget; null when not configured."
+        },
+    )
