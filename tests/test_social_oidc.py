@@ -388,3 +388,32 @@ def test_providers_lists_the_buttons_to_show(app, client):
     assert client.get("/auth/providers").json == {"oidc": sorted(("test", *VARIANTS)), "telegram_bot": None}
     app.config.update(TELEGRAM_BOT_TOKEN="123:abc", TELEGRAM_BOT_NAME="trikchi_bot")
     assert client.get("/auth/providers").json["telegram_bot"] == "trikchi_bot"
+
+
+def test_a_password_reset_gives_a_social_account_its_password(database_url, provider, smtp_server):
+    import re
+    import time
+
+    app = make_app(
+        database_url,
+        OAUTH_PROVIDERS=provider.providers(("test",)),
+        OAUTH_CALLBACK_BASE_URL=CALLBACK_BASE,
+        FRONTEND_URL=FRONTEND,
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=smtp_server.port,
+        MAIL_USE_TLS=False,
+    )
+    email = f"reset-{time.monotonic_ns()}@example.com"
+    sign_in(app.test_client(), email)
+    anonymous = app.test_client()
+    assert anonymous.post("/auth/password_reset/request", json={"email": email}).status_code == 202
+    text = smtp_server.wait_for(email).get_body(preferencelist=("plain",)).get_content()
+    token = re.search(re.escape(f"{FRONTEND}/reset-password?token=") + r"([A-Za-z0-9_.\-]+)", text).group(1)
+    response = anonymous.post("/auth/password_reset", json={"token": token, "new_password": PASSWORD})
+    assert response.status_code == 204
+    assert AuthActions(app.test_client()).login(email, PASSWORD).status_code == 200
+    # The link worked once: the password it set changed what it was bound to.
+    again = anonymous.post("/auth/password_reset", json={"token": token, "new_password": PASSWORD + "!"})
+    assert again.status_code == 401
+    with app.app_context():
+        db.engine.dispose()

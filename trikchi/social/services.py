@@ -23,7 +23,7 @@ from trikchi.auth.events import Events, record_event
 from trikchi.auth.models import MAX_ID, User
 from trikchi.auth.sessions import open_session, revoke_all_sessions
 from trikchi.auth.tokens import TokenPair
-from trikchi.database import utcnow
+from trikchi.database import serialized_writes, utcnow
 from trikchi.errors import Conflict, ErrorCode, NotFound, Unauthorized
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
@@ -130,28 +130,35 @@ def sign_in_methods_left(user: User) -> int:
 
 
 def unlink_identity(user_id: int, identity_id: int, client: ClientInfo, session_id: str | None) -> None:
-    """Remove one of the user's identities; 409 when it is the last way to sign in; commit."""
-    user = db.session.get(User, user_id, with_for_update=True)
-    if user is None:
-        raise Unauthorized("The session has ended; sign in again.", error=ErrorCode.SESSION_ENDED)
-    identity = db.session.get(Identity, identity_id) if 1 <= identity_id <= MAX_ID else None
-    if identity is None or identity.user_id != user.id:
-        raise NotFound("No such identity.")
-    if sign_in_methods_left(user) <= 1:
-        raise Conflict(
-            "This is your last way to sign in: set a password (by a reset) or link another account first.",
-            error=ErrorCode.LAST_SIGN_IN_METHOD,
+    """Remove one of the user's identities; 409 when it is the last way to sign in; commit.
+
+    The count and the delete are one serialized step (a row lock on PostgreSQL, the writer
+    slot on SQLite): two racing unlinks cannot each leave the other as the last method.
+    """
+    with serialized_writes(db.engine):
+        user = db.session.get(User, user_id, with_for_update=True)
+        if user is None:
+            raise Unauthorized("The session has ended; sign in again.", error=ErrorCode.SESSION_ENDED)
+        identity = db.session.get(Identity, identity_id) if 1 <= identity_id <= MAX_ID else None
+        if identity is None or identity.user_id != user.id:
+            db.session.rollback()
+            raise NotFound("No such identity.")
+        if sign_in_methods_left(user) <= 1:
+            db.session.rollback()
+            raise Conflict(
+                "This is your last way to sign in: set a password (reset) or link another account first.",
+                error=ErrorCode.LAST_SIGN_IN_METHOD,
+            )
+        provider = identity.provider
+        db.session.delete(identity)
+        record_event(
+            Events.IDENTITY_UNLINKED,
+            client,
+            user_id=user.id,
+            session_id=session_id,
+            details={"provider": provider},
         )
-    provider = identity.provider
-    db.session.delete(identity)
-    record_event(
-        Events.IDENTITY_UNLINKED,
-        client,
-        user_id=user.id,
-        session_id=session_id,
-        details={"provider": provider},
-    )
-    db.session.commit()
+        db.session.commit()
 
 
 __all__ = [
