@@ -417,3 +417,36 @@ def test_a_password_reset_gives_a_social_account_its_password(database_url, prov
     assert again.status_code == 401
     with app.app_context():
         db.engine.dispose()
+
+
+def test_provider_settings_from_the_environment(monkeypatch):
+    from config import GOOGLE_DISCOVERY_URL, ConfigError, load_config
+
+    monkeypatch.setenv("OAUTH_PROVIDERS", "Google, corp")
+    monkeypatch.setenv("OAUTH_GOOGLE_CLIENT_ID", "g-id")
+    monkeypatch.setenv("OAUTH_GOOGLE_CLIENT_SECRET", "g-secret")
+    monkeypatch.setenv("OAUTH_CORP_CLIENT_ID", "c-id")
+    monkeypatch.setenv("OAUTH_CORP_DISCOVERY_URL", "https://id.corp.example/.well-known/openid-configuration")
+    monkeypatch.setenv("OAUTH_CORP_SCOPES", "openid email")
+    providers = load_config("testing").OAUTH_PROVIDERS
+    assert providers["google"] == {
+        "discovery_url": GOOGLE_DISCOVERY_URL,
+        "client_id": "g-id",
+        "client_secret": "g-secret",
+        "scopes": "openid email profile",
+    }
+    assert providers["corp"]["client_secret"] is None and providers["corp"]["scopes"] == "openid email"
+    monkeypatch.delenv("OAUTH_CORP_DISCOVERY_URL")
+    with pytest.raises(ConfigError, match="OAUTH_CORP_DISCOVERY_URL"):
+        load_config("testing")
+    monkeypatch.setenv("OAUTH_PROVIDERS", "google")
+    monkeypatch.delenv("OAUTH_GOOGLE_CLIENT_ID")
+    with pytest.raises(ConfigError, match="OAUTH_GOOGLE_CLIENT_ID"):
+        load_config("testing")
+    monkeypatch.setenv("OAUTH_PROVIDERS", "telegram")
+    with pytest.raises(ConfigError, match="OAUTH_PROVIDERS"):
+        load_config("testing")
+    monkeypatch.setenv("OAUTH_PROVIDERS", "")
+    monkeypatch.setenv("TELEGRAM_AUTH_MAX_AGE_SECONDS", "172800")
+    with pytest.raises(ConfigError, match="TELEGRAM_AUTH_MAX_AGE_SECONDS"):
+        load_config("testing")
