@@ -19,7 +19,8 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-# Spectral (OpenAPI lint) and jose (an independent JWT verifier) from npm, exactly as
+# Spectral (OpenAPI lint), jose (an independent JWT verifier) and oidc-provider (a real OpenID
+# Connect provider for the social sign-in tests) from npm, exactly as
 # package-lock.json says; again only when the lockfile or package.json is newer than what
 # npm ci last installed.
 node_modules/.package-lock.json: package.json package-lock.json
@@ -27,7 +28,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
-## node-deps: the npm tools the tests use (Spectral, jose)
+## node-deps: the npm tools the tests use (Spectral, jose, oidc-provider)
 node-deps: node_modules/.package-lock.json
 
 # The message catalogs (uz, ru, en), compiled from the .po files in the repository.
@@ -46,7 +47,7 @@ trikchi/translations/%/LC_MESSAGES/messages.mo: trikchi/translations/%/LC_MESSAG
 messages: $(VENV)/.runtime
 	$(BIN)/pybabel extract -F babel.cfg $(MESSAGE_KEYWORDS) --no-location --sort-output \
 		--project trikchi -o trikchi/translations/messages.pot .
-	$(BIN)/pybabel update -i trikchi/translations/messages.pot -d trikchi/translations --no-fuzzy-matching
+	$(BIN)/pybabel update -i trikchi/translations/messages.pot -d trikchi/translations --no-fuzzy-matching --ignore-obsolete
 
 ## run: install, migrate the embedded SQLite database, start the development server
 run: $(VENV)/.runtime translations

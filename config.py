@@ -8,6 +8,7 @@ this module is imported.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -93,6 +94,36 @@ def database_url(default: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
+PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
+
+
+def oauth_providers() -> dict[str, dict[str, str | None]]:
+    """``OAUTH_PROVIDERS`` and each provider's ``OAUTH_<NAME>_*`` settings (SPEC §9)."""
+    providers: dict[str, dict[str, str | None]] = {}
+    for raw in env_list("OAUTH_PROVIDERS"):
+        name = raw.lower()
+        if not PROVIDER_NAME.match(name) or name == "telegram":
+            raise ConfigError(
+                f"OAUTH_PROVIDERS: {raw!r} must be a lower-case name of letters, digits and _"
+                " (at most 20, not 'telegram')"
+            )
+        prefix = f"OAUTH_{name.upper()}_"
+        discovery = env_str(prefix + "DISCOVERY_URL", GOOGLE_DISCOVERY_URL if name == "google" else None)
+        client_id = env_str(prefix + "CLIENT_ID")
+        if not discovery:
+            raise ConfigError(f"{prefix}DISCOVERY_URL must be set for the provider {name!r}")
+        if not client_id:
+            raise ConfigError(f"{prefix}CLIENT_ID must be set for the provider {name!r}")
+        providers[name] = {
+            "discovery_url": discovery,
+            "client_id": client_id,
+            "client_secret": env_str(prefix + "CLIENT_SECRET"),
+            "scopes": env_str(prefix + "SCOPES", "openid email profile"),
+        }
+    return providers
 
 
 class Config:
@@ -256,6 +287,20 @@ class Config:
         # The seed's ACCESS_TOKEN_EXPIRE_MINUTES. Its access and refresh tokens carry the same
         # claims (sub, exp), so a token that expires sooner than this may be an access token.
         self.SEED_ACCESS_TOKEN_MINUTES = env_int("SEED_ACCESS_TOKEN_MINUTES", 15, 1)
+        # Social sign-in (SPEC §9): OpenID Connect providers and Telegram Login.
+        self.OAUTH_PROVIDERS = oauth_providers()
+        # The public base URL of this service for the callback (redirect URI); default: the request's.
+        self.OAUTH_CALLBACK_BASE_URL = (env_str("OAUTH_CALLBACK_BASE_URL") or "").rstrip("/") or None
+        self.OAUTH_STATE_SECONDS = env_int("OAUTH_STATE_SECONDS", 600, 60)
+        self.OAUTH_HTTP_TIMEOUT_SECONDS = env_int("OAUTH_HTTP_TIMEOUT_SECONDS", 10, 1)
+        self.OAUTH_METADATA_MAX_AGE_SECONDS = env_int("OAUTH_METADATA_MAX_AGE_SECONDS", 3600, 0)
+        self.TELEGRAM_BOT_TOKEN = env_str("TELEGRAM_BOT_TOKEN")
+        self.TELEGRAM_BOT_NAME = env_str("TELEGRAM_BOT_NAME")
+        self.TELEGRAM_AUTH_MAX_AGE_SECONDS = env_int("TELEGRAM_AUTH_MAX_AGE_SECONDS", 3600, 10)
+        if self.TELEGRAM_AUTH_MAX_AGE_SECONDS > 86400:
+            raise ConfigError("TELEGRAM_AUTH_MAX_AGE_SECONDS must be at most 86400 (a day)")
+        self.RATELIMIT_SOCIAL = env_str("RATELIMIT_SOCIAL", "20 per minute;200 per hour")
+        self.RATELIMIT_IDENTITIES = env_str("RATELIMIT_IDENTITIES", "10 per minute")
 
         # flask-smorest / OpenAPI
         self.API_TITLE = "trikchi"

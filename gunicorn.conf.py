@@ -21,8 +21,9 @@ max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "1000")
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-# The client address and request line only: never cookies or Authorization headers.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+# The client address, method and path only: never cookies, Authorization headers or the query
+# (an OpenID Connect callback's carries the authorization code).
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Request limits, enforced by gunicorn before the app sees the request (gunicorn's defaults).
 # The request line (method, path and query string) in bytes; longer is 414 uri_too_long.

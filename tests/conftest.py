@@ -29,6 +29,7 @@ BACKENDS = [
 ]
 TABLES = (
     "auth_events",
+    "identities",
     "mfa_challenges",
     "mfa_recovery_codes",
     "mfa_totp",

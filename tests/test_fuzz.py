@@ -55,6 +55,12 @@ OPERATIONS = [
     ("post", "/auth/verify_email"),
     ("post", "/auth/password_reset/request"),
     ("post", "/auth/password_reset"),
+    ("get", "/auth/providers"),
+    ("get", "/auth/oauth/{provider}/authorize"),
+    ("get", "/auth/oauth/{provider}/callback"),
+    ("post", "/auth/telegram"),
+    ("get", "/auth/identities"),
+    ("delete", "/auth/identities/{identity_id}"),
     ("get", "/admin/users"),
     ("patch", "/admin/users/{user_id}"),
     ("get", "/admin/audit"),
@@ -69,7 +75,9 @@ OPERATIONS = [
 def fuzz_app(database_url):
     """Limits off so that generated input reaches the views, not the 429."""
     # No second-factor rule: the generated requests should reach the admin views themselves.
-    app = make_app(database_url, RATELIMIT_ENABLED=False, MFA_REQUIRED_ROLES=[])
+    app = make_app(
+        database_url, RATELIMIT_ENABLED=False, MFA_REQUIRED_ROLES=[], TELEGRAM_BOT_TOKEN="123:fuzz-bot-token"
+    )
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -115,6 +123,10 @@ NO_INPUT = {
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/auth/verify_email/request"),
+    ("get", "/auth/identities"),
+    ("get", "/auth/providers"),
+    # Any query is the provider's to send; every one is answered by a redirect to the frontend.
+    ("get", "/auth/oauth/{provider}/callback"),
     ("get", "/.well-known/jwks.json"),
     ("get", "/.well-known/openid-configuration"),
     ("post", "/auth/passkeys/authentication/options"),

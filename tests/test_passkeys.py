@@ -460,3 +460,17 @@ def test_no_secret_in_passkey_events(app, auth, make_auth):
     for text in details:
         assert b64url(credential_id) not in text and b64url(public_key) not in text
     assert PASSWORD not in "".join(details)
+
+
+def test_the_last_way_to_sign_in_cannot_be_deleted(app, auth, make_auth):
+    auth.signup()
+    laptop, phone = SoftAuthenticator(), SoftAuthenticator()
+    first = add_passkey(auth, laptop).json["id"]
+    second = add_passkey(auth, phone, name="Phone").json["id"]
+    with app.app_context():  # an account without a password (made by a social sign-in)
+        db.session.execute(update(User).values(password_hash=None))
+        db.session.commit()
+    assert auth.client.delete(f"/auth/passkeys/{first}", headers=auth.headers()).status_code == 204
+    refused = auth.client.delete(f"/auth/passkeys/{second}", headers=auth.headers())
+    assert refused.status_code == 409 and refused.json["error"] == "last_sign_in_method"
+    assert passkey_sign_in(make_auth().client, phone).status_code == 200

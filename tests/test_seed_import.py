@@ -126,15 +126,15 @@ def test_conflicting_and_malformed_rows_are_reported_and_skipped(app, runner, au
     result = import_seed(runner, seed_url, "--batch-size", "4")
 
     assert result.exit_code == 0, result.output
-    assert "Imported 1 user(s) of 9; 0 already present; 8 skipped." in result.output
-    # Once users.password_hash is nullable (social sign-in), passwordless rows are imported instead.
-    assert not User.__table__.c.password_hash.nullable
+    assert "Imported 2 user(s) of 9; 0 already present; 7 skipped." in result.output
+    # users.password_hash is nullable (social sign-in): the seed's passwordless Google accounts come
+    # in without a password; they sign in with Google (a verified email links) or set one by a reset.
+    assert User.__table__.c.password_hash.nullable
     for line in (
         "skipped seed id 1: id_taken",
         "skipped seed id 2: email_taken (user 1)",
         "skipped seed id 3: invalid_email",
         "skipped seed id 4: malformed_hash",
-        "skipped seed id 5: no_password",
         "skipped seed id 6: unknown_role (seller)",
         "skipped seed id 7: malformed_hash",
         "skipped seed id 9: email_taken (user 8)",
@@ -143,12 +143,14 @@ def test_conflicting_and_malformed_rows_are_reported_and_skipped(app, runner, au
     assert "$argon2" not in result.output and "$2b$" not in result.output
     assert users(app) == {
         1: ("taken@example.com", "customer", "Ada"),
+        5: ("google@example.com", "customer", "User 5"),
         8: ("fine@example.com", "customer", "User 8"),
     }
+    assert auth.login("google@example.com", OLD_PASSWORD).json["error"] == "invalid_credentials"
 
     # The operator maps the seed's extra role and runs it again: only that row is new.
     result = import_seed(runner, seed_url, "--map-role", "seller=customer")
-    assert "Imported 1 user(s) of 9; 1 already present; 7 skipped." in result.output, result.output
+    assert "Imported 1 user(s) of 9; 2 already present; 6 skipped." in result.output, result.output
     assert auth.login("seller@example.com", OLD_PASSWORD).json["user_id"] == 6
 
 

@@ -129,6 +129,7 @@ def register_blueprints(app: Flask) -> None:
     from trikchi.mfa.routes import blp as mfa_blp
     from trikchi.ops.routes import blp as ops_blp
     from trikchi.ops.routes import register_swagger_assets
+    from trikchi.social.routes import blp as social_blp
 
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
@@ -136,6 +137,7 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(auth_blp)
     api.register_blueprint(profile_blp)
     api.register_blueprint(mfa_blp)
+    api.register_blueprint(social_blp)
     api.register_blueprint(admin_blp)
     api.register_blueprint(keys_blp)
     api.register_blueprint(ops_blp)

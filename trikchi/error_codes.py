@@ -41,6 +41,8 @@ class ErrorCode(StrEnum):
     EMAIL_TAKEN = "email_taken"
     LAST_ADMIN = "last_admin"
     CONFLICT = "conflict"
+    LAST_SIGN_IN_METHOD = "last_sign_in_method"
+    SOCIAL_LOGIN_FAILED = "social_login_failed"
     RATE_LIMITED = "rate_limited"
     INTERNAL_ERROR = "internal_error"
     SERVICE_UNAVAILABLE = "service_unavailable"
@@ -87,6 +89,12 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.EMAIL_TAKEN: "The email is already registered.",
     ErrorCode.LAST_ADMIN: "The change would leave no active admin.",
     ErrorCode.CONFLICT: "The request conflicts with the current state.",
+    ErrorCode.LAST_SIGN_IN_METHOD: (
+        "The identity is the account's last way to sign in (no password, no other identity): it stays."
+    ),
+    ErrorCode.SOCIAL_LOGIN_FAILED: (
+        "A Telegram sign-in could not be verified: bad signature, too old, or a disabled account."
+    ),
     ErrorCode.RATE_LIMITED: "Too many attempts; wait for `Retry-After` seconds.",
     ErrorCode.INTERNAL_ERROR: "An unexpected failure on the server (logged, never shown).",
     ErrorCode.SERVICE_UNAVAILABLE: "The database does not answer; retry after `Retry-After` seconds.",

@@ -2,6 +2,7 @@
 import { TrikchiClient, TrikchiError } from "./trikchi-client.js";
 import { installProfile } from "./profile.js";
 import { installMfa } from "./mfa.js";
+import * as social from "./social.js";
 
 // The API on port 5000 of the same host (localhost or 127.0.0.1: the same site, so cookies flow).
 const apiBase = new URLSearchParams(location.search).get("api") || `http://${location.hostname}:5000`;
@@ -41,6 +42,7 @@ async function showSignedIn() {
     }
     return item;
   }));
+  await social.renderIdentities(client, say);
   $("#signed-out").hidden = true;
   $("#signed-in").hidden = false;
   $("#status").textContent = "Signed in";
@@ -101,7 +103,10 @@ $("#reload-profile").addEventListener("click", async () => {
 $("#logout").addEventListener("click", async () => { await client.logout(); showSignedOut(); });
 $("#logout-all").addEventListener("click", async () => { await client.logoutAll(); showSignedOut(); });
 
-// Silent sign-in on load: the HttpOnly refresh cookie is all a returning visitor needs.
+// Silent sign-in on load: the HttpOnly refresh cookie is all a returning visitor needs (and all
+// a visitor coming back from a social sign-in has, with the CSRF value in the URL fragment).
+social.acceptRedirect(client, say);
+social.renderButtons(client, showSignedIn, say);
 (async () => {
   if (await client.refresh()) {
     try { await showSignedIn(); return; } catch (error) { say(explain(error)); }

@@ -72,6 +72,40 @@ export class TrikchiClient {
     return tokens;
   }
 
+  /** Sign in with the Telegram Login widget's user object, passed on unchanged. */
+  async telegramLogin(user) {
+    const body = await this.#json("POST", "/auth/telegram", user);
+    this.#accept(body);
+    return body;
+  }
+
+  /** Where to send the browser to sign in with an OpenID Connect provider (a page, not a fetch). */
+  authorizeUrl(provider, redirectTo) {
+    const query = new URLSearchParams({ redirect_to: redirectTo });
+    return `${this.baseUrl}/auth/oauth/${encodeURIComponent(provider)}/authorize?${query}`;
+  }
+
+  /**
+   * Back from a provider: keep the CSRF value of the URL fragment (#csrf_token=…) for the first
+   * refresh and take it out of the address bar; returns the callback's ?error=, if any.
+   */
+  acceptSocialRedirect() {
+    const fragment = new URLSearchParams(location.hash.slice(1));
+    const query = new URLSearchParams(location.search);
+    const error = query.get("error");
+    if (fragment.has("csrf_token")) localStorage.setItem(CSRF_KEY, fragment.get("csrf_token"));
+    if (fragment.has("csrf_token") || error) {
+      query.delete("error");
+      const search = query.toString();
+      history.replaceState(null, "", location.pathname + (search ? `?${search}` : ""));
+    }
+    return error;
+  }
+
+  providers() { return this.#json("GET", "/auth/providers"); }
+  identities() { return this.request("GET", "/auth/identities"); }
+  unlinkIdentity(id) { return this.request("DELETE", `/auth/identities/${encodeURIComponent(id)}`); }
+
   /** Renew the access token from the refresh cookie; false (and signed out) if the session ended. */
   async refresh() {
     const run = async () => {

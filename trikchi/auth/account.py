@@ -58,8 +58,8 @@ def _send(user: User, kind: str, path: str, token: str, **values: object) -> Non
 
 
 def request_email_verification(user: User, client: ClientInfo) -> None:
-    """Mail a verification link for the user's current email (nothing if already verified)."""
-    if user.email_verified:
+    """Mail a verification link for the user's current email (nothing if verified or there is none)."""
+    if user.email_verified or not user.email:
         return
     token = _serializer(VERIFY_SALT).dumps({"uid": user.id, "em": _fingerprint(user.email)})
     _send(user, "verify_email", "verify-email", token, hours=current_app.config["EMAIL_VERIFY_HOURS"])
@@ -75,6 +75,7 @@ def verify_email(token: str, client: ClientInfo) -> User:
         user is None
         or not user.is_active
         or user.email_verified
+        or user.email is None
         or not hmac.compare_digest(str(data.get("em")), _fingerprint(user.email))
     ):
         raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK)
@@ -89,7 +90,8 @@ def request_password_reset(email: str, client: ClientInfo) -> None:
     user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
     if user is None or not user.is_active:
         return
-    token = _serializer(RESET_SALT).dumps({"uid": user.id, "ph": _fingerprint(user.password_hash)})
+    # An account without a password (social sign-in) gets one this way; "" stands for none.
+    token = _serializer(RESET_SALT).dumps({"uid": user.id, "ph": _fingerprint(user.password_hash or "")})
     minutes = current_app.config["PASSWORD_RESET_MINUTES"]
     _send(user, "password_reset", "reset-password", token, minutes=minutes)
     record_event(Events.PASSWORD_RESET_REQUESTED, client, user_id=user.id)
@@ -103,7 +105,7 @@ def reset_password(token: str, new_password: str, client: ClientInfo) -> None:
     if (
         user is None
         or not user.is_active
-        or not hmac.compare_digest(str(data.get("ph")), _fingerprint(user.password_hash))
+        or not hmac.compare_digest(str(data.get("ph")), _fingerprint(user.password_hash or ""))
     ):
         raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK)
     problems = password_problems(new_password, user.email)

@@ -54,6 +54,10 @@ class Events:
     PASSKEY_RENAMED = "passkey_renamed"
     PASSKEY_LOGIN_FAILED = "passkey_login_failed"
     PASSKEY_COUNTER_REGRESSED = "passkey_counter_regressed"
+    # Social sign-in (SPEC §9); its sign-ins are LOGIN_SUCCEEDED with method oidc:<provider>/telegram.
+    IDENTITY_LINKED = "identity_linked"
+    IDENTITY_UNLINKED = "identity_unlinked"
+    SOCIAL_LOGIN_FAILED = "social_login_failed"
 
 
 def record_event(

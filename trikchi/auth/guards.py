@@ -40,7 +40,7 @@ class CurrentUser:
 
     id: int
     name: str
-    email: str
+    email: str | None  # None for an account made by a sign-in without an address (Telegram)
     role: str
     email_verified: bool
     created_at: datetime

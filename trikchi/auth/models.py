@@ -28,9 +28,11 @@ class User(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
-    # Stored trimmed and lower-cased, so a plain unique index is case-insensitive.
-    email: Mapped[str] = mapped_column(String(254), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
+    # Stored trimmed and lower-cased, so a plain unique index is case-insensitive. None for an
+    # account made by a sign-in whose provider gave no usable address (Telegram; SPEC §9).
+    email: Mapped[str | None] = mapped_column(String(254), unique=True, nullable=True)
+    # None for an account made by social sign-in, until a password reset sets one.
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     role: Mapped[str] = mapped_column(String(20), default="customer", server_default="customer")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

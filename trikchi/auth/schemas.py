@@ -135,7 +135,11 @@ class UserSchema(Schema):
 
     id = fields.Integer(required=True)
     name = fields.String(required=True)
-    email = fields.String(required=True)
+    email = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "null for an account made by a sign-in that gave no address (Telegram)."},
+    )
     role = fields.String(required=True)
     email_verified = fields.Boolean(required=True)
     created_at = fields.DateTime(required=True)

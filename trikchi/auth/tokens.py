@@ -196,6 +196,13 @@ def _set_refresh_cookies(response: Response, pair: TokenPair) -> None:
     )
 
 
+def set_refresh_cookies(response: Response, pair: TokenPair) -> None:
+    """The refresh and CSRF cookies of a new session on a response without the token body (a
+    redirect back from a social sign-in, where the frontend then refreshes for its token)."""
+    _set_refresh_cookies(response, pair)
+    response.headers["Cache-Control"] = "no-store"
+
+
 def clear_refresh_cookies(response: Response) -> Response:
     """Delete the refresh and CSRF cookies (same Path/SameSite/Secure as when set)."""
     unset_refresh_cookies(response)

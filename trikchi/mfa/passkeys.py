@@ -30,10 +30,11 @@ from webauthn.helpers.structs import (
 )
 
 from trikchi.auth.events import Events, record_event
+from trikchi.auth.methods import refuse_removing_the_last
 from trikchi.auth.models import User
 from trikchi.auth.sessions import open_session
 from trikchi.auth.tokens import TokenPair
-from trikchi.database import utcnow
+from trikchi.database import serialized_writes, utcnow
 from trikchi.errors import ErrorCode, NotFound, Unauthorized, ValidationFailed
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
@@ -324,17 +325,23 @@ def rename(user_id: int, passkey_id: str, name: str, client: ClientInfo, session
 
 
 def remove(user_id: int, passkey_id: str, client: ClientInfo, session_id: str | None) -> None:
-    """Delete one of the user's passkeys; it cannot sign in any more."""
-    passkey = _own(user_id, passkey_id)
-    db.session.delete(passkey)
-    record_event(
-        Events.PASSKEY_REMOVED,
-        client,
-        user_id=user_id,
-        session_id=session_id,
-        details={"passkey_id": passkey_id},
-    )
-    db.session.commit()
+    """Delete one of the user's passkeys; it cannot sign in any more. 409 when it is the account's
+    last way to sign in (no password, no identity, no other passkey); the count and the delete
+    are one serialized step, like unlinking an identity."""
+    with serialized_writes(db.engine):
+        user = db.session.get(User, user_id, with_for_update=True)
+        passkey = _own(user_id, passkey_id)
+        if user is not None:
+            refuse_removing_the_last(user)
+        db.session.delete(passkey)
+        record_event(
+            Events.PASSKEY_REMOVED,
+            client,
+            user_id=user_id,
+            session_id=session_id,
+            details={"passkey_id": passkey_id},
+        )
+        db.session.commit()
 
 
 def _transports(values: list | None) -> list[AuthenticatorTransport] | None:

@@ -1,0 +1,136 @@
+"""Social sign-in through the reference frontend (examples/web) in headless Chromium: the whole
+OpenID Connect code + PKCE flow against a real provider (Node's oidc-provider), the API under
+gunicorn, and the Telegram widget's callback."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.conftest import migrate_to_head, require_or_skip
+from tests.support.live import LiveServer
+from tests.support.oidc import OIDCProvider, node_available
+from tests.support.postgres import free_port
+from tests.test_browser import browser, screenshot, web_origin  # noqa: F401 - shared fixtures
+
+pytestmark = pytest.mark.browser
+
+BOT_TOKEN = "123456789:AAF-browser-test-bot-token"  # noqa: S105 - a test value
+
+
+@pytest.fixture(scope="module")
+def api_port():
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def provider(api_port):
+    if not node_available():
+        require_or_skip("node or node_modules/oidc-provider missing (make node-deps)")
+    server = OIDCProvider([f"http://127.0.0.1:{api_port}"])
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def api(web_origin, provider, api_port, tmp_path_factory):  # noqa: F811
+    path = tmp_path_factory.mktemp("browser-social") / "trikchi.db"
+    migrate_to_head(f"sqlite:///{path}")
+    server = LiveServer(
+        {
+            "TRIKCHI_CONFIG": "testing",
+            "DATABASE_URL": f"sqlite:///{path}",
+            "CORS_ORIGINS": web_origin,
+            "FRONTEND_URL": web_origin,
+            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+            "TELEGRAM_BOT_NAME": "trikchi_test_bot",
+            "TRIKCHI_TEST_LOGDIR": str(path.parent),
+            **provider.environment(("test",)),
+        },
+        workers=2,
+        port=api_port,
+    ).wait_ready()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def page(browser, web_origin, api):  # noqa: F811
+    context = browser.new_context()
+    # The widget's script comes from telegram.org, which the tests do not reach.
+    context.route("https://telegram.org/**", lambda route: route.abort())
+    page = context.new_page()
+    page.goto(f"{web_origin}/index.html?" + urlencode({"api": api.url}))
+    page.wait_for_function("() => document.querySelector('#status').textContent !== 'Loading…'")
+    yield page
+    context.close()
+
+
+def wait_status(page, expected: str) -> None:
+    page.wait_for_function(
+        f"() => document.querySelector('#status').textContent === {expected!r}", timeout=15000
+    )
+
+
+def test_sign_in_with_the_provider_through_the_page(page, web_origin, provider):  # noqa: F811
+    button = page.locator("#social-buttons a[data-provider=test]")
+    button.wait_for()
+    assert button.inner_text() == "Sign in with Test"
+    button.click()
+    page.wait_for_url(provider.issuer + "/**")
+    page.locator("input[name=login]").fill("lola@example.com")
+    page.locator("input[name=password]").fill("any password")
+    page.locator("button[type=submit]").click()
+    page.locator("button[type=submit]", has_text="Continue").click()  # consent
+    page.wait_for_url(web_origin + "/**")
+    wait_status(page, "Signed in")
+    assert page.locator("#profile-email").inner_text() == "lola@example.com"
+    assert page.locator("#identities li").count() == 1
+    assert "test" in page.locator("#identities li").inner_text()
+    # The fragment with the CSRF value is gone from the address bar; no token is readable.
+    assert "#" not in page.url and "csrf_token" not in page.url
+    cookies = page.evaluate("document.cookie")
+    assert "refresh_token=" not in cookies.replace("csrf_refresh_token=", "")
+    screenshot(page, "social-signed-in")
+
+    # A reload stays signed in, like after a password sign-in.
+    page.reload()
+    wait_status(page, "Signed in")
+
+    # The only way to sign in: unlinking it is refused, and the page says why.
+    page.locator("#identities button.unlink").click()
+    page.wait_for_function("() => document.querySelector('#message').textContent.includes('last way')")
+    assert page.locator("#identities li").count() == 1
+
+
+def test_cancelling_at_the_provider_lands_signed_out_with_the_error(page, web_origin, provider):  # noqa: F811
+    page.locator("#social-buttons a[data-provider=test]").click()
+    page.wait_for_url(provider.issuer + "/**")
+    page.get_by_text("[ Cancel ]").click()
+    page.wait_for_url(web_origin + "/**")
+    page.wait_for_function("() => document.querySelector('#status').textContent !== 'Loading…'")
+    assert page.locator("#status").inner_text() == "Signed out"
+    assert page.locator("#message").inner_text() == "The sign-in was cancelled at the provider."
+    assert "error=" not in page.url
+
+
+def test_telegram_widget_callback_signs_in(page):
+    fields = {"id": 42424242, "first_name": "Bobur", "username": "bobur", "auth_date": int(time.time())}
+    check = "\n".join(f"{key}={value}" for key, value in sorted(fields.items()))
+    signed = {
+        **fields,
+        "hash": hmac.new(
+            hashlib.sha256(BOT_TOKEN.encode()).digest(), check.encode(), hashlib.sha256
+        ).hexdigest(),
+    }
+    # The widget's script is there (from telegram.org, blocked here); it would call this.
+    assert page.locator("#telegram-widget script").get_attribute("data-telegram-login") == "trikchi_test_bot"
+    page.wait_for_function("() => typeof window.onTelegramAuth === 'function'")
+    page.evaluate("(user) => window.onTelegramAuth(user)", signed)
+    wait_status(page, "Signed in")
+    assert page.locator("#profile-name").inner_text() == "Bobur"
+    assert "telegram" in page.locator("#identities li").inner_text()

@@ -1,0 +1,32 @@
+"""Identities: an account at a provider (``provider``, ``subject``) that signs in a trikchi user."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from trikchi.auth.models import User
+from trikchi.database import UTCDateTime, utcnow
+from trikchi.extensions import db
+
+
+class Identity(db.Model):
+    """A provider's account (``oidc`` provider name or ``telegram``) linked to one user."""
+
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("provider", "subject", name="uq_identities_provider_subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    # The provider's stable id of the account (OpenID Connect ``sub``, Telegram user id).
+    subject: Mapped[str] = mapped_column(String(255))
+    # The address the provider gave when the identity was linked (shown to the user; never
+    # used to sign in).
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()

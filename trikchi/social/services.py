@@ -1,0 +1,156 @@
+"""Identities: sign-in by a provider's identity, the linking rules, listing and unlinking.
+
+Linking rules (SPEC §9), against the pre-account-takeover traps:
+
+- A known (provider, subject) signs in its user.
+- A new identity is linked to an existing account only when the provider asserts the email
+  is verified and it equals the account's. If that account's own address was never
+  verified, whoever set its password never proved they own the address: the password is
+  removed and its sessions end (the owner, now proven, can set one by a reset).
+- Otherwise a new account is created, never merged. It gets the provider's address only
+  when the provider verified it (and it is free); an unverified address is kept on the
+  identity only, so it can neither take an address nor receive someone else's reset link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from trikchi.auth.events import Events, record_event
+from trikchi.auth.methods import refuse_removing_the_last
+from trikchi.auth.models import MAX_ID, User
+from trikchi.auth.sessions import open_session, revoke_all_sessions
+from trikchi.auth.tokens import TokenPair
+from trikchi.database import serialized_writes, utcnow
+from trikchi.errors import ErrorCode, NotFound, Unauthorized
+from trikchi.extensions import db
+from trikchi.http import ClientInfo
+from trikchi.i18n import N_
+from trikchi.social.models import Identity
+from trikchi.social.profile import ProviderProfile
+
+SIGN_IN_FAILED = N_("The sign-in could not be verified.")
+
+
+class AccountDisabled(Exception):
+    """The identity belongs to a deactivated account."""
+
+
+def sign_in(profile: ProviderProfile, client: ClientInfo) -> TokenPair:
+    """Sign in the user of a verified provider identity (linking or creating one first); commit."""
+    for attempt in (1, 2):
+        try:
+            user = _user_for(profile, client)
+            break
+        except IntegrityError:
+            # A concurrent sign-in created the same identity, or a registration took the
+            # address, between our read and our insert: read again once.
+            db.session.rollback()
+            if attempt == 2:
+                raise
+    if not user.is_active:
+        db.session.rollback()
+        record_failure(profile.provider, "account_disabled", client, user_id=user.id)
+        raise AccountDisabled
+    return open_session(user, client, method=profile.method)
+
+
+def _user_for(profile: ProviderProfile, client: ClientInfo) -> User:
+    identity = db.session.scalar(
+        select(Identity).where(Identity.provider == profile.provider, Identity.subject == profile.subject)
+    )
+    if identity is not None:
+        identity.last_used_at = utcnow()
+        return identity.user
+    user = None
+    if profile.email is not None and profile.email_verified:
+        user = db.session.scalar(select(User).where(User.email == profile.email))
+    details: dict[str, object] = {"provider": profile.provider}
+    if user is None:
+        user = _create_user(profile, client)
+        details["new_account"] = True
+    elif not user.email_verified:
+        # Whoever set this account's password never proved the address; the provider did.
+        user.email_verified = True
+        if user.password_hash is not None:
+            user.password_hash = None
+            details["password_removed"] = True
+        details["revoked_sessions"] = revoke_all_sessions(user.id, "identity_linked", except_session_id=None)
+    now = utcnow()
+    db.session.add(
+        Identity(
+            user_id=user.id,
+            provider=profile.provider,
+            subject=profile.subject,
+            email=profile.email,
+            created_at=now,
+            last_used_at=now,
+        )
+    )
+    db.session.flush()
+    record_event(Events.IDENTITY_LINKED, client, user_id=user.id, details=details)
+    return user
+
+
+def _create_user(profile: ProviderProfile, client: ClientInfo) -> User:
+    email = profile.email if profile.email_verified else None
+    user = User(name=profile.name, email=email, email_verified=email is not None, password_hash=None)
+    db.session.add(user)
+    db.session.flush()
+    record_event(Events.REGISTERED, client, user_id=user.id, details={"method": profile.method})
+    return user
+
+
+def record_failure(provider: str, reason: str, client: ClientInfo, user_id: int | None = None) -> None:
+    """Audit a refused social sign-in (no claim, code or token in the event); commit."""
+    record_event(
+        Events.SOCIAL_LOGIN_FAILED, client, user_id=user_id, details={"provider": provider, "reason": reason}
+    )
+    db.session.commit()
+
+
+def list_identities(user_id: int) -> Sequence[Identity]:
+    """The user's linked identities, oldest first."""
+    return db.session.scalars(
+        select(Identity).where(Identity.user_id == user_id).order_by(Identity.created_at, Identity.id)
+    ).all()
+
+
+def unlink_identity(user_id: int, identity_id: int, client: ClientInfo, session_id: str | None) -> None:
+    """Remove one of the user's identities; 409 when it is the last way to sign in; commit.
+
+    The count and the delete are one serialized step (a row lock on PostgreSQL, the writer
+    slot on SQLite): two racing unlinks cannot each leave the other as the last method.
+    """
+    with serialized_writes(db.engine):
+        user = db.session.get(User, user_id, with_for_update=True)
+        if user is None:
+            raise Unauthorized("The session has ended; sign in again.", error=ErrorCode.SESSION_ENDED)
+        identity = db.session.get(Identity, identity_id) if 1 <= identity_id <= MAX_ID else None
+        if identity is None or identity.user_id != user.id:
+            db.session.rollback()
+            raise NotFound("No such identity.")
+        refuse_removing_the_last(user)
+        provider = identity.provider
+        db.session.delete(identity)
+        record_event(
+            Events.IDENTITY_UNLINKED,
+            client,
+            user_id=user.id,
+            session_id=session_id,
+            details={"provider": provider},
+        )
+        db.session.commit()
+
+
+__all__ = [
+    "SIGN_IN_FAILED",
+    "AccountDisabled",
+    "list_identities",
+    "record_failure",
+    "sign_in",
+    "unlink_identity",
+]
