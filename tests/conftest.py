@@ -23,7 +23,7 @@ BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql),
 ]
-TABLES = ("auth_events", "refresh_tokens", "sessions", "signing_keys", "users")
+TABLES = ("auth_events", "outbox", "refresh_tokens", "sessions", "signing_keys", "users")
 
 
 def make_app(database_url: str, **overrides: object) -> Flask:

@@ -89,7 +89,9 @@ def register_extensions(app: Flask) -> None:
     from trikchi.extensions import api, cors, db, jwt, limiter, migrate, passwords
     from trikchi.keys import ring as key_ring
     from trikchi.mail import init_mail
+    from trikchi.metrics import init_app as init_metrics
 
+    init_metrics(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), compare_type=True)
     tokens.configure_jwt(app)
@@ -125,12 +127,14 @@ def register_blueprints(app: Flask) -> None:
     from trikchi.keys.routes import blp as keys_blp
     from trikchi.ops.routes import blp as ops_blp
     from trikchi.ops.routes import register_swagger_assets
+    from trikchi.outbox.routes import blp as deliveries_blp
 
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
     api.register_blueprint(auth_blp)
     api.register_blueprint(admin_blp)
+    api.register_blueprint(deliveries_blp)
     api.register_blueprint(keys_blp)
     api.register_blueprint(ops_blp)
     register_swagger_assets(app)
