@@ -281,8 +281,9 @@ class Config:
                 raise ConfigError("WEBHOOK_SECRET must be whsec_ followed by base64") from None
             if len(key) < 24:
                 raise ConfigError("WEBHOOK_SECRET must hold at least 24 random bytes")
-        if self.OUTBOX_LEASE_SECONDS <= self.OUTBOX_TIMEOUT_SECONDS:
-            raise ConfigError("OUTBOX_LEASE_SECONDS must be longer than OUTBOX_TIMEOUT_SECONDS")
+        # A delivery starts only if it can time out a second before its lease ends.
+        if self.OUTBOX_LEASE_SECONDS < self.OUTBOX_TIMEOUT_SECONDS + 2:
+            raise ConfigError("OUTBOX_LEASE_SECONDS must be at least OUTBOX_TIMEOUT_SECONDS + 2")
 
 
 class DevelopmentConfig(Config):
