@@ -30,9 +30,12 @@ node_modules/.package-lock.json: package.json package-lock.json
 ## node-deps: the npm tools the tests use (Spectral, jose)
 node-deps: node_modules/.package-lock.json
 
-## run: install, migrate the embedded SQLite database, start the development server
+## run: install, migrate the embedded SQLite database, start the development server and, beside
+##      it, the outbox worker (mails are logged without MAIL_SERVER; webhooks go to WEBHOOK_URLS)
 run: $(VENV)/.runtime
 	$(BIN)/flask db upgrade
+	$(BIN)/flask worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
 	$(BIN)/flask run --host $(HOST) --port $(PORT)
 
 ## web: serve the reference frontend (examples/web) on 127.0.0.1:8001; run the API with

@@ -34,19 +34,22 @@ limit_request_field_size = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELD_SIZE
 
 # Prometheus metrics across workers (trikchi/metrics.py): every worker writes its samples to
 # files in PROMETHEUS_MULTIPROC_DIR and /metrics sums them. The variable must be set before a
-# worker imports prometheus_client, so here, in the master; without it, a private directory.
-_metrics_dir_is_ours = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if _metrics_dir_is_ours:
-    import tempfile
-
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="trikchi-metrics-")
+# worker imports prometheus_client: on_starting sets it in the master, before any fork (without
+# preload_app, the app is imported by the workers). Unset, a private temporary directory is used.
+_metrics_dir_is_ours = False
 
 
 def on_starting(server):
-    """Start from zero: samples of an earlier run would be summed into this one's."""
+    """Point the workers at the metrics directory, emptied: an earlier run's samples would be summed."""
     import glob
+    import tempfile
 
-    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    global _metrics_dir_is_ours
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        directory = tempfile.mkdtemp(prefix="trikchi-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        _metrics_dir_is_ours = True
     os.makedirs(directory, exist_ok=True)
     for path in glob.glob(os.path.join(directory, "*.db")):
         os.remove(path)
