@@ -56,7 +56,7 @@ DELIVERIES = Counter(
 )
 DATABASE_ERRORS = Counter(
     "trikchi_database_errors_total",
-    "Requests that failed on the database, by kind (unavailable = 503, error = 500).",
+    "Failures on the database, by kind (unavailable = 503, error = 500, worker = the outbox worker's).",
     ["kind"],
 )
 

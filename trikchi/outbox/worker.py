@@ -31,11 +31,12 @@ import httpx
 from flask import current_app
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Engine, Row
+from sqlalchemy.exc import SQLAlchemyError
 
 from trikchi.database import serialized_writes, utcnow
 from trikchi.extensions import db
 from trikchi.mail import deliver_mail
-from trikchi.metrics import count_delivery
+from trikchi.metrics import count_database_error, count_delivery
 from trikchi.outbox import webhooks
 from trikchi.outbox.models import Delivery
 
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 _TABLE = Delivery.__table__
 # Never start a delivery that could outlive the lease by less than this margin.
 LEASE_MARGIN_SECONDS = 1.0
+# After a database error, wait at least this long before the next claim.
+DATABASE_RETRY_SECONDS = 5.0
 
 
 class Worker:
@@ -71,7 +74,17 @@ class Worker:
         try:
             with worker_slot(db.engine, self.stopping, poll):
                 while not self.stopping.is_set():
-                    claimed = self.deliver_due()
+                    try:
+                        claimed = self.deliver_due()
+                    except SQLAlchemyError:
+                        # The database is away: keep the process, try again a little later.
+                        log.exception("outbox worker: database error; retrying")
+                        count_database_error("worker")
+                        db.session.remove()
+                        if once:
+                            raise
+                        self.stopping.wait(max(poll, DATABASE_RETRY_SECONDS))
+                        continue
                     if once and claimed == 0:
                         break
                     if claimed == 0:
