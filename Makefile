@@ -49,9 +49,12 @@ messages: $(VENV)/.runtime
 		--project trikchi -o trikchi/translations/messages.pot .
 	$(BIN)/pybabel update -i trikchi/translations/messages.pot -d trikchi/translations --no-fuzzy-matching --ignore-obsolete
 
-## run: install, migrate the embedded SQLite database, start the development server
+## run: install, migrate the embedded SQLite database, start the development server and, beside
+##      it, the outbox worker (mails are logged without MAIL_SERVER; webhooks go to WEBHOOK_URLS)
 run: $(VENV)/.runtime translations
 	$(BIN)/flask db upgrade
+	$(BIN)/flask worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
 	$(BIN)/flask run --host $(HOST) --port $(PORT)
 
 ## web: serve the reference frontend (examples/web) on 127.0.0.1:8001; run the API with

@@ -238,6 +238,25 @@ class Config:
             "RATELIMIT_MFA_FAILURES_PER_ACCOUNT", "10 per minute;30 per hour"
         )
         self.RATELIMIT_PASSKEY = env_str("RATELIMIT_PASSKEY", "30 per minute;300 per hour")
+        # Operations (SPEC §11): Prometheus metrics, webhooks, the outbox and its worker.
+        self.METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
+        # /metrics answers these addresses or networks (after TRUSTED_PROXY_HOPS); others get 404.
+        self.METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS") or ["127.0.0.1", "::1"]
+        self.WEBHOOK_URLS = env_list("WEBHOOK_URLS")
+        self.WEBHOOK_SECRET = env_str("WEBHOOK_SECRET")
+        # Event types announced to WEBHOOK_URLS; empty: every auth event.
+        self.WEBHOOK_EVENTS = env_list("WEBHOOK_EVENTS")
+        self.OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 8, 1)
+        self.WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", self.OUTBOX_MAX_ATTEMPTS, 1)
+        # One HTTP request or SMTP conversation may take this long.
+        self.OUTBOX_TIMEOUT_SECONDS = env_int("OUTBOX_TIMEOUT_SECONDS", 10, 1)
+        # A worker holds the deliveries it claimed this long; a crashed worker's are retried after.
+        self.OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 60, 2)
+        # Retry n waits about base * 2**(n-1) seconds (with jitter), at most the maximum.
+        self.OUTBOX_RETRY_BASE_SECONDS = env_int("OUTBOX_RETRY_BASE_SECONDS", 30, 0)
+        self.OUTBOX_RETRY_MAX_SECONDS = env_int("OUTBOX_RETRY_MAX_SECONDS", 3600, 1)
+        self.OUTBOX_POLL_SECONDS = env_int("OUTBOX_POLL_SECONDS", 1, 1)
+
         # Strict-Transport-Security max-age; only sent where TLS is guaranteed (production).
         self.HSTS_SECONDS = env_int("HSTS_SECONDS", 31536000 if self.COOKIE_SECURE else 0)
 
@@ -330,6 +349,7 @@ class Config:
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the variable when a setting is unusable."""
+        self.validate_operations()
         if self.JWT_ALGORITHM != "HS256":
             if not self.SIGNING_KEYS_SECRET:
                 raise ConfigError(
@@ -338,6 +358,36 @@ class Config:
                 )
             if any(len(secret.encode()) < MIN_SECRET_BYTES for secret in self.SIGNING_KEYS_SECRET):
                 raise ConfigError(f"SIGNING_KEYS_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+
+    def validate_operations(self) -> None:
+        """Metrics networks, webhook receivers and secret, the outbox's timings."""
+        import base64
+        import binascii
+        import ipaddress
+        from urllib.parse import urlsplit
+
+        for item in self.METRICS_ALLOWED_IPS:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ConfigError(f"METRICS_ALLOWED_IPS: {item!r} is not an address or network") from None
+        for url in self.WEBHOOK_URLS:
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ConfigError("WEBHOOK_URLS must be http(s) URLs")
+        if self.WEBHOOK_URLS:
+            secret = self.WEBHOOK_SECRET or ""
+            if not secret.startswith("whsec_"):
+                raise ConfigError("WEBHOOK_SECRET must be set to a whsec_... secret when WEBHOOK_URLS is set")
+            try:
+                key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+            except (binascii.Error, ValueError):
+                raise ConfigError("WEBHOOK_SECRET must be whsec_ followed by base64") from None
+            if len(key) < 24:
+                raise ConfigError("WEBHOOK_SECRET must hold at least 24 random bytes")
+        # A delivery starts only if it can time out a second before its lease ends.
+        if self.OUTBOX_LEASE_SECONDS < self.OUTBOX_TIMEOUT_SECONDS + 2:
+            raise ConfigError("OUTBOX_LEASE_SECONDS must be at least OUTBOX_TIMEOUT_SECONDS + 2")
 
 
 class DevelopmentConfig(Config):

@@ -32,3 +32,40 @@ limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", "4094"))
 limit_request_fields = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELDS", "100"))
 # Bytes of one header field (name, value and line ending); larger is 431 headers_too_large.
 limit_request_field_size = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELD_SIZE", "8190"))
+
+# Prometheus metrics across workers (trikchi/metrics.py): every worker writes its samples to
+# files in PROMETHEUS_MULTIPROC_DIR and /metrics sums them. The variable must be set before a
+# worker imports prometheus_client: on_starting sets it in the master, before any fork (without
+# preload_app, the app is imported by the workers). Unset, a private temporary directory is used.
+_metrics_dir_is_ours = False
+
+
+def on_starting(server):
+    """Point the workers at the metrics directory, emptied: an earlier run's samples would be summed."""
+    import glob
+    import tempfile
+
+    global _metrics_dir_is_ours
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        directory = tempfile.mkdtemp(prefix="trikchi-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        _metrics_dir_is_ours = True
+    os.makedirs(directory, exist_ok=True)
+    for path in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(path)
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges must not be summed any more (its counters stay counted)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics directory this configuration created."""
+    if _metrics_dir_is_ours:
+        import shutil
+
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -9,6 +9,9 @@ Every figure is a ratio against a baseline measured in the same run on the same 
 - refresh       vs the same bare endpoint, and its p99 at 16 connections
 - GET /auth/me in the ES256 and EdDSA signing modes (SQLite) vs bare and vs HS256: the cost
   of verifying a public-key signature on every request
+- GET /auth/me with Prometheus metrics on (the default) vs off (METRICS_ENABLED=false), same
+  users and tokens, one after the other: the cost of counting and timing every request.
+  ``BENCH_ONLY=metrics`` runs only this comparison (SQLite).
 
 ``GET /auth/me`` is driven with ``BENCH_USERS`` (64) distinct users, one token each, taken in
 turn (bench/me.lua). Run with ``make bench`` (``BENCH_SECONDS`` sets each load's length,
@@ -54,6 +57,7 @@ REFRESH_CONNECTIONS = 16  # the issue's condition for the refresh p99
 NOISY_SHARE = 0.05  # other processes using more of the CPUs than this during a load: noisy
 # A noisy load is run again up to this many times; the least disturbed attempt is kept.
 RETRIES = int(os.environ.get("BENCH_RETRIES", "1"))
+ONLY = os.environ.get("BENCH_ONLY", "")
 
 # The issue's targets. Ratios are of successful requests per second.
 TARGETS = {
@@ -415,6 +419,39 @@ def bench_signing_modes(
     return rows
 
 
+def bench_metrics_off(env: dict[str, str], tokens_file: Path, connections: int, logdir: Path) -> dict:
+    """GET /auth/me on the same database and tokens with METRICS_ENABLED=false (no request hooks)."""
+    server = gunicorn("wsgi:app", {**env, "METRICS_ENABLED": "false"}, logdir, "/healthz")
+    try:
+        load = me_load(server.url + "/auth/me", tokens_file, connections)
+        return row("trikchi HS256 metrics off", "GET /auth/me", load, server.peak_worker_mib())
+    finally:
+        server.stop()
+
+
+def metrics_cost(results: list[dict]) -> list[str]:
+    """GET /auth/me with metrics on vs off, per backend."""
+    out = [
+        "",
+        "Metrics cost on GET /auth/me (Prometheus counters + latency histogram on every request):",
+        "",
+        "| backend | metrics on req/s | metrics off req/s | on ÷ off | p50 ms on / off | p99 ms on / off "
+        "| other CPU (on / off) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        on = find(result, "trikchi HS256", "GET /auth/me")
+        off = find(result, "trikchi HS256 metrics off", "GET /auth/me")
+        if on is None or off is None:
+            continue
+        out.append(
+            f"| {result['backend']} | {on['rps']:.1f} | {off['rps']:.1f} | {on['rps'] / off['rps']:.1%} "
+            f"| {on['p50_ms']:.2f} / {off['p50_ms']:.2f} | {on['p99_ms']:.2f} / {off['p99_ms']:.2f} "
+            f"| {noise(on, off)[0]} |"
+        )
+    return out
+
+
 def bench_seed_stack(logdir: Path, connections: int) -> dict[str, object]:
     """The seed's stack serving the same number of users, each with its own token."""
     from argon2 import PasswordHasher
@@ -457,6 +494,15 @@ def bench_backend(name: str, database_url: str, logdir: Path) -> dict[str, objec
             sqlite_copy(Path(database_url.removeprefix("sqlite:///")), snapshot)
         tokens_file = write_tokens(logdir / f"tokens-{name}.txt", [u["access"] for u in users], "HS256")
         me = me_load(app.url + "/auth/me", tokens_file, connections * 2)
+        if ONLY == "metrics":
+            app_mib = app.peak_worker_mib()
+            app.stop()
+            off = bench_metrics_off(env, tokens_file, connections * 2, logdir)
+            return {
+                "backend": name,
+                "gunicorn": settings,
+                "rows": [row("trikchi HS256", "GET /auth/me", me, app_mib), off],
+            }
         refresh = least_noisy(lambda attempt: refresh_load(app.url, refresh_sessions, attempt, connections))
         login_env = {"BENCH_LOGIN_BODY": json.dumps({"email": email(0), "password": PASSWORD})}
         login_load = least_noisy(
@@ -470,6 +516,8 @@ def bench_backend(name: str, database_url: str, logdir: Path) -> dict[str, objec
         row("trikchi HS256", "GET /auth/me", me, app_mib),
         row("trikchi HS256", "POST /auth/refresh_token", refresh, app_mib),
     ]
+
+    rows.append(bench_metrics_off(env, tokens_file, connections * 2, logdir))
 
     bare = gunicorn("bench.bare:app", env, logdir, "/bare")
     try:
@@ -503,9 +551,10 @@ def bench_backend(name: str, database_url: str, logdir: Path) -> dict[str, objec
 
 
 def find(result: dict, server: str, endpoint: str | None = None) -> dict | None:
-    return next(
-        (r for r in result["rows"] if r["server"].startswith(server) and endpoint in (None, r["endpoint"])),
-        None,
+    """The first row whose server is ``server`` (or, failing that, starts with it)."""
+    rows = [r for r in result["rows"] if endpoint in (None, r["endpoint"])]
+    return next((r for r in rows if r["server"] == server), None) or next(
+        (r for r in rows if r["server"].startswith(server)), None
     )
 
 
@@ -655,6 +704,7 @@ def table(results: list[dict]) -> str:
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         out += [f"| {' | '.join(mode)} |" for mode in all_modes]
+    out += metrics_cost(results)
     passed = sum(line[3].startswith("PASS") for line in all_lines)
     noisy = sum(line[3].endswith("(noisy)") for line in all_lines)
     out += ["", f"{passed} of {len(all_lines)} targets met."]
@@ -674,6 +724,10 @@ def main() -> int:
     results = []
     sqlite_path = logdir / "bench.db"
     results.append(bench_backend("sqlite", f"sqlite:///{sqlite_path}", logdir))
+    if ONLY == "metrics":
+        print("\n".join(metrics_cost(results)))
+        shutil.rmtree(logdir, ignore_errors=True)
+        return 0
     bindir = find_bindir()
     if bindir is not None:
         postgres = ThrowawayPostgres(bindir).start()

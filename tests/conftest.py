@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ TABLES = (
     "mfa_challenges",
     "mfa_recovery_codes",
     "mfa_totp",
+    "outbox",
     "passkeys",
     "refresh_tokens",
     "seed_token_exchanges",
@@ -109,6 +111,26 @@ def smtp_server():
     server = SMTPServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def outbox_worker():
+    """Start the real outbox worker (a thread, as `flask worker` runs it) for an app that mails;
+    it stops at the end of the test."""
+    from tests.support.outbox import background_worker
+
+    apps: list[Flask] = []
+
+    def start(app: Flask) -> None:
+        apps.append(app)
+        stack.enter_context(background_worker(app))
+
+    with ExitStack() as stack:
+        yield start
+    for app in apps:  # the worker's connections, once it has stopped
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
 
 
 @pytest.fixture(scope="session")

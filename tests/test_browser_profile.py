@@ -39,6 +39,7 @@ def api(web_origin, smtp_server, tmp_path_factory):
             "TRIKCHI_TEST_LOGDIR": str(path.parent),
         },
         workers=2,
+        outbox_worker=True,
     ).wait_ready()
     yield server
     server.stop()

@@ -176,7 +176,7 @@ def test_success_messages_are_translated(client):
 
 
 @pytest.fixture
-def mail_app(database_url, smtp_server):
+def mail_app(database_url, smtp_server, outbox_worker):
     app = make_app(
         database_url,
         MAIL_SERVER="127.0.0.1",
@@ -185,6 +185,7 @@ def mail_app(database_url, smtp_server):
         FRONTEND_URL=FRONTEND,
         NOTIFY_NEW_DEVICE=False,
     )
+    outbox_worker(app)
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -213,7 +214,7 @@ def test_mails_to_a_user_without_a_language_follow_the_request(mail_app, smtp_se
     assert "Здравствуйте, Ada!" in text_of(message)
 
 
-def test_mails_fall_back_to_the_default_locale(database_url, smtp_server):
+def test_mails_fall_back_to_the_default_locale(database_url, smtp_server, outbox_worker):
     app = make_app(
         database_url,
         MAIL_SERVER="127.0.0.1",
@@ -223,6 +224,7 @@ def test_mails_fall_back_to_the_default_locale(database_url, smtp_server):
         DEFAULT_LOCALE="uz",
         NOTIFY_NEW_DEVICE=False,
     )
+    outbox_worker(app)
     email = unique("default")
     AuthActions(app.test_client()).register(email=email)
     app.test_client().post("/auth/password_reset/request", json={"email": email})

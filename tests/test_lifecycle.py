@@ -10,6 +10,7 @@ from itsdangerous.timed import TimestampSigner
 from sqlalchemy import select, update
 
 from tests.conftest import AuthActions, make_app
+from tests.support.outbox import background_worker
 from trikchi.auth.models import AuthEvent, User
 from trikchi.extensions import db
 
@@ -30,7 +31,9 @@ def mail_app(database_url, smtp_server):
         NOTIFY_NEW_DEVICE=False,
         NOTIFY_PASSWORD_CHANGED=False,
     )
-    yield app
+    # Requests write mails to the outbox; the worker (as `flask worker` would) sends them.
+    with background_worker(app):
+        yield app
     with app.app_context():
         db.engine.dispose()
 
@@ -189,7 +192,7 @@ def test_without_mail_server_development_logs_the_mail(database_url, caplog):
     app = make_app(database_url, MAIL_SERVER=None, LOG_LEVEL="INFO")
     user = AuthActions(app.test_client())
     user.signup()
-    with caplog.at_level("WARNING", logger="trikchi.mail"):
+    with caplog.at_level("WARNING", logger="trikchi.mail"), background_worker(app):
         assert user.client.post("/auth/verify_email/request", headers=user.headers()).status_code == 202
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not any(

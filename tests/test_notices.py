@@ -30,8 +30,9 @@ def notice_app(database_url, smtp_server, **settings):
 
 
 @pytest.fixture
-def mail_app(database_url, smtp_server):
+def mail_app(database_url, smtp_server, outbox_worker):
     app = notice_app(database_url, smtp_server)
+    outbox_worker(app)
     yield app
     with app.app_context():
         db.session.remove()
@@ -129,8 +130,9 @@ def test_second_factor_events_are_noticed(mail_app, smtp_server, event, sentence
         ("NOTIFY_MFA_CHANGED", "passkey_added"),
     ],
 )
-def test_each_notice_can_be_switched_off(database_url, smtp_server, setting, action):
+def test_each_notice_can_be_switched_off(database_url, smtp_server, setting, action, outbox_worker):
     app = notice_app(database_url, smtp_server, **{setting: False})
+    outbox_worker(app)
     email = unique(setting.lower())
     user = AuthActions(app.test_client())
     user.register(email=email)

@@ -21,7 +21,7 @@ CHANGED = "Your trikchi.uz email was changed"
 
 
 @pytest.fixture
-def mail_app(database_url, smtp_server):
+def mail_app(database_url, smtp_server, outbox_worker):
     app = make_app(
         database_url,
         MAIL_SERVER="127.0.0.1",
@@ -29,6 +29,7 @@ def mail_app(database_url, smtp_server):
         MAIL_USE_TLS=False,
         FRONTEND_URL=FRONTEND,
     )
+    outbox_worker(app)
     yield app
     with app.app_context():
         db.session.remove()
@@ -211,7 +212,7 @@ def test_an_email_change_link_dies_when_the_email_changes_otherwise(mail_app, sm
     assert user.me().json["email"] == second
 
 
-def test_email_change_without_notices_still_sends_the_link(database_url, smtp_server):
+def test_email_change_without_notices_still_sends_the_link(database_url, smtp_server, outbox_worker):
     app = make_app(
         database_url,
         MAIL_SERVER="127.0.0.1",
@@ -221,6 +222,7 @@ def test_email_change_without_notices_still_sends_the_link(database_url, smtp_se
         NOTIFY_EMAIL_CHANGED=False,
         NOTIFY_NEW_DEVICE=False,
     )
+    outbox_worker(app)
     old, new = unique("quiet"), unique("quiet-new")
     user = signed_up(app, old)
     assert user.client.post("/auth/email", json={"new_email": new}, headers=user.headers()).status_code == 202

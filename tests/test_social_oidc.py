@@ -390,7 +390,9 @@ def test_providers_lists_the_buttons_to_show(app, client):
     assert client.get("/auth/providers").json["telegram_bot"] == "trikchi_bot"
 
 
-def test_a_password_reset_gives_a_social_account_its_password(database_url, provider, smtp_server):
+def test_a_password_reset_gives_a_social_account_its_password(
+    database_url, provider, smtp_server, outbox_worker
+):
     import re
     import time
 
@@ -404,6 +406,7 @@ def test_a_password_reset_gives_a_social_account_its_password(database_url, prov
         MAIL_USE_TLS=False,
         NOTIFY_NEW_DEVICE=False,  # the first mail to the address is the reset link, not a notice
     )
+    outbox_worker(app)
     email = f"reset-{time.monotonic_ns()}@example.com"
     sign_in(app.test_client(), email)
     anonymous = app.test_client()

@@ -90,7 +90,9 @@ def register_extensions(app: Flask) -> None:
     from trikchi.extensions import api, cors, db, jwt, limiter, migrate, passwords
     from trikchi.keys import ring as key_ring
     from trikchi.mail import init_mail
+    from trikchi.metrics import init_app as init_metrics
 
+    init_metrics(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), compare_type=True)
     tokens.configure_jwt(app)
@@ -129,6 +131,7 @@ def register_blueprints(app: Flask) -> None:
     from trikchi.mfa.routes import blp as mfa_blp
     from trikchi.ops.routes import blp as ops_blp
     from trikchi.ops.routes import register_swagger_assets
+    from trikchi.outbox.routes import blp as deliveries_blp
     from trikchi.social.routes import blp as social_blp
 
     api.spec.components.security_scheme(
@@ -139,6 +142,7 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(mfa_blp)
     api.register_blueprint(social_blp)
     api.register_blueprint(admin_blp)
+    api.register_blueprint(deliveries_blp)
     api.register_blueprint(keys_blp)
     api.register_blueprint(ops_blp)
     register_swagger_assets(app)

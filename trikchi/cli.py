@@ -94,9 +94,11 @@ def deactivate_command(email: str) -> None:
 def register_cli(app: Flask) -> None:
     """Attach the command groups to the app."""
     from trikchi.keys.cli import keys_cli
+    from trikchi.outbox.cli import worker_command
     from trikchi.seed.cli import import_seed_command
 
     users_cli.add_command(import_seed_command)
     app.cli.add_command(sessions_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(keys_cli)
+    app.cli.add_command(worker_command)

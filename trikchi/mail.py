@@ -1,16 +1,17 @@
-"""Outgoing mail over SMTP (Flask-Mail), sent off the request thread.
+"""Outgoing mail: written to the outbox in the caller's transaction, sent by the worker.
 
-Sending in the background means a request that mails (password reset) takes the
-same time whether or not a mail goes out, and a slow SMTP server never holds a
-worker. With no ``MAIL_SERVER``, development and testing write the message to the
-log instead; production logs that nothing was sent, without the body.
+``send_mail`` only adds a row; the caller's commit makes the mail exist together with the
+change that caused it, and ``flask worker`` (``trikchi.outbox.worker``) talks to the SMTP
+server, retrying on failure. A request that mails (password reset) therefore never waits
+for SMTP and takes the same time whether or not a mail goes out. With no ``MAIL_SERVER``,
+the worker writes the message to the log in development and testing; production logs
+that nothing was sent (without the body) and retries it later.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+import socket
 
 from flask import Flask, current_app
 from flask_mail import Mail, Message
@@ -18,8 +19,10 @@ from flask_mail import Mail, Message
 log = logging.getLogger(__name__)
 
 mail = Mail()
-_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="trikchi-mail")
-atexit.register(_executor.shutdown, wait=True)
+
+
+class MailNotConfigured(RuntimeError):
+    """Production has no ``MAIL_SERVER``: the mail stays in the outbox and is retried."""
 
 
 def init_mail(app: Flask) -> None:
@@ -27,27 +30,28 @@ def init_mail(app: Flask) -> None:
     mail.init_app(app)
 
 
-def send_mail(to: str, subject: str, text: str, html: str) -> Future[None]:
-    """Queue a plain-text + HTML message to ``to``; returns the sending future."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+def send_mail(to: str, subject: str, text: str, html: str) -> None:
+    """Queue a plain-text + HTML message to ``to`` in the current transaction (the caller commits)."""
+    from trikchi.outbox.services import enqueue_mail
+
+    enqueue_mail(to, subject, text, html)
+
+
+def deliver_mail(to: str, subject: str, text: str, html: str, timeout: float) -> None:
+    """Send one message now over SMTP (the worker's side); raises when it was not sent."""
+    app = current_app
+    if not app.config.get("MAIL_SERVER"):
+        if app.config["TRIKCHI_CONFIG"] == "production":
+            log.error("mail not sent: MAIL_SERVER is not set", extra={"subject": subject})
+            raise MailNotConfigured("MAIL_SERVER is not set")
+        log.warning("mail (not sent, no MAIL_SERVER)\nTo: %s\nSubject: %s\n\n%s", to, subject, text)
+        return
     message = Message(subject=subject, recipients=[to], body=text, html=html)
-    return _executor.submit(_deliver, app, message)
-
-
-def _deliver(app: Flask, message: Message) -> None:
-    with app.app_context():
-        if not app.config.get("MAIL_SERVER"):
-            if app.config["TRIKCHI_CONFIG"] == "production":
-                log.error("mail not sent: MAIL_SERVER is not set", extra={"subject": message.subject})
-            else:
-                log.warning(
-                    "mail (not sent, no MAIL_SERVER)\nTo: %s\nSubject: %s\n\n%s",
-                    ", ".join(message.recipients),
-                    message.subject,
-                    message.body,
-                )
-            return
-        try:
-            mail.send(message)
-        except Exception:  # noqa: BLE001 - a failed mail must be logged, never crash the worker
-            log.exception("mail delivery failed", extra={"subject": message.subject})
+    # Flask-Mail opens smtplib connections without a timeout; a hung server must not hold the
+    # worker (and outlive its lease), so new sockets get one for the time of the send.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        mail.send(message)
+    finally:
+        socket.setdefaulttimeout(previous)

@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 class LiveServer:
     """``gunicorn wsgi:app`` with the given environment; stopped by ``stop()``."""
 
-    def __init__(self, env: dict[str, str], workers: int = 4, port: int | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], workers: int = 4, port: int | None = None, outbox_worker: bool = False
+    ) -> None:
         # A caller that must know the URL before the server starts (JWT_ISSUER = its own
         # public URL) picks the port itself with ``free_port()``.
         self.port = port or free_port()
@@ -45,6 +47,18 @@ class LiveServer:
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+        )
+        # Mails and webhooks leave through the outbox: `flask worker` beside gunicorn, as deployed.
+        self.worker = (
+            subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--poll-interval", "0.05"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+            )
+            if outbox_worker
+            else None
         )
 
     def wait_ready(self, timeout: float = 30) -> LiveServer:
@@ -78,12 +92,13 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        """Terminate gunicorn and its workers."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """Terminate gunicorn and its workers (and the outbox worker)."""
+        for process in (self.process, self.worker):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
         self._log.close()

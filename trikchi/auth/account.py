@@ -89,6 +89,9 @@ def request_password_reset(email: str, client: ClientInfo) -> None:
     """Mail a reset link if the account exists; the caller answers the same either way."""
     user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
     if user is None or not user.is_active:
+        # The same kind of work as for an account: an event (no address), its webhooks, a commit.
+        record_event(Events.PASSWORD_RESET_REQUESTED, client, details={"account": "none"})
+        db.session.commit()
         return
     # An account without a password (social sign-in) gets one this way; "" stands for none.
     token = _serializer(RESET_SALT).dumps({"uid": user.id, "ph": _fingerprint(user.password_hash or "")})

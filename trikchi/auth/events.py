@@ -1,4 +1,4 @@
-"""The audit log: auth event names and ``record_event``, which adds one to the current transaction."""
+"""The audit log: auth event names and ``record_event`` (adds an event and its webhooks to a transaction)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from trikchi.auth.models import AuthEvent
 from trikchi.database import utcnow
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
+from trikchi.metrics import count_event
 from trikchi.notices import notify_event
+from trikchi.outbox.services import enqueue_webhooks, webhook_body, webhooks_wanted
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,10 @@ def record_event(
     session_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Add an audit event to the current transaction (the caller commits) and log it."""
+    """Add an audit event (and its webhook deliveries) to the current transaction; log and count it.
+
+    The caller commits: the event and its deliveries are written, or neither is.
+    """
     log.info(
         "auth event %s",
         type_,
@@ -78,24 +83,30 @@ def record_event(
             "ip": client.ip if client else None,
         },
     )
+    count_event(type_, details)
     # One INSERT on the transaction's connection (the ORM's unit of work cost more than the
     # row); pending ORM changes are flushed first so that the event can refer to them.
     db.session.flush()
-    db.session.connection().execute(
-        _INSERT_EVENT,
-        {
-            "created_at": utcnow(),
-            "type": type_,
-            "user_id": user_id,
-            "session_id": session_id,
-            "ip": client.ip if client else None,
-            "user_agent": client.user_agent if client else None,
-            "details": details,
-        },
-    )
+    now = utcnow()
+    row = {
+        "created_at": now,
+        "type": type_,
+        "user_id": user_id,
+        "session_id": session_id,
+        "ip": client.ip if client else None,
+        "user_agent": client.user_agent if client else None,
+        "details": details,
+    }
+    if webhooks_wanted(type_):
+        # Webhooks: the receivers' deliveries join the event's transaction (the outbox), named by its id.
+        event_id = db.session.connection().execute(_INSERT_EVENT_RETURNING_ID, row).scalar_one()
+        enqueue_webhooks(event_id, type_, webhook_body(type_, now, user_id, session_id, details), now)
+    else:
+        db.session.connection().execute(_INSERT_EVENT, row)
     # Security notices (SPEC §10) of the event types that have one; mailed from here so that
     # every feature's events get them without code of their own.
     notify_event(type_, client, user_id, details)
 
 
 _INSERT_EVENT = insert(AuthEvent.__table__)
+_INSERT_EVENT_RETURNING_ID = insert(AuthEvent.__table__).returning(AuthEvent.__table__.c.id)

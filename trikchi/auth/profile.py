@@ -30,6 +30,7 @@ from trikchi.http import ClientInfo
 from trikchi.i18n import N_
 from trikchi.mails import format_when, mail_user
 from trikchi.notices import notify_email_changed
+from trikchi.outbox.services import forget_mails_to
 
 EMAIL_CHANGE_SALT = "trikchi.email-change"
 EMAIL_TAKEN = N_("This email is already registered.")
@@ -121,10 +122,14 @@ def delete_account(user: User, client: ClientInfo) -> None:
     """Delete the account and its personal data; the audit events stay, anonymous.
 
     The confirmation mail is rendered and handed over first, while the name and address
-    still exist. The last active admin cannot delete itself (409 ``last_admin``).
+    still exist; unsent mails to the address are dropped (the confirmation is the last one, and
+    the worker keeps only the subject of a mail it has sent). The last active admin cannot
+    delete itself (409 ``last_admin``).
     """
     if user.role == "admin" and user.is_active and _active_admins() <= 1:
         raise Conflict(LAST_ADMIN, error=ErrorCode.LAST_ADMIN)
+    if user.email:
+        forget_mails_to(user.email)
     mail_user(user, "account_deleted", when=format_when())
     session_ids = select(AuthSession.id).where(AuthSession.user_id == user.id).scalar_subquery()
     # The events keep their type and time; who, from where and with what goes.
