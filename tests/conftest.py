@@ -115,8 +115,11 @@ def smtp_server():
 
 @pytest.fixture
 def outbox_worker():
-    """Start the real outbox worker (a thread, as `flask worker` runs it) for an app that mails;
-    it stops at the end of the test."""
+    """Start the real outbox worker (a thread, as `flask worker` runs it) for an app that mails.
+
+    At the end of the test the worker stops, then the app's engine is disposed: a test must not
+    dispose it itself while the worker may hold a connection (it would outlive its pool).
+    """
     from tests.support.outbox import background_worker
 
     apps: list[Flask] = []

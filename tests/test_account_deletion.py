@@ -12,6 +12,7 @@ from sqlalchemy import MetaData, func, select, update
 
 from tests.conftest import PASSWORD, AuthActions, make_app
 from tests.support.mails import FRONTEND, subjects_to, text_of, unique, wait_for_subject
+from tests.support.outbox import background_worker
 from trikchi.auth.models import AuthEvent, AuthSession, User
 from trikchi.database import utcnow
 from trikchi.extensions import db
@@ -23,7 +24,7 @@ LEAVER_AGENT = "LeaverBrowser/1.0 (unique-agent-7f3a)"
 
 
 @pytest.fixture
-def mail_app(database_url, smtp_server, outbox_worker):
+def mail_app(database_url, smtp_server):
     app = make_app(
         database_url,
         MAIL_SERVER="127.0.0.1",
@@ -31,8 +32,8 @@ def mail_app(database_url, smtp_server, outbox_worker):
         MAIL_USE_TLS=False,
         FRONTEND_URL=FRONTEND,
     )
-    outbox_worker(app)
-    yield app
+    with background_worker(app):
+        yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

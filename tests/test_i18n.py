@@ -13,6 +13,7 @@ from babel.messages.pofile import read_po
 
 from tests.conftest import AuthActions, make_app
 from tests.support.mails import FRONTEND, html_of, text_of, unique, wait_for_subject
+from tests.support.outbox import background_worker
 from trikchi.extensions import db
 from trikchi.i18n import LOCALES, TRANSLATIONS_DIR
 from trikchi.mails import KINDS, render_mail
@@ -176,7 +177,7 @@ def test_success_messages_are_translated(client):
 
 
 @pytest.fixture
-def mail_app(database_url, smtp_server, outbox_worker):
+def mail_app(database_url, smtp_server):
     app = make_app(
         database_url,
         MAIL_SERVER="127.0.0.1",
@@ -185,8 +186,8 @@ def mail_app(database_url, smtp_server, outbox_worker):
         FRONTEND_URL=FRONTEND,
         NOTIFY_NEW_DEVICE=False,
     )
-    outbox_worker(app)
-    yield app
+    with background_worker(app):
+        yield app
     with app.app_context():
         db.engine.dispose()
 
@@ -229,5 +230,3 @@ def test_mails_fall_back_to_the_default_locale(database_url, smtp_server, outbox
     AuthActions(app.test_client()).register(email=email)
     app.test_client().post("/auth/password_reset/request", json={"email": email})
     wait_for_subject(smtp_server, email, "trikchi.uz parolini tiklash")
-    with app.app_context():
-        db.engine.dispose()

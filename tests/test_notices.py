@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import PASSWORD, AuthActions, make_app
 from tests.support.mails import FRONTEND, link_token, subjects_to, text_of, unique, wait_for_subject
+from tests.support.outbox import background_worker
 from trikchi.auth.events import record_event
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
@@ -30,10 +31,10 @@ def notice_app(database_url, smtp_server, **settings):
 
 
 @pytest.fixture
-def mail_app(database_url, smtp_server, outbox_worker):
+def mail_app(database_url, smtp_server):
     app = notice_app(database_url, smtp_server)
-    outbox_worker(app)
-    yield app
+    with background_worker(app):
+        yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
@@ -153,8 +154,6 @@ def test_each_notice_can_be_switched_off(database_url, smtp_server, setting, act
     assert switched_off not in subjects
     if setting != "NOTIFY_NEW_DEVICE":
         assert NEW_DEVICE in subjects  # the others stay on
-    with app.app_context():
-        db.engine.dispose()
 
 
 def test_events_without_a_notice_send_nothing(mail_app, smtp_server):

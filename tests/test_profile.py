@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD, AuthActions, make_app
 from tests.support.mails import FRONTEND, link_token, subjects_to, unique, wait_for_subject
+from tests.support.outbox import background_worker
 from trikchi.auth import profile
 from trikchi.auth.models import AuthEvent, AuthSession, User
 from trikchi.database import utcnow
@@ -21,7 +22,7 @@ CHANGED = "Your trikchi.uz email was changed"
 
 
 @pytest.fixture
-def mail_app(database_url, smtp_server, outbox_worker):
+def mail_app(database_url, smtp_server):
     app = make_app(
         database_url,
         MAIL_SERVER="127.0.0.1",
@@ -29,8 +30,8 @@ def mail_app(database_url, smtp_server, outbox_worker):
         MAIL_USE_TLS=False,
         FRONTEND_URL=FRONTEND,
     )
-    outbox_worker(app)
-    yield app
+    with background_worker(app):
+        yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
@@ -229,5 +230,3 @@ def test_email_change_without_notices_still_sends_the_link(database_url, smtp_se
     token = link_token(wait_for_subject(smtp_server, new, CONFIRM), "confirm-email")
     assert app.test_client().post("/auth/email/confirm", json={"token": token}).status_code == 200
     assert subjects_to(smtp_server, old) == []
-    with app.app_context():
-        db.engine.dispose()

@@ -419,8 +419,6 @@ def test_a_password_reset_gives_a_social_account_its_password(
     # The link worked once: the password it set changed what it was bound to.
     again = anonymous.post("/auth/password_reset", json={"token": token, "new_password": PASSWORD + "!"})
     assert again.status_code == 401
-    with app.app_context():
-        db.engine.dispose()
 
 
 def test_provider_settings_from_the_environment(monkeypatch):
