@@ -64,6 +64,8 @@ OPERATIONS = [
     ("get", "/admin/users"),
     ("patch", "/admin/users/{user_id}"),
     ("get", "/admin/audit"),
+    ("get", "/admin/deliveries"),
+    ("post", "/admin/deliveries/{delivery_id}/retry"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/.well-known/jwks.json"),
