@@ -114,22 +114,35 @@ def smtp_server():
 
 
 @pytest.fixture
-def outbox_worker():
-    """Start the real outbox worker (a thread, as `flask worker` runs it) for an app that mails.
+def mail_app_factory(database_url: str, smtp_server):
+    """Apps that mail through the real SMTP server, with links to ``tests.support.mails.FRONTEND``
+    and the real outbox worker running beside them (a thread, as `flask worker` runs it).
 
-    At the end of the test the worker stops, then the app's engine is disposed: a test must not
+    At the end of the test each worker stops, then its app's engine is disposed: a test must not
     dispose it itself while the worker may hold a connection (it would outlive its pool).
     """
+    from tests.support.mails import FRONTEND
     from tests.support.outbox import background_worker
 
     apps: list[Flask] = []
 
-    def start(app: Flask) -> None:
+    def make(**overrides: object) -> Flask:
+        app = make_app(
+            database_url,
+            **{
+                "MAIL_SERVER": "127.0.0.1",
+                "MAIL_PORT": smtp_server.port,
+                "MAIL_USE_TLS": False,
+                "FRONTEND_URL": FRONTEND,
+                **overrides,
+            },
+        )
         apps.append(app)
         stack.enter_context(background_worker(app))
+        return app
 
     with ExitStack() as stack:
-        yield start
+        yield make
     for app in apps:  # the worker's connections, once it has stopped
         with app.app_context():
             db.session.remove()

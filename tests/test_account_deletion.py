@@ -10,9 +10,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import MetaData, func, select, update
 
-from tests.conftest import PASSWORD, AuthActions, make_app
-from tests.support.mails import FRONTEND, subjects_to, text_of, unique, wait_for_subject
-from tests.support.outbox import background_worker
+from tests.conftest import PASSWORD, AuthActions
+from tests.support.mails import subjects_to, text_of, unique, wait_for_subject
 from trikchi.auth.models import AuthEvent, AuthSession, User
 from trikchi.database import utcnow
 from trikchi.extensions import db
@@ -24,19 +23,8 @@ LEAVER_AGENT = "LeaverBrowser/1.0 (unique-agent-7f3a)"
 
 
 @pytest.fixture
-def mail_app(database_url, smtp_server):
-    app = make_app(
-        database_url,
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=smtp_server.port,
-        MAIL_USE_TLS=False,
-        FRONTEND_URL=FRONTEND,
-    )
-    with background_worker(app):
-        yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def mail_app(mail_app_factory):
+    return mail_app_factory()
 
 
 def device(app, ip: str, agent: str = "pytest") -> AuthActions:

@@ -13,7 +13,6 @@ from babel.messages.pofile import read_po
 
 from tests.conftest import AuthActions, make_app
 from tests.support.mails import FRONTEND, html_of, text_of, unique, wait_for_subject
-from tests.support.outbox import background_worker
 from trikchi.extensions import db
 from trikchi.i18n import LOCALES, TRANSLATIONS_DIR
 from trikchi.mails import KINDS, render_mail
@@ -177,19 +176,8 @@ def test_success_messages_are_translated(client):
 
 
 @pytest.fixture
-def mail_app(database_url, smtp_server):
-    app = make_app(
-        database_url,
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=smtp_server.port,
-        MAIL_USE_TLS=False,
-        FRONTEND_URL=FRONTEND,
-        NOTIFY_NEW_DEVICE=False,
-    )
-    with background_worker(app):
-        yield app
-    with app.app_context():
-        db.engine.dispose()
+def mail_app(mail_app_factory):
+    return mail_app_factory(NOTIFY_NEW_DEVICE=False)
 
 
 def test_mails_are_written_in_the_users_language(mail_app, smtp_server):
@@ -215,17 +203,8 @@ def test_mails_to_a_user_without_a_language_follow_the_request(mail_app, smtp_se
     assert "Здравствуйте, Ada!" in text_of(message)
 
 
-def test_mails_fall_back_to_the_default_locale(database_url, smtp_server, outbox_worker):
-    app = make_app(
-        database_url,
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=smtp_server.port,
-        MAIL_USE_TLS=False,
-        FRONTEND_URL=FRONTEND,
-        DEFAULT_LOCALE="uz",
-        NOTIFY_NEW_DEVICE=False,
-    )
-    outbox_worker(app)
+def test_mails_fall_back_to_the_default_locale(mail_app_factory, smtp_server):
+    app = mail_app_factory(DEFAULT_LOCALE="uz", NOTIFY_NEW_DEVICE=False)
     email = unique("default")
     AuthActions(app.test_client()).register(email=email)
     app.test_client().post("/auth/password_reset/request", json={"email": email})

@@ -10,32 +10,21 @@ from itsdangerous.timed import TimestampSigner
 from sqlalchemy import select, update
 
 from tests.conftest import AuthActions, make_app
+from tests.support.mails import FRONTEND
 from tests.support.outbox import background_worker
 from trikchi.auth.models import AuthEvent, User
 from trikchi.extensions import db
 
-FRONTEND = "https://shop.trikchi.uz"
-
 
 @pytest.fixture
-def mail_app(database_url, smtp_server):
-    app = make_app(
-        database_url,
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=smtp_server.port,
-        MAIL_USE_TLS=False,
-        FRONTEND_URL=FRONTEND,
+def mail_app(mail_app_factory):
+    return mail_app_factory(
         MAIL_DEFAULT_SENDER="trikchi <no-reply@trikchi.uz>",
         # Security notices have their own tests (test_notices.py): here the mail to an
-        # address is the link.
+        # address is the link. Requests write mails to the outbox; the worker sends them.
         NOTIFY_NEW_DEVICE=False,
         NOTIFY_PASSWORD_CHANGED=False,
     )
-    # Requests write mails to the outbox; the worker (as `flask worker` would) sends them.
-    with background_worker(app):
-        yield app
-    with app.app_context():
-        db.engine.dispose()
 
 
 def link_token(message, path: str) -> str:

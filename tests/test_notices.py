@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import PASSWORD, AuthActions, make_app
-from tests.support.mails import FRONTEND, link_token, subjects_to, text_of, unique, wait_for_subject
-from tests.support.outbox import background_worker
+from tests.conftest import PASSWORD, AuthActions
+from tests.support.mails import link_token, subjects_to, text_of, unique, wait_for_subject
 from trikchi.auth.events import record_event
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
@@ -19,25 +18,9 @@ PASSWORD_CHANGED = "Your trikchi.uz password was changed"
 SECOND_FACTOR = "Sign-in settings of your trikchi.uz account changed"
 
 
-def notice_app(database_url, smtp_server, **settings):
-    return make_app(
-        database_url,
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=smtp_server.port,
-        MAIL_USE_TLS=False,
-        FRONTEND_URL=FRONTEND,
-        **settings,
-    )
-
-
 @pytest.fixture
-def mail_app(database_url, smtp_server):
-    app = notice_app(database_url, smtp_server)
-    with background_worker(app):
-        yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def mail_app(mail_app_factory):
+    return mail_app_factory()
 
 
 def test_a_sign_in_from_a_new_device_is_noticed_once(mail_app, smtp_server):
@@ -131,9 +114,8 @@ def test_second_factor_events_are_noticed(mail_app, smtp_server, event, sentence
         ("NOTIFY_MFA_CHANGED", "passkey_added"),
     ],
 )
-def test_each_notice_can_be_switched_off(database_url, smtp_server, setting, action, outbox_worker):
-    app = notice_app(database_url, smtp_server, **{setting: False})
-    outbox_worker(app)
+def test_each_notice_can_be_switched_off(mail_app_factory, smtp_server, setting, action):
+    app = mail_app_factory(**{setting: False})
     email = unique(setting.lower())
     user = AuthActions(app.test_client())
     user.register(email=email)

@@ -8,9 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from tests.conftest import PASSWORD, AuthActions, make_app
-from tests.support.mails import FRONTEND, link_token, subjects_to, unique, wait_for_subject
-from tests.support.outbox import background_worker
+from tests.conftest import PASSWORD, AuthActions
+from tests.support.mails import link_token, subjects_to, unique, wait_for_subject
 from trikchi.auth import profile
 from trikchi.auth.models import AuthEvent, AuthSession, User
 from trikchi.database import utcnow
@@ -22,19 +21,8 @@ CHANGED = "Your trikchi.uz email was changed"
 
 
 @pytest.fixture
-def mail_app(database_url, smtp_server):
-    app = make_app(
-        database_url,
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=smtp_server.port,
-        MAIL_USE_TLS=False,
-        FRONTEND_URL=FRONTEND,
-    )
-    with background_worker(app):
-        yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def mail_app(mail_app_factory):
+    return mail_app_factory()
 
 
 def signed_up(app, email: str, name: str = "Ada") -> AuthActions:
@@ -213,17 +201,8 @@ def test_an_email_change_link_dies_when_the_email_changes_otherwise(mail_app, sm
     assert user.me().json["email"] == second
 
 
-def test_email_change_without_notices_still_sends_the_link(database_url, smtp_server, outbox_worker):
-    app = make_app(
-        database_url,
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=smtp_server.port,
-        MAIL_USE_TLS=False,
-        FRONTEND_URL=FRONTEND,
-        NOTIFY_EMAIL_CHANGED=False,
-        NOTIFY_NEW_DEVICE=False,
-    )
-    outbox_worker(app)
+def test_email_change_without_notices_still_sends_the_link(mail_app_factory, smtp_server):
+    app = mail_app_factory(NOTIFY_EMAIL_CHANGED=False, NOTIFY_NEW_DEVICE=False)
     old, new = unique("quiet"), unique("quiet-new")
     user = signed_up(app, old)
     assert user.client.post("/auth/email", json={"new_email": new}, headers=user.headers()).status_code == 202

@@ -390,23 +390,16 @@ def test_providers_lists_the_buttons_to_show(app, client):
     assert client.get("/auth/providers").json["telegram_bot"] == "trikchi_bot"
 
 
-def test_a_password_reset_gives_a_social_account_its_password(
-    database_url, provider, smtp_server, outbox_worker
-):
+def test_a_password_reset_gives_a_social_account_its_password(provider, smtp_server, mail_app_factory):
     import re
     import time
 
-    app = make_app(
-        database_url,
+    app = mail_app_factory(
         OAUTH_PROVIDERS=provider.providers(("test",)),
         OAUTH_CALLBACK_BASE_URL=CALLBACK_BASE,
         FRONTEND_URL=FRONTEND,
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=smtp_server.port,
-        MAIL_USE_TLS=False,
         NOTIFY_NEW_DEVICE=False,  # the first mail to the address is the reset link, not a notice
     )
-    outbox_worker(app)
     email = f"reset-{time.monotonic_ns()}@example.com"
     sign_in(app.test_client(), email)
     anonymous = app.test_client()
