@@ -2,64 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import time
 
 import pytest
-import requests
 
 from tests.conftest import PASSWORD, migrate_to_head, require_or_skip
 from tests.support.live import ROOT, LiveServer
-from tests.support.postgres import free_port
+from tests.support.web import chromium, chromium_executable, reference_page
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
 def web_origin():
     """examples/web served by a plain static server on its own port."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "http.server",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--directory",
-            str(ROOT / "examples/web"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    origin = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            requests.get(origin + "/index.html", timeout=1)
-            break
-        except requests.RequestException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-    yield origin
-    process.terminate()
-    process.wait(timeout=10)
+    with reference_page() as origin:
+        yield origin
 
 
 @pytest.fixture(scope="module")
@@ -84,17 +44,11 @@ def api(web_origin, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    executable = (
-        os.environ.get("TRIKCHI_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    )
+    executable = chromium_executable()
     if executable is None:
         require_or_skip("Chromium not found (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with chromium(executable) as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -8,21 +8,16 @@ an RP ID that is a domain, not an IP address: the page and the API are opened as
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
-import subprocess
-import sys
 import time
 
 import pyotp
 import pytest
-import requests
 
 from tests.conftest import migrate_to_head, require_or_skip
-from tests.support.live import ROOT, LiveServer
-from tests.support.postgres import free_port
-from tests.test_browser import CHROMIUM_ARGS, screenshot, sign_in, sign_up, status, unique, wait_status
+from tests.support.live import LiveServer
+from tests.support.web import chromium, chromium_executable, reference_page
+from tests.test_browser import screenshot, sign_in, sign_up, status, unique, wait_status
 
 pytestmark = pytest.mark.browser
 
@@ -39,33 +34,8 @@ VIRTUAL_AUTHENTICATOR = {
 @pytest.fixture(scope="module")
 def web_origin():
     """examples/web on its own port, opened as http://localhost:<port>."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "http.server",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--directory",
-            str(ROOT / "examples/web"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            requests.get(f"http://127.0.0.1:{port}/index.html", timeout=1)
-            break
-        except requests.RequestException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-    yield f"http://localhost:{port}"
-    process.terminate()
-    process.wait(timeout=10)
+    with reference_page("localhost") as origin:
+        yield origin
 
 
 @pytest.fixture(scope="module")
@@ -93,18 +63,11 @@ def api(web_origin, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     """Headless Chromium (as in test_browser.py), localhost pinned to 127.0.0.1 where the servers listen."""
-    executable = (
-        os.environ.get("TRIKCHI_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    )
+    executable = chromium_executable()
     if executable is None:
         require_or_skip("Chromium not found (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    args = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP localhost 127.0.0.1"]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=args)
+    with chromium(executable, ["--host-resolver-rules=MAP localhost 127.0.0.1"]) as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

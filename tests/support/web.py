@@ -1,0 +1,79 @@
+"""The reference frontend (examples/web) on its own origin, and Debian's Chromium through Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+
+from tests.support.live import ROOT
+from tests.support.postgres import free_port
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextmanager
+def reference_page(host: str = "127.0.0.1") -> Iterator[str]:
+    """examples/web served by a plain static server on 127.0.0.1; yields ``http://<host>:<port>``."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(ROOT / "examples/web"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/index.html", timeout=1)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield f"http://{host}:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def chromium_executable() -> str | None:
+    """Debian's Chromium (or ``TRIKCHI_CHROMIUM``), if installed."""
+    return os.environ.get("TRIKCHI_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@contextmanager
+def chromium(executable: str, extra_args: Sequence[str] = ()) -> Iterator[Any]:
+    """Headless Chromium launched by Playwright with the test flags (and ``extra_args``)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=[*CHROMIUM_ARGS, *extra_args])
+        try:
+            yield browser
+        finally:
+            browser.close()
