@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 
+from tests.support.live import LiveServer
 from tests.support.postgres import ThrowawayPostgres, find_bindir
 from tests.support.redis import ThrowawayRedis
 from trikchi import create_app
@@ -147,6 +148,22 @@ def mail_app_factory(database_url: str, smtp_server):
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+@pytest.fixture
+def racing_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """gunicorn with 4 workers on the test database, rate limits off: requests race the database."""
+    server = LiveServer(
+        {
+            "TRIKCHI_CONFIG": "testing",
+            "DATABASE_URL": database_url,
+            "TRIKCHI_TEST_LOGDIR": str(tmp_path),
+            "RATELIMIT_ENABLED": "false",  # these tests race the database, not the limiter
+        },
+        workers=4,
+    ).wait_ready()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -20,21 +20,6 @@ from trikchi.extensions import db
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def live_server(database_url, tmp_path):
-    server = LiveServer(
-        {
-            "TRIKCHI_CONFIG": "testing",
-            "DATABASE_URL": database_url,
-            "TRIKCHI_TEST_LOGDIR": str(tmp_path),
-            "RATELIMIT_ENABLED": "false",  # these tests race the database, not the limiter
-        },
-        workers=4,
-    ).wait_ready()
-    yield server
-    server.stop()
-
-
 def race(count: int, call):
     """Run ``call(i)`` ``count`` times at once and return the results."""
     barrier = Barrier(count)
@@ -47,11 +32,13 @@ def race(count: int, call):
         return list(pool.map(run, range(count)))
 
 
-def test_16_concurrent_registrations_of_one_email_give_one_201(live_server, database_url):
+def test_16_concurrent_registrations_of_one_email_give_one_201(racing_server, database_url):
     body = {"name": "Ada", "email": "race@example.com", "password": PASSWORD}
-    responses = race(16, lambda _i: requests.post(live_server.url + "/auth/register", json=body, timeout=30))
+    responses = race(
+        16, lambda _i: requests.post(racing_server.url + "/auth/register", json=body, timeout=30)
+    )
     statuses = sorted(r.status_code for r in responses)
-    assert statuses == [201] + [409] * 15, (statuses, live_server.log()[-3000:])
+    assert statuses == [201] + [409] * 15, (statuses, racing_server.log()[-3000:])
     assert all(r.headers["Content-Type"].startswith("application/json") for r in responses)
     engine = create_engine(database_url)
     with engine.connect() as conn:
@@ -83,30 +70,30 @@ def refresh(server: LiveServer, browser: requests.Session) -> requests.Response:
     return browser.post(server.url + "/auth/refresh_token", headers={"X-CSRF-TOKEN": csrf}, timeout=30)
 
 
-def test_two_tabs_refreshing_at_once_both_stay_signed_in(live_server):
-    tab_a = signed_in_session(live_server)
+def test_two_tabs_refreshing_at_once_both_stay_signed_in(racing_server):
+    tab_a = signed_in_session(racing_server)
     tab_b = clone(tab_a)
-    responses = race(2, lambda i: refresh(live_server, (tab_a, tab_b)[i]))
+    responses = race(2, lambda i: refresh(racing_server, (tab_a, tab_b)[i]))
     assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
     for tab, response in zip((tab_a, tab_b), responses, strict=True):
         me = tab.get(
-            live_server.url + "/auth/me",
+            racing_server.url + "/auth/me",
             headers={"Authorization": f"Bearer {response.json()['access_token']}"},
             timeout=30,
         )
         assert me.status_code == 200
-    assert refresh(live_server, tab_a).status_code == 200
-    assert refresh(live_server, tab_b).status_code == 200
+    assert refresh(racing_server, tab_a).status_code == 200
+    assert refresh(racing_server, tab_b).status_code == 200
 
 
-def test_20_concurrent_refreshes_of_one_token_leave_one_live_successor(live_server, database_url):
+def test_20_concurrent_refreshes_of_one_token_leave_one_live_successor(racing_server, database_url):
     from trikchi.auth.models import RefreshToken
 
-    first = signed_in_session(live_server)
+    first = signed_in_session(racing_server)
     clients = [clone(first) for _ in range(20)]
-    responses = race(20, lambda i: refresh(live_server, clients[i]))
+    responses = race(20, lambda i: refresh(racing_server, clients[i]))
     statuses = [r.status_code for r in responses]
-    assert set(statuses) == {200}, (statuses, live_server.log()[-3000:])
+    assert set(statuses) == {200}, (statuses, racing_server.log()[-3000:])
     engine = create_engine(database_url)
     with engine.connect() as conn:
         live = conn.scalar(

@@ -9,7 +9,6 @@ import pytest
 import requests
 
 from tests.conftest import PASSWORD
-from tests.support.live import LiveServer
 from tests.test_concurrency import race
 
 pytestmark = pytest.mark.slow
@@ -18,24 +17,9 @@ EMAIL = "race@example.com"
 
 
 @pytest.fixture
-def live_server(database_url, tmp_path):
-    server = LiveServer(
-        {
-            "TRIKCHI_CONFIG": "testing",
-            "DATABASE_URL": database_url,
-            "TRIKCHI_TEST_LOGDIR": str(tmp_path),
-            "RATELIMIT_ENABLED": "false",  # these tests race the database, not the limiter
-        },
-        workers=4,
-    ).wait_ready()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def enrolled(live_server):
+def enrolled(racing_server):
     """A user with TOTP on: (authenticator app, recovery codes, access token)."""
-    url = live_server.url
+    url = racing_server.url
     body = {"name": "Ada", "email": EMAIL, "password": PASSWORD}
     assert requests.post(url + "/auth/register", json=body, timeout=30).status_code == 201
     login = requests.post(url + "/auth/login", json={"email": EMAIL, "password": PASSWORD}, timeout=30).json()
@@ -60,37 +44,37 @@ def verify(url: str, body: dict) -> requests.Response:
     return requests.post(url + "/auth/mfa/verify", json=body, timeout=30)
 
 
-def test_one_totp_code_raced_from_eight_sign_ins_signs_in_once(live_server, enrolled):
+def test_one_totp_code_raced_from_eight_sign_ins_signs_in_once(racing_server, enrolled):
     app, _codes, _headers = enrolled
-    tokens = mfa_tokens(live_server.url, RACERS)
+    tokens = mfa_tokens(racing_server.url, RACERS)
     code = app.at(time.time() + 30)  # the next step's: the confirmation used this one
-    responses = race(RACERS, lambda i: verify(live_server.url, {"mfa_token": tokens[i], "code": code}))
+    responses = race(RACERS, lambda i: verify(racing_server.url, {"mfa_token": tokens[i], "code": code}))
     statuses = sorted(r.status_code for r in responses)
-    assert statuses == [200] + [401] * (RACERS - 1), (statuses, live_server.log()[-3000:])
+    assert statuses == [200] + [401] * (RACERS - 1), (statuses, racing_server.log()[-3000:])
     assert {r.json()["error"] for r in responses if r.status_code == 401} == {"invalid_mfa_code"}
 
 
-def test_one_recovery_code_raced_from_eight_sign_ins_signs_in_once(live_server, enrolled):
+def test_one_recovery_code_raced_from_eight_sign_ins_signs_in_once(racing_server, enrolled):
     _app, codes, headers = enrolled
-    tokens = mfa_tokens(live_server.url, RACERS)
+    tokens = mfa_tokens(racing_server.url, RACERS)
     responses = race(
-        RACERS, lambda i: verify(live_server.url, {"mfa_token": tokens[i], "recovery_code": codes[0]})
+        RACERS, lambda i: verify(racing_server.url, {"mfa_token": tokens[i], "recovery_code": codes[0]})
     )
     statuses = sorted(r.status_code for r in responses)
-    assert statuses == [200] + [401] * (RACERS - 1), (statuses, live_server.log()[-3000:])
-    status = requests.get(live_server.url + "/auth/mfa", headers=headers, timeout=30).json()
+    assert statuses == [200] + [401] * (RACERS - 1), (statuses, racing_server.log()[-3000:])
+    status = requests.get(racing_server.url + "/auth/mfa", headers=headers, timeout=30).json()
     assert status["recovery_codes_left"] == 9
 
 
-def test_one_mfa_token_raced_with_eight_good_codes_signs_in_once(live_server, enrolled):
+def test_one_mfa_token_raced_with_eight_good_codes_signs_in_once(racing_server, enrolled):
     _app, codes, headers = enrolled
-    (token,) = mfa_tokens(live_server.url, 1)
+    (token,) = mfa_tokens(racing_server.url, 1)
     responses = race(
-        RACERS, lambda i: verify(live_server.url, {"mfa_token": token, "recovery_code": codes[i]})
+        RACERS, lambda i: verify(racing_server.url, {"mfa_token": token, "recovery_code": codes[i]})
     )
     statuses = sorted(r.status_code for r in responses)
-    assert statuses == [200] + [401] * (RACERS - 1), (statuses, live_server.log()[-3000:])
+    assert statuses == [200] + [401] * (RACERS - 1), (statuses, racing_server.log()[-3000:])
     assert {r.json()["error"] for r in responses if r.status_code == 401} == {"mfa_token_invalid"}
     # The losers' recovery codes were not spent.
-    status = requests.get(live_server.url + "/auth/mfa", headers=headers, timeout=30).json()
+    status = requests.get(racing_server.url + "/auth/mfa", headers=headers, timeout=30).json()
     assert status["recovery_codes_left"] == 9
