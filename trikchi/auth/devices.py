@@ -45,6 +45,11 @@ def set_device_cookie(response: Response, email: str) -> None:
     )
 
 
+def clear_device_cookie(response: Response) -> None:
+    """Forget this browser (the account it signed in to is gone)."""
+    response.delete_cookie(COOKIE_NAME, path="/auth")
+
+
 def is_known_device(email: str | None) -> bool:
     """Whether the request carries a valid device cookie for ``email``."""
     token = request.cookies.get(COOKIE_NAME)

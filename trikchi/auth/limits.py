@@ -19,12 +19,13 @@ from trikchi.auth.devices import is_known_device
 from trikchi.extensions import limiter
 
 
-def _setting(name: str) -> Callable[[], str]:
+def setting(name: str) -> Callable[[], str]:
     """The limit string, read from the config at request time."""
     return lambda: current_app.config[name]
 
 
-def _failed(response: Response) -> bool:
+def failed(response: Response) -> bool:
+    """Counts against a failures-only limit: the attempt was refused (401)."""
     return response.status_code == 401
 
 
@@ -47,25 +48,25 @@ def _known_device() -> bool:
     return is_known_device(login_email())
 
 
-login_attempts = limiter.limit(_setting("RATELIMIT_LOGIN"), scope="login")
+login_attempts = limiter.limit(setting("RATELIMIT_LOGIN"), scope="login")
 login_failures_per_ip = limiter.limit(
-    _setting("RATELIMIT_LOGIN_FAILURES_PER_IP"), scope="login-failures-ip", deduct_when=_failed
+    setting("RATELIMIT_LOGIN_FAILURES_PER_IP"), scope="login-failures-ip", deduct_when=failed
 )
 login_failures_per_email = limiter.limit(
-    _setting("RATELIMIT_LOGIN_FAILURES_PER_EMAIL"),
+    setting("RATELIMIT_LOGIN_FAILURES_PER_EMAIL"),
     key_func=_email_key,
     scope="login-failures-email",
-    deduct_when=_failed,
+    deduct_when=failed,
     exempt_when=_known_device,
 )
-register_attempts = limiter.limit(_setting("RATELIMIT_REGISTER"), scope="register")
-refresh_attempts = limiter.limit(_setting("RATELIMIT_REFRESH"), scope="refresh")
-password_attempts = limiter.limit(_setting("RATELIMIT_PASSWORD"), scope="password")
-reauthenticate_attempts = limiter.limit(_setting("RATELIMIT_REAUTHENTICATE"), scope="reauthenticate")
-verify_email_requests = limiter.limit(_setting("RATELIMIT_VERIFY_EMAIL"), scope="verify-email")
-password_reset_requests = limiter.limit(_setting("RATELIMIT_PASSWORD_RESET"), scope="password-reset")
+register_attempts = limiter.limit(setting("RATELIMIT_REGISTER"), scope="register")
+refresh_attempts = limiter.limit(setting("RATELIMIT_REFRESH"), scope="refresh")
+password_attempts = limiter.limit(setting("RATELIMIT_PASSWORD"), scope="password")
+reauthenticate_attempts = limiter.limit(setting("RATELIMIT_REAUTHENTICATE"), scope="reauthenticate")
+verify_email_requests = limiter.limit(setting("RATELIMIT_VERIFY_EMAIL"), scope="verify-email")
+password_reset_requests = limiter.limit(setting("RATELIMIT_PASSWORD_RESET"), scope="password-reset")
 password_reset_requests_per_email = limiter.limit(
-    _setting("RATELIMIT_PASSWORD_RESET_PER_EMAIL"), key_func=_email_key, scope="password-reset-email"
+    setting("RATELIMIT_PASSWORD_RESET_PER_EMAIL"), key_func=_email_key, scope="password-reset-email"
 )
-email_change_requests = limiter.limit(_setting("RATELIMIT_EMAIL_CHANGE"), scope="email-change")
-account_deletions = limiter.limit(_setting("RATELIMIT_PASSWORD"), scope="account-deletion")
+email_change_requests = limiter.limit(setting("RATELIMIT_EMAIL_CHANGE"), scope="email-change")
+account_deletions = limiter.limit(setting("RATELIMIT_PASSWORD"), scope="account-deletion")

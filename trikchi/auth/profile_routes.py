@@ -6,7 +6,7 @@ from flask import current_app
 from flask_babel import gettext
 
 from trikchi.auth import limits, profile
-from trikchi.auth.devices import COOKIE_NAME as DEVICE_COOKIE
+from trikchi.auth.devices import clear_device_cookie
 from trikchi.auth.guards import BEARER, access_required, current_user, current_user_model, fresh_required
 from trikchi.auth.schemas import (
     EmailChangeSchema,
@@ -53,7 +53,7 @@ def delete_me():
     """
     profile.delete_account(current_user_model(), client_info())
     response = clear_refresh_cookies(current_app.response_class(status=204))
-    response.delete_cookie(DEVICE_COOKIE, path="/auth")
+    clear_device_cookie(response)
     return response
 
 

@@ -66,14 +66,14 @@ def load_public(jwk: dict[str, Any], alg: str) -> PublicKey:
     return _JWK[alg].from_jwk(jwk)
 
 
+def derived_fernet(secret: str, purpose: bytes) -> Fernet:
+    """A Fernet key derived (HKDF-SHA256) from ``secret`` for one ``purpose``: secrets at rest."""
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret.encode())
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
 def _fernet(secrets: list[str]) -> MultiFernet:
-    keys = []
-    for secret in secrets:
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"trikchi signing keys").derive(
-            secret.encode()
-        )
-        keys.append(Fernet(base64.urlsafe_b64encode(derived)))
-    return MultiFernet(keys)
+    return MultiFernet([derived_fernet(secret, b"trikchi signing keys") for secret in secrets])
 
 
 def encrypt(private_key: PrivateKey, secrets: list[str]) -> str:

@@ -10,23 +10,19 @@ can guess offline — so a user can still sign in and set TOTP up again.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
+
+from trikchi.keys.material import derived_fernet
 
 log = logging.getLogger(__name__)
 
 
 def _fernet() -> Fernet:
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"trikchi totp secrets").derive(
-        current_app.config["SECRET_KEY"].encode()
-    )
-    return Fernet(base64.urlsafe_b64encode(derived))
+    return derived_fernet(current_app.config["SECRET_KEY"], b"trikchi totp secrets")
 
 
 def encrypt_secret(secret: str) -> str:

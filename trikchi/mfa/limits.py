@@ -14,9 +14,9 @@ import math
 import time
 
 from flask import current_app
-from flask.wrappers import Response
 from limits import parse_many
 
+from trikchi.auth.limits import failed, setting
 from trikchi.errors import AppError, ErrorCode
 from trikchi.extensions import limiter
 from trikchi.i18n import N_
@@ -24,21 +24,13 @@ from trikchi.i18n import N_
 log = logging.getLogger(__name__)
 
 
-def _setting(name: str):
-    return lambda: current_app.config[name]
-
-
-def _failed(response: Response) -> bool:
-    return response.status_code == 401
-
-
-mfa_attempts = limiter.limit(_setting("RATELIMIT_MFA"), scope="mfa")
+mfa_attempts = limiter.limit(setting("RATELIMIT_MFA"), scope="mfa")
 mfa_failures_per_ip = limiter.limit(
-    _setting("RATELIMIT_MFA_FAILURES_PER_IP"), scope="mfa-failures-ip", deduct_when=_failed
+    setting("RATELIMIT_MFA_FAILURES_PER_IP"), scope="mfa-failures-ip", deduct_when=failed
 )
-passkey_attempts = limiter.limit(_setting("RATELIMIT_PASSKEY"), scope="passkey")
+passkey_attempts = limiter.limit(setting("RATELIMIT_PASSKEY"), scope="passkey")
 passkey_failures_per_ip = limiter.limit(
-    _setting("RATELIMIT_MFA_FAILURES_PER_IP"), scope="passkey-failures-ip", deduct_when=_failed
+    setting("RATELIMIT_MFA_FAILURES_PER_IP"), scope="passkey-failures-ip", deduct_when=failed
 )
 
 

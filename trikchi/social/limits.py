@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from flask import current_app
-
+from trikchi.auth.limits import setting
 from trikchi.extensions import limiter
 
-social_attempts = limiter.limit(lambda: current_app.config["RATELIMIT_SOCIAL"], scope="social")
-identity_changes = limiter.limit(lambda: current_app.config["RATELIMIT_IDENTITIES"], scope="identities")
+social_attempts = limiter.limit(setting("RATELIMIT_SOCIAL"), scope="social")
+identity_changes = limiter.limit(setting("RATELIMIT_IDENTITIES"), scope="identities")
