@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import current_app
 from sqlalchemy import bindparam, delete, insert, or_, select, update
@@ -36,6 +36,13 @@ def open_session(user: User, client: ClientInfo, method: str) -> TokenPair:
     The sign-in time is the session's ``auth_time`` (SPEC §8): refreshes carry it on,
     only an interactive authentication (``mark_authenticated``) moves it.
     """
+    _session, pair = start_session(user, client, method)
+    db.session.commit()
+    return pair
+
+
+def start_session(user: User, client: ClientInfo, method: str) -> tuple[AuthSession, TokenPair]:
+    """``open_session`` without the commit: for a caller that records more in the same transaction."""
     now = utcnow()
     session = AuthSession(
         user_id=user.id,
@@ -57,8 +64,7 @@ def open_session(user: User, client: ClientInfo, method: str) -> TokenPair:
     pair = issue_token_pair(
         current_app, user.id, user.role, session.id, token.jti, token.expires_at, now, auth_time=now
     )
-    db.session.commit()
-    return pair
+    return session, pair
 
 
 def mark_authenticated(session_id: str, now: datetime, method: str) -> None:
@@ -190,25 +196,35 @@ def _rotate(
         raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
     grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
     if now - used_at <= grace:
-        current = connection.execute(_LIVE_TOKEN, {"session_id": session_id}).first()
+        pair = current_token_pair(connection, session_id, user_id, state.role, state.auth_time, now)
         db.session.rollback()
-        if current is None:
+        if pair is None:
             raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
-        # Same jti as the live successor: no new branch, whichever copy is used first wins.
-        return issue_token_pair(
-            current_app,
-            user_id,
-            state.role,
-            session_id,
-            current.jti,
-            current.expires_at,
-            now,
-            auth_time=state.auth_time,
-        )
+        return pair
+    reuse_detected(session_id, user_id, client, now, details={"jti": jti})
 
-    session = db.session.get(AuthSession, session_id)
-    _revoke(session, "reuse_detected", now)
-    record_event(Events.REUSE_DETECTED, client, user_id=user_id, session_id=session_id, details={"jti": jti})
+
+def current_token_pair(
+    connection: Connection, session_id: str, user_id: int, role: str, auth_time: datetime, now: datetime
+) -> TokenPair | None:
+    """The session's live refresh token (and a new access token) for a copy presented in the grace
+    window: the same jti as the live successor, so no new branch — whichever copy is used first wins."""
+    current = connection.execute(_LIVE_TOKEN, {"session_id": session_id}).first()
+    if current is None:
+        return None
+    return issue_token_pair(
+        current_app, user_id, role, session_id, current.jti, current.expires_at, now, auth_time=auth_time
+    )
+
+
+def reuse_detected(
+    session_id: str | None, user_id: int, client: ClientInfo, now: datetime, details: dict[str, Any]
+) -> NoReturn:
+    """A spent refresh token after the grace window is theft: revoke its session, record, commit, 401."""
+    session = db.session.get(AuthSession, session_id) if session_id else None
+    if session is not None and session.revoked_at is None:
+        _revoke(session, "reuse_detected", now)
+    record_event(Events.REUSE_DETECTED, client, user_id=user_id, session_id=session_id, details=details)
     db.session.commit()
     raise Unauthorized(
         "This refresh token was already used; the session has been revoked.",

@@ -220,7 +220,7 @@ def verify_access_token(token: str) -> dict[str, Any]:
     """
     config = current_app.config
     try:
-        header, payload = _unverified(token)
+        header, payload = unverified_parts(token)
         token_claims.check_header(header)
         token_claims.check_claims(payload)  # shapes first: a mistyped exp is invalid, not expired
         key = _access_key(header)
@@ -243,8 +243,9 @@ def verify_access_token(token: str) -> dict[str, Any]:
     return claims
 
 
-def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Header and payload, only to choose the key and refuse malformed claims early.
+def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and payload, unverified: only to choose the key (or tell a foreign token from ours)
+    and refuse malformed claims early.
 
     PyJWT parses both again, strictly, when it verifies the signature; what it
     verifies is what the view sees.

@@ -12,12 +12,9 @@ refused the cookie, and only for a cookie that does not look like a trikchi toke
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
-import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import wraps
@@ -26,15 +23,15 @@ from typing import Any
 import jwt as pyjwt
 from flask import current_app, request
 from flask_jwt_extended.exceptions import JWTDecodeError, JWTExtendedException
-from sqlalchemy import event, select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from trikchi.auth import claims as token_claims
 from trikchi.auth.events import Events, record_event
 from trikchi.auth.guards import verify_refresh_cookie
-from trikchi.auth.models import AuthSession, RefreshToken, User
-from trikchi.auth.sessions import SESSION_ENDED, open_session
-from trikchi.auth.tokens import TokenPair, issue_token_pair, token_response
+from trikchi.auth.models import AuthSession, User
+from trikchi.auth.sessions import SESSION_ENDED, current_token_pair, reuse_detected, start_session
+from trikchi.auth.tokens import TokenPair, token_response, unverified_parts
 from trikchi.database import serialized_writes, utcnow
 from trikchi.errors import ErrorCode, Unauthorized
 from trikchi.extensions import db
@@ -90,8 +87,8 @@ def seed_cookie() -> str | None:
     if not token or not seed_tokens_accepted(utcnow()):
         return None
     try:
-        _header, payload = _unverified(token)
-    except (ValueError, TypeError, RecursionError, binascii.Error):
+        _header, payload = unverified_parts(token)
+    except (JWTDecodeError, ValueError, TypeError, RecursionError, binascii.Error):
         return None
     return None if _TRIKCHI_CLAIMS.intersection(payload) else token
 
@@ -100,7 +97,7 @@ def verify_seed_token(token: str, now: datetime) -> SeedToken:
     """The verified seed refresh token, or ``Unauthorized`` saying why not."""
     config = current_app.config
     try:
-        header, _payload = _unverified(token)
+        header, _payload = unverified_parts(token)
         token_claims.check_header(header)
         claims = pyjwt.decode(
             token,
@@ -162,33 +159,16 @@ def exchange_seed_token(token: str, client: ClientInfo) -> TokenPair:
                 raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
             return _exchanged_again(exchange, client, now)
         record_event(Events.SEED_TOKEN_EXCHANGED, client, user_id=user.id)
-        with _linking_new_session(seed.digest):
-            return open_session(user, client, method="seed")
-
-
-@contextmanager
-def _linking_new_session(digest: str) -> Iterator[None]:
-    """Record the session that ``open_session`` creates on the exchange row, in its transaction.
-
-    ``open_session`` commits and does not name its session; the link must be committed with
-    it, so that a racing second tab never sees an exchange without its session.
-    """
-    session = db.session()
-
-    def link(flushing: Any, _context: Any) -> None:
-        for instance in flushing.new:
-            if isinstance(instance, AuthSession):
-                flushing.connection().execute(
-                    update(SeedTokenExchange.__table__)
-                    .where(SeedTokenExchange.token_digest == digest)
-                    .values(session_id=instance.id)
-                )
-
-    event.listen(session, "after_flush", link)
-    try:
-        yield
-    finally:
-        event.remove(session, "after_flush", link)
+        # The exchange names its session in the same transaction: a racing second tab never sees
+        # an exchange without its session.
+        session, pair = start_session(user, client, method="seed")
+        db.session.execute(
+            update(SeedTokenExchange.__table__)
+            .where(SeedTokenExchange.token_digest == seed.digest)
+            .values(session_id=session.id)
+        )
+        db.session.commit()
+        return pair
 
 
 def _exchanged_again(exchange: SeedTokenExchange, client: ClientInfo, now: datetime) -> TokenPair:
@@ -196,58 +176,18 @@ def _exchanged_again(exchange: SeedTokenExchange, client: ClientInfo, now: datet
     session = db.session.get(AuthSession, exchange.session_id) if exchange.session_id else None
     grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
     if now - exchange.exchanged_at <= grace:
-        pair = _current_tokens(session, now)
+        pair = None
+        if session is not None and session.is_live(now) and session.user.is_active:
+            pair = current_token_pair(
+                db.session.connection(),
+                session.id,
+                session.user_id,
+                session.user.role,
+                session.auth_time,
+                now,
+            )
         db.session.rollback()
         if pair is None:
             raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
         return pair
-    if session is not None and session.revoked_at is None:
-        session.revoked_at = now
-        session.revoked_reason = "reuse_detected"
-    record_event(
-        Events.REUSE_DETECTED,
-        client,
-        user_id=exchange.user_id,
-        session_id=exchange.session_id,
-        details={"seed_token": True},
-    )
-    db.session.commit()
-    raise Unauthorized(
-        "This refresh token was already used; the session has been revoked.",
-        error=ErrorCode.REFRESH_TOKEN_REUSED,
-    )
-
-
-def _current_tokens(session: AuthSession | None, now: datetime) -> TokenPair | None:
-    """The live session's current refresh token (and a new access token), as a pair."""
-    if session is None or not session.is_live(now) or not session.user.is_active:
-        return None
-    current = db.session.execute(
-        select(RefreshToken.jti, RefreshToken.expires_at)
-        .where(RefreshToken.session_id == session.id, RefreshToken.used_at.is_(None))
-        .order_by(RefreshToken.issued_at.desc())
-        .limit(1)
-    ).first()
-    if current is None:
-        return None
-    return issue_token_pair(
-        current_app,
-        session.user_id,
-        session.user.role,
-        session.id,
-        current.jti,
-        current.expires_at,
-        now,
-        auth_time=session.auth_time,
-    )
-
-
-def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Header and payload of a JWS, unverified: only to tell a seed token from ours."""
-    segments = token.split(".")
-    if len(segments) != 3:
-        raise ValueError("not a JWS")
-    header, payload = (json.loads(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))) for s in segments[:2])
-    if not isinstance(header, dict) or not isinstance(payload, dict):
-        raise ValueError("not a JWS")
-    return header, payload
+    reuse_detected(exchange.session_id, exchange.user_id, client, now, details={"seed_token": True})
