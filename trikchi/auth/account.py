@@ -10,15 +10,13 @@ moment the password changes, by this token or any other way).
 from __future__ import annotations
 
 import hmac
-from typing import Any
 from urllib.parse import urlencode
 
 from flask import current_app
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from trikchi.auth.digests import keyed_digest
 from trikchi.auth.events import Events, record_event
+from trikchi.auth.links import INVALID_LINK, dump_link, fingerprint, load_link
 from trikchi.auth.models import User
 from trikchi.auth.passwords import password_problems
 from trikchi.auth.schemas import normalize_email
@@ -26,30 +24,10 @@ from trikchi.auth.sessions import revoke_all_sessions
 from trikchi.errors import ErrorCode, Unauthorized, ValidationFailed
 from trikchi.extensions import db, passwords
 from trikchi.http import ClientInfo
-from trikchi.i18n import N_
 from trikchi.mails import mail_user
 
 VERIFY_SALT = "trikchi.verify-email"
 RESET_SALT = "trikchi.password-reset"
-INVALID_LINK = N_("This link is invalid, expired or already used.")
-
-
-def _serializer(salt: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
-
-
-def _fingerprint(value: str) -> str:
-    return keyed_digest(current_app.config["SECRET_KEY"], value)
-
-
-def _load(token: str, salt: str, max_age: int) -> dict[str, Any]:
-    try:
-        data = _serializer(salt).loads(token, max_age=max_age)
-    except (SignatureExpired, BadSignature):
-        raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK) from None
-    if not isinstance(data, dict) or not isinstance(data.get("uid"), int):
-        raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK)
-    return data
 
 
 def _send(user: User, kind: str, path: str, token: str, **values: object) -> None:
@@ -61,7 +39,7 @@ def request_email_verification(user: User, client: ClientInfo) -> None:
     """Mail a verification link for the user's current email (nothing if verified or there is none)."""
     if user.email_verified or not user.email:
         return
-    token = _serializer(VERIFY_SALT).dumps({"uid": user.id, "em": _fingerprint(user.email)})
+    token = dump_link(VERIFY_SALT, {"uid": user.id, "em": fingerprint(user.email)})
     _send(user, "verify_email", "verify-email", token, hours=current_app.config["EMAIL_VERIFY_HOURS"])
     record_event(Events.EMAIL_VERIFICATION_REQUESTED, client, user_id=user.id)
     db.session.commit()
@@ -69,14 +47,14 @@ def request_email_verification(user: User, client: ClientInfo) -> None:
 
 def verify_email(token: str, client: ClientInfo) -> User:
     """Mark the address verified; a token for another (older) email or a spent one is refused."""
-    data = _load(token, VERIFY_SALT, current_app.config["EMAIL_VERIFY_HOURS"] * 3600)
+    data = load_link(token, VERIFY_SALT, current_app.config["EMAIL_VERIFY_HOURS"] * 3600)
     user = db.session.get(User, data["uid"])
     if (
         user is None
         or not user.is_active
         or user.email_verified
         or user.email is None
-        or not hmac.compare_digest(str(data.get("em")), _fingerprint(user.email))
+        or not hmac.compare_digest(str(data.get("em")), fingerprint(user.email))
     ):
         raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK)
     user.email_verified = True
@@ -94,7 +72,7 @@ def request_password_reset(email: str, client: ClientInfo) -> None:
         db.session.commit()
         return
     # An account without a password (social sign-in) gets one this way; "" stands for none.
-    token = _serializer(RESET_SALT).dumps({"uid": user.id, "ph": _fingerprint(user.password_hash or "")})
+    token = dump_link(RESET_SALT, {"uid": user.id, "ph": fingerprint(user.password_hash or "")})
     minutes = current_app.config["PASSWORD_RESET_MINUTES"]
     _send(user, "password_reset", "reset-password", token, minutes=minutes)
     record_event(Events.PASSWORD_RESET_REQUESTED, client, user_id=user.id)
@@ -103,12 +81,12 @@ def request_password_reset(email: str, client: ClientInfo) -> None:
 
 def reset_password(token: str, new_password: str, client: ClientInfo) -> None:
     """Set a new password from a reset link, then end every session of the account."""
-    data = _load(token, RESET_SALT, current_app.config["PASSWORD_RESET_MINUTES"] * 60)
+    data = load_link(token, RESET_SALT, current_app.config["PASSWORD_RESET_MINUTES"] * 60)
     user = db.session.get(User, data["uid"])
     if (
         user is None
         or not user.is_active
-        or not hmac.compare_digest(str(data.get("ph")), _fingerprint(user.password_hash or ""))
+        or not hmac.compare_digest(str(data.get("ph")), fingerprint(user.password_hash or ""))
     ):
         raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK)
     problems = password_problems(new_password, user.email)

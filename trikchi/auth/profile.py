@@ -20,8 +20,8 @@ from flask import current_app
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from trikchi.auth.account import INVALID_LINK, _fingerprint, _load, _serializer
 from trikchi.auth.events import Events, record_event
+from trikchi.auth.links import INVALID_LINK, dump_link, fingerprint, load_link
 from trikchi.auth.models import AuthEvent, AuthSession, RefreshToken, User
 from trikchi.auth.schemas import normalize_email
 from trikchi.errors import Conflict, ErrorCode, Unauthorized, ValidationFailed
@@ -72,8 +72,8 @@ def request_email_change(user: User, new_email: str, client: ClientInfo, session
     new_email = normalize_email(new_email)
     if new_email == user.email:
         raise ValidationFailed(SAME_EMAIL, errors={"new_email": [SAME_EMAIL]})
-    token = _serializer(EMAIL_CHANGE_SALT).dumps(
-        {"uid": user.id, "em": _fingerprint(user.email or ""), "new": new_email}
+    token = dump_link(
+        EMAIL_CHANGE_SALT, {"uid": user.id, "em": fingerprint(user.email or ""), "new": new_email}
     )
     link = f"{current_app.config['FRONTEND_URL']}/confirm-email?{urlencode({'token': token})}"
     hours = current_app.config["EMAIL_CHANGE_HOURS"]
@@ -90,14 +90,14 @@ def confirm_email_change(token: str, client: ClientInfo) -> User:
     409 ``email_taken`` when another account has the address by now (also when it takes
     it at the same moment: the unique index decides).
     """
-    data = _load(token, EMAIL_CHANGE_SALT, current_app.config["EMAIL_CHANGE_HOURS"] * 3600)
+    data = load_link(token, EMAIL_CHANGE_SALT, current_app.config["EMAIL_CHANGE_HOURS"] * 3600)
     new_email = data.get("new")
     user = db.session.get(User, data["uid"])
     if (
         not isinstance(new_email, str)
         or user is None
         or not user.is_active
-        or not hmac.compare_digest(str(data.get("em")), _fingerprint(user.email or ""))
+        or not hmac.compare_digest(str(data.get("em")), fingerprint(user.email or ""))
     ):
         raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK)
     if _email_taken(new_email, user.id):
