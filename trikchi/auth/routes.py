@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from flask import current_app, jsonify, request
 from flask_babel import gettext
-from flask_jwt_extended import get_jwt
-from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
-from jwt.exceptions import PyJWTError
 
 from trikchi.auth import account, limits, services, sessions
 from trikchi.auth.devices import set_device_cookie
@@ -17,6 +14,7 @@ from trikchi.auth.guards import (
     current_user_model,
     current_user_record,
     fresh_required,
+    refresh_claims,
     verify_refresh_cookie,
 )
 from trikchi.auth.schemas import (
@@ -33,7 +31,7 @@ from trikchi.auth.schemas import (
     UserSchema,
 )
 from trikchi.auth.tokens import clear_refresh_cookies, token_response
-from trikchi.errors import Unauthorized
+from trikchi.errors import ErrorCode, Unauthorized
 from trikchi.http import Blueprint, client_info, document_errors
 from trikchi.mfa.schemas import MfaRequiredSchema
 from trikchi.mfa.signin import MfaRequired
@@ -104,7 +102,7 @@ def refresh_token():
     current token (two tabs refreshing at once). While `SEED_JWT_SECRET` is set, a refresh cookie
     minted by the seed's service is also accepted, once and without the header: it opens a session.
     """
-    return token_response(sessions.rotate_refresh_token(get_jwt(), client_info()))
+    return token_response(sessions.rotate_refresh_token(refresh_claims(), client_info()))
 
 
 @blp.route("/logout", methods=["POST"])
@@ -120,11 +118,10 @@ def logout():
     claims = None
     if current_app.config["JWT_REFRESH_COOKIE_NAME"] in request.cookies:
         try:
-            verify_refresh_cookie()
-            claims = get_jwt()
-        except CSRFError:
-            raise  # a cross-site request must not end the session: 401, nothing changes
-        except (JWTExtendedException, PyJWTError, Unauthorized):
+            claims = verify_refresh_cookie()
+        except Unauthorized as error:
+            if error.error == ErrorCode.CSRF_FAILED:
+                raise  # a cross-site request must not end the session: 401, nothing changes
             claims = None  # expired, forged or already revoked: nothing to revoke
     sessions.logout(claims, client_info())
     return clear_refresh_cookies(jsonify(message=gettext("Signed out.")))

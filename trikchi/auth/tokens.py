@@ -1,32 +1,29 @@
-"""Tokens: minting and verification, the refresh cookies, flask-jwt-extended's callbacks.
+"""Tokens: minting and verification, and the refresh cookies (flask-jwt-extended's settings).
 
-trikchi mints both kinds with PyJWT so that each gets its own algorithm: access
-tokens HS256 under ``JWT_SECRET_KEY`` or signed with the current key of the key
-set (``kid`` in the header), refresh tokens always HS256 — only trikchi reads them.
-Access tokens are verified in one pass by ``verify_access_token`` (the guards);
-refresh cookies by flask-jwt-extended (cookie, CSRF double submit), whose key
-callback ``_decode_key`` refuses anything but an HS256 refresh token of ours.
+Each kind gets its own algorithm: access tokens HS256 under ``JWT_SECRET_KEY`` or
+signed with the current key of the key set (``kid`` in the header), refresh tokens
+always HS256 — only trikchi reads them. Both are signed and verified in one pass
+(``auth.jws``, PyJWT's algorithms), with the algorithm chosen here and never by
+the token: ``verify_access_token`` for the guards, ``verify_refresh_token`` for the
+refresh cookie (whose CSRF double submit the guard checks).
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import jwt as pyjwt
 from flask import Flask, Response, current_app, jsonify
-from flask_jwt_extended import JWTManager, unset_refresh_cookies
+from flask_jwt_extended import unset_refresh_cookies
 from flask_jwt_extended.config import config as jwt_config
-from flask_jwt_extended.exceptions import JWTDecodeError
 
 from trikchi.auth import claims as token_claims
+from trikchi.auth import jws
 from trikchi.auth.digests import keyed_digest
-from trikchi.errors import ErrorCode, Unauthorized, error_response
-from trikchi.i18n import N_
+from trikchi.errors import ErrorCode, Unauthorized
 from trikchi.keys import ring
 from trikchi.keys.material import ASYMMETRIC_ALGORITHMS
 
@@ -72,11 +69,11 @@ def issue_token_pair(
     access, expires_in = _access_token(app, user_id, role, session_id, now, auth_time)
     refresh_lifetime = refresh_expires_at - now
     csrf = session_csrf_token(app, session_id)
-    refresh = pyjwt.encode(
+    refresh = jws.sign(
         _claims(app, user_id, token_claims.REFRESH, refresh_jti, now, refresh_lifetime)
         | {"sid": session_id, "csrf": csrf},
-        app.config["JWT_SECRET_KEY"],
-        algorithm="HS256",
+        "HS256",
+        jws.hmac_key(app.config["JWT_SECRET_KEY"]),
     )
     return TokenPair(
         access_token=access,
@@ -140,9 +137,9 @@ def _claims(
 def _encode_access(app: Flask, claims: dict[str, Any]) -> str:
     """Sign an access token: HS256 under JWT_SECRET_KEY, or the current key with its kid."""
     if not ring.is_asymmetric(app):
-        return pyjwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256")
+        return jws.sign(claims, "HS256", jws.hmac_key(app.config["JWT_SECRET_KEY"]))
     key = ring.key_ring(app).signing_key()
-    return pyjwt.encode(claims, key.key, algorithm=key.alg, headers={"kid": key.kid})
+    return jws.sign(claims, key.alg, key.key, kid=key.kid)
 
 
 def session_csrf_token(app: Flask, session_id: str) -> str:
@@ -213,78 +210,63 @@ def clear_refresh_cookies(response: Response) -> Response:
 def verify_access_token(token: str) -> dict[str, Any]:
     """The verified claims of an access token, or ``Unauthorized`` saying why not.
 
-    One pass: the header is read once to pick the key (and pin its algorithm), then
-    PyJWT checks the signature, ``exp``, ``nbf``, ``iat``, ``iss`` and ``aud`` once;
-    flask-jwt-extended's path decoded each token four times (measured: half of
-    ``GET /auth/me``).
+    One pass (``auth.jws``): the header is read once to pick the key and pin its
+    algorithm, the signature is checked, then the claims' shapes and values —
+    ``exp``, ``nbf``, ``iat`` (with ``JWT_DECODE_LEEWAY``), ``iss`` and ``aud``.
     """
     config = current_app.config
     try:
-        header, payload = unverified_parts(token)
+        header = jws.unverified_header(token)
         token_claims.check_header(header)
-        token_claims.check_claims(payload)  # shapes first: a mistyped exp is invalid, not expired
-        key = _access_key(header)
-        claims = pyjwt.decode(
-            token,
-            key,
-            algorithms=[header["alg"]],
-            issuer=config["JWT_ISSUER"],
-            audience=config["JWT_AUDIENCE"],
-            leeway=config["JWT_DECODE_LEEWAY"],
-            options={"verify_aud": bool(config["JWT_AUDIENCE"]), "require": ["exp", "iat", "nbf", "iss"]},
-        )
-    except pyjwt.ExpiredSignatureError:
+        alg, key = _access_key(header)
+        _header, claims = jws.verify(token, alg, key)
+        token_claims.check_claims(claims)  # shapes first: a mistyped exp is invalid, not expired
+        if claims["type"] != token_claims.ACCESS or claims.get("iss") != config["JWT_ISSUER"]:
+            raise jws.TokenError("not an access token of this issuer")
+        if config["JWT_AUDIENCE"]:
+            token_claims.check_audience(claims, config["JWT_AUDIENCE"])
+        token_claims.check_times(claims, time.time(), config["JWT_DECODE_LEEWAY"])
+    except token_claims.ExpiredToken:
         raise Unauthorized("The token has expired.", error=ErrorCode.TOKEN_EXPIRED) from None
-    except (pyjwt.PyJWTError, JWTDecodeError, ValueError, TypeError, RecursionError):
-        # RecursionError: a deeply nested JSON segment ("[[[[…") makes json.loads give up.
+    except jws.TokenError:
         raise Unauthorized("The token is invalid.", error=ErrorCode.TOKEN_INVALID) from None
-    if claims["type"] != token_claims.ACCESS:
-        raise Unauthorized("The token is invalid.", error=ErrorCode.TOKEN_INVALID)
+    return claims
+
+
+def verify_refresh_token(token: str) -> dict[str, Any]:
+    """The verified claims of a refresh token, or ``Unauthorized`` saying why not.
+
+    HS256 under ``JWT_SECRET_KEY`` in every mode, without ``kid``. ``iss`` may be absent:
+    refresh tokens minted before trikchi set it have none, and an upgrade must sign
+    nobody out (they are signed with our own secret and live in our database; every
+    token minted now carries it). ``aud`` is for the services that read access tokens.
+    """
+    config = current_app.config
+    try:
+        header, claims = jws.verify(token, "HS256", jws.hmac_key(config["JWT_SECRET_KEY"]))
+        token_claims.check_header(header)
+        if "kid" in header:
+            raise jws.TokenError("refresh tokens have no kid")
+        token_claims.check_claims(claims)
+        if claims["type"] != token_claims.REFRESH:
+            raise jws.TokenError("not a refresh token")
+        if claims.get("iss", config["JWT_ISSUER"]) != config["JWT_ISSUER"]:
+            raise jws.TokenError("foreign issuer")
+        token_claims.check_times(claims, time.time(), config["JWT_DECODE_LEEWAY"])
+    except token_claims.ExpiredToken:
+        raise Unauthorized("The token has expired.", error=ErrorCode.TOKEN_EXPIRED) from None
+    except jws.TokenError:
+        raise Unauthorized("The token is invalid.", error=ErrorCode.TOKEN_INVALID) from None
     return claims
 
 
 def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Header and payload, unverified: only to choose the key (or tell a foreign token from ours)
-    and refuse malformed claims early.
-
-    PyJWT parses both again, strictly, when it verifies the signature; what it
-    verifies is what the view sees.
-    """
-    segments = token.split(".")
-    if len(segments) != 3:
-        raise JWTDecodeError("not a JWS")
-    header, payload = (json.loads(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))) for s in segments[:2])
-    if (
-        not isinstance(header, dict)
-        or not isinstance(header.get("alg"), str)
-        or not isinstance(payload, dict)
-    ):
-        raise JWTDecodeError("malformed token")
-    return header, payload
+    """Header and payload, unverified: to tell a foreign token from ours, never to trust."""
+    return jws.unverified_parts(token)
 
 
-def _decode_key(header: dict, payload: dict) -> Any:
-    """flask-jwt-extended's key callback (it reads refresh cookies only): refuse, or pick the key.
-
-    Runs before the signature check, on the unverified token, and only ever refuses. ``iss``
-    is checked here rather than by PyJWT: refresh tokens minted before trikchi set ``iss``
-    have none, and an upgrade must sign nobody out (they are HS256 under our own secret and
-    live in our database; every token minted now carries it). ``aud`` is for the services
-    that read access tokens, not for refresh tokens.
-    """
-    token_claims.check_header(header)
-    token_claims.check_claims(payload)
-    if payload["type"] != token_claims.REFRESH:
-        raise JWTDecodeError("not a refresh token")
-    if payload.get("iss", current_app.config["JWT_ISSUER"]) != current_app.config["JWT_ISSUER"]:
-        raise JWTDecodeError("foreign issuer")
-    if header.get("alg") != "HS256" or "kid" in header:  # in every mode
-        raise JWTDecodeError("refresh tokens are HS256 without kid")
-    return current_app.config["JWT_SECRET_KEY"]
-
-
-def _access_key(header: dict) -> Any:
-    """The key that verifies an access token with this header, its algorithm pinned.
+def _access_key(header: dict) -> tuple[str, Any]:
+    """The algorithm and key that verify an access token with this header.
 
     In an asymmetric mode the token must name a published key and use exactly that
     key's algorithm (an HS256 token, even one "signed" with a public key, is refused);
@@ -294,46 +276,20 @@ def _access_key(header: dict) -> Any:
     if "kid" in header:
         kid = header["kid"]
         if not ring.is_asymmetric() or not isinstance(kid, str) or alg not in ASYMMETRIC_ALGORITHMS:
-            raise JWTDecodeError("unexpected kid")
+            raise jws.TokenError("unexpected kid")
         key = ring.key_ring().verification_key(kid)
         if key is None or key.alg != alg:
-            raise JWTDecodeError("unknown kid or algorithm")
-        return key.key
+            raise jws.TokenError("unknown kid or algorithm")
+        return key.alg, key.key
     if alg != "HS256" or ring.is_asymmetric():
-        raise JWTDecodeError("unexpected algorithm")
-    return current_app.config["JWT_SECRET_KEY"]
+        raise jws.TokenError("unexpected algorithm")
+    return "HS256", jws.hmac_key(current_app.config["JWT_SECRET_KEY"])
 
 
 def configure_jwt(app: Flask) -> None:
-    """flask-jwt-extended's decode settings, derived from trikchi's (after any overrides)."""
-    # flask-jwt-extended decodes refresh tokens only: HS256, their iss checked in _decode_key.
-    app.config["JWT_DECODE_ALGORITHMS"] = ["HS256"]
-    app.config["JWT_DECODE_ISSUER"] = None
-    app.config["JWT_DECODE_AUDIENCE"] = None
+    """Warn about an issuer other services cannot find keys from."""
     if ring.is_asymmetric(app) and app.config["JWT_ISSUER"] == "trikchi":
         app.logger.warning(
             "JWT_ISSUER is the default 'trikchi': set it to this service's public URL so that"
             " other services find the keys from the issuer"
         )
-
-
-def register_jwt_callbacks(jwt: JWTManager) -> None:
-    """flask-jwt-extended reads refresh cookies: our key choice and 401 JSON errors, not ``{"msg"}``/422."""
-    jwt.decode_key_loader(_decode_key)
-    jwt.unauthorized_loader(_missing_or_csrf)
-    jwt.invalid_token_loader(lambda _reason: _unauthorized("The token is invalid.", ErrorCode.TOKEN_INVALID))
-    jwt.expired_token_loader(lambda _h, _p: _unauthorized("The token has expired.", ErrorCode.TOKEN_EXPIRED))
-    jwt.token_verification_failed_loader(
-        lambda _h, _p: _unauthorized("The token is invalid.", ErrorCode.TOKEN_INVALID)
-    )
-
-
-def _unauthorized(message: str, error: ErrorCode) -> Response:
-    return error_response(401, message, error=error)
-
-
-def _missing_or_csrf(reason: str) -> Response:
-    """A missing token or a failed CSRF check, in our words (not the library's)."""
-    if "CSRF" in reason:
-        return _unauthorized(N_("Missing or wrong X-CSRF-TOKEN header."), ErrorCode.CSRF_FAILED)
-    return _unauthorized("Authentication required.", ErrorCode.AUTHENTICATION_REQUIRED)

@@ -22,13 +22,13 @@ from typing import Any
 
 import jwt as pyjwt
 from flask import current_app, request
-from flask_jwt_extended.exceptions import JWTDecodeError, JWTExtendedException
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from trikchi.auth import claims as token_claims
 from trikchi.auth.events import Events, record_event
 from trikchi.auth.guards import verify_refresh_cookie
+from trikchi.auth.jws import TokenError
 from trikchi.auth.models import AuthSession, User
 from trikchi.auth.sessions import SESSION_ENDED, current_token_pair, reuse_detected, start_session
 from trikchi.auth.tokens import TokenPair, token_response, unverified_parts
@@ -64,7 +64,7 @@ def refresh_or_seed_token(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             verify_refresh_cookie()
-        except (JWTExtendedException, pyjwt.PyJWTError):
+        except Unauthorized:
             token = seed_cookie()
             if token is None:
                 raise  # a trikchi token, or no seed acceptance: the usual answer
@@ -88,7 +88,7 @@ def seed_cookie() -> str | None:
         return None
     try:
         _header, payload = unverified_parts(token)
-    except (JWTDecodeError, ValueError, TypeError, RecursionError, binascii.Error):
+    except TokenError:
         return None
     return None if _TRIKCHI_CLAIMS.intersection(payload) else token
 
@@ -107,7 +107,7 @@ def verify_seed_token(token: str, now: datetime) -> SeedToken:
         )
     except pyjwt.ExpiredSignatureError:
         raise Unauthorized("The token has expired.", error=ErrorCode.TOKEN_EXPIRED) from None
-    except (pyjwt.PyJWTError, JWTDecodeError, ValueError, TypeError, RecursionError, binascii.Error):
+    except (pyjwt.PyJWTError, TokenError, ValueError, TypeError, RecursionError, binascii.Error):
         raise Unauthorized(INVALID, error=ErrorCode.TOKEN_INVALID) from None
     user_id = token_claims.user_id(claims)
     expires = claims["exp"]
