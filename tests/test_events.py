@@ -9,7 +9,7 @@ import jwt
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD
-from trikchi.auth.models import AuthEvent, RefreshToken
+from trikchi.auth.models import AuthEvent, AuthSession, RefreshToken
 from trikchi.extensions import db
 
 
@@ -23,8 +23,9 @@ def test_every_event_kind_is_recorded_without_secrets(app, make_auth):
     main.login()
     stolen = (main.refresh_cookie(), main.csrf_cookie())
     secrets.update(stolen)
-    assert main.refresh().status_code == 200  # refresh
+    assert main.refresh().status_code == 200  # on the session row, not an event (SPEC §4)
     secrets.update({main.refresh_cookie(), main.access_token})
+    refreshed_sid = jwt.decode(main.access_token, options={"verify_signature": False})["sid"]
     with app.app_context():
         for token in db.session.scalars(select(RefreshToken).where(RefreshToken.used_at.is_not(None))):
             token.used_at -= timedelta(seconds=60)
@@ -57,7 +58,6 @@ def test_every_event_kind_is_recorded_without_secrets(app, make_auth):
             "registered",
             "login_succeeded",
             "login_failed",
-            "refresh",
             "refresh_reuse_detected",
             "logout",
             "session_revoked",
@@ -74,6 +74,10 @@ def test_every_event_kind_is_recorded_without_secrets(app, make_auth):
             for secret in secrets:
                 assert secret not in dump
         assert any(event.user_agent == "Browser/1.0" for event in events)
+        assert "refresh" not in kinds
+        refreshed = db.session.get(AuthSession, refreshed_sid)
+        assert refreshed.rotation_count == 1
+        assert (refreshed.last_ip, refreshed.last_user_agent) == ("127.0.0.1", "Browser/1.0")
 
 
 def test_failed_login_for_an_unknown_email_is_recorded_without_the_email_or_password(app, client):

@@ -75,14 +75,17 @@ _children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 def count_event(type_: str, details: dict[str, Any] | None) -> None:
     """Count an auth event in the metric it belongs to (if any)."""
-    if type_ == "refresh":
-        REFRESHES.inc()
-    elif type_ == "login_succeeded":
+    if type_ == "login_succeeded":
         SIGNINS.labels(_method(details, "password"), "success").inc()
     elif type_ in _FAILED_SIGNINS:
         SIGNINS.labels(_method(details, _FAILED_SIGNINS[type_]), "failure").inc()
     elif type_ == "refresh_reuse_detected":
         REUSE_DETECTIONS.inc()
+
+
+def count_refresh() -> None:
+    """Count a refresh that rotated its token (recorded on the session row, not as an event)."""
+    REFRESHES.inc()
 
 
 def _method(details: dict[str, Any] | None, default: str) -> str:

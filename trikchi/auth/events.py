@@ -24,7 +24,6 @@ class Events:
     REGISTERED = "registered"
     LOGIN_SUCCEEDED = "login_succeeded"
     LOGIN_FAILED = "login_failed"
-    REFRESH = "refresh"
     REUSE_DETECTED = "refresh_reuse_detected"
     LOGOUT = "logout"
     LOGOUT_ALL = "logout_all"

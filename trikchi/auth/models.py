@@ -70,6 +70,11 @@ class AuthSession(db.Model):
     revoked_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(255), nullable=True)
     ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    # Plain refreshes are recorded here rather than as events (SPEC §4): how many, and the
+    # address and user agent of the last one (``ip``/``user_agent`` are the sign-in's).
+    rotation_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    last_user_agent: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     user: Mapped[User] = relationship(back_populates="sessions")
 
