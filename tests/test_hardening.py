@@ -105,8 +105,22 @@ def test_hsts_in_production(database_url, monkeypatch):
     assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
 
 
+def test_request_lines_are_off_by_default_and_auth_events_are_still_logged(database_url, capsys):
+    app = make_app(database_url, LOG_FORMAT="json", LOG_LEVEL="INFO")
+    try:
+        AuthActions(app.test_client()).signup()
+        err = capsys.readouterr().err
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert not any("path" in line for line in lines)
+    assert {"registered", "login_succeeded"} <= {line.get("event") for line in lines}
+
+
 def test_json_logs_carry_requests_and_auth_events_but_no_secrets(database_url, capsys):
-    app = make_app(database_url, LOG_FORMAT="json", LOG_LEVEL="INFO")  # logs to the captured stderr
+    # LOG_REQUESTS: a line per request besides the auth events; logs go to the captured stderr.
+    app = make_app(database_url, LOG_FORMAT="json", LOG_LEVEL="INFO", LOG_REQUESTS=True)
     try:
         actions = AuthActions(app.test_client())
         login = actions.signup()

@@ -37,7 +37,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def register_logging(app: Flask) -> None:
-    """Configure the ``trikchi`` logger and log every request once it is answered."""
+    """Configure the ``trikchi`` logger; log every request once it is answered if ``LOG_REQUESTS``."""
     logger = logging.getLogger("trikchi")
     logger.setLevel(app.config["LOG_LEVEL"])
     for handler in [h for h in logger.handlers if getattr(h, "_trikchi", False)]:
@@ -51,7 +51,12 @@ def register_logging(app: Flask) -> None:
         logger.propagate = False
     else:
         logger.propagate = True  # Flask's default stderr handler does the rest
+    if app.config["LOG_REQUESTS"]:
+        _log_requests(app)
 
+
+def _log_requests(app: Flask) -> None:
+    """A line per answered request (``LOG_REQUESTS``)."""
     access = logging.getLogger("trikchi.request")
 
     @app.before_request
