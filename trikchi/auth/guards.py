@@ -27,6 +27,7 @@ from werkzeug.local import LocalProxy
 from trikchi.auth import claims as token_claims
 from trikchi.auth.models import AuthSession, User
 from trikchi.auth.tokens import verify_access_token, verify_refresh_token
+from trikchi.database import HotRead
 from trikchi.errors import ErrorCode, Forbidden, Unauthorized
 from trikchi.extensions import db
 from trikchi.i18n import N_
@@ -55,7 +56,7 @@ class CurrentUser:
 
 
 # Built once: constructing the statement per request cost more than running it.
-_LIVE_USER = (
+_LIVE_USER = HotRead(
     select(User.id, User.name, User.email, User.role, User.email_verified, User.created_at, User.locale)
     .join(AuthSession, AuthSession.user_id == User.id)
     .where(
@@ -80,14 +81,9 @@ def authenticate_request() -> CurrentUser:
     claims = verify_access_token(_bearer_token())
     user_id = token_claims.user_id(claims)
     session_id = claims["sid"]
-    # Core on a pooled connection of its own: the ORM session's set-up and teardown cost more
-    # than the query, and this read needs no transaction with the view's work. On PostgreSQL
-    # in autocommit: one statement needs no BEGIN or ROLLBACK (two round trips of three). Not
-    # on SQLite, which begins no transaction for a read and whose isolation reset is a PRAGMA.
-    with db.engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
-            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        row = connection.execute(_LIVE_USER, {"user_id": user_id, "session_id": session_id}).first()
+    # On a pooled connection of its own, outside the ORM session: this read needs no
+    # transaction with the view's work (see database.HotRead).
+    row = _LIVE_USER.first(db.engine, {"user_id": user_id, "session_id": session_id})
     if row is None:
         raise Unauthorized("The session has ended; sign in again.", error=ErrorCode.SESSION_ENDED)
     user = CurrentUser(*row, session_id=session_id, auth_time=claims.get("auth_time"))
