@@ -6,6 +6,7 @@ import fcntl
 import os
 import sqlite3
 import time
+from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.pool import Pool
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.types import TypeDecorator
 
 
@@ -155,70 +157,112 @@ def serialized_writes(engine: Engine) -> Iterator[None]:
         fcntl.flock(descriptor, fcntl.LOCK_UN)
 
 
-class HotRead:
-    """A SELECT on the hottest path, run on a pooled DBAPI connection: its first row, or None.
+class HotStatement:
+    """A statement of a hot path, compiled by SQLAlchemy once per dialect, run on a driver cursor.
 
-    For a read made on every authenticated request, SQLAlchemy's per-execution work
-    (a ``Connection``, an execution context, a result object, the reset on return) cost
-    more than the query itself (README, Performance). Here the statement is compiled
-    by SQLAlchemy once per dialect, executed on the pool's driver connection (PostgreSQL
-    in autocommit: no BEGIN or ROLLBACK round trip), its values converted by the
-    columns' own types, and driver errors raised as SQLAlchemy's (a lost connection is
-    invalidated, with the rest of the pool), so the error handlers treat them alike.
-    Bind values are passed as they are: ints and strings only.
+    On the two hottest paths (the guard's read on every authenticated request, the
+    refresh), SQLAlchemy's per-execution work — a ``Connection``, an execution context,
+    a result object — cost more than the statements themselves (README, Performance).
+    Here the SQL is SQLAlchemy's, compiled once; parameters go through the bound
+    columns' own types, and so do the values read back. Use it with ``driver_cursor``.
     """
 
-    def __init__(self, statement: Select[Any]) -> None:
+    def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, list[Any]]] = {}
+        self._compiled: dict[str, _Compiled] = {}
 
-    def _for(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None, list[Any]]:
+    def _for(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
-            sql = self.statement.compile(dialect=dialect)
-            order = tuple(sql.positiontup) if sql.positional and sql.positiontup else None
-            processors = [
-                column.type.dialect_impl(dialect).result_processor(dialect, None)
-                for column in self.statement.selected_columns
-            ]
-            compiled = self._compiled[dialect.name] = (str(sql), order, processors)
+            compiled = self._compiled[dialect.name] = _Compiled(self.statement, dialect)
         return compiled
 
-    def first(self, engine: Engine, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        dialect = engine.dialect
-        sql, order, processors = self._for(dialect)
-        args: Any = tuple(params[name] for name in order) if order is not None else params
-        autocommit = dialect.name == "postgresql"
-        connection = None
-        try:
-            connection = engine.raw_connection()
-            driver = connection.driver_connection
-            if autocommit:
-                driver.autocommit = True
-            try:
-                cursor = connection.cursor()
-                try:
-                    cursor.execute(sql, args)
-                    row = cursor.fetchone()
-                finally:
-                    cursor.close()
-            finally:
-                if autocommit and not getattr(driver, "closed", False):
-                    driver.autocommit = False
-        except dialect.loaded_dbapi.Error as error:
-            lost = connection is not None and dialect.is_disconnect(error, connection.dbapi_connection, None)
-            if lost:
-                connection.invalidate(error)
-                engine.dispose(close=False)  # the others are as dead: new connections from now on
-            raise DBAPIError.instance(
-                sql, None, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
-            ) from error
-        finally:
-            if connection is not None:
-                connection.close()
-        if row is None:
-            return None
-        return tuple(
+    def execute(self, cursor: Any, dialect: Dialect, params: dict[str, Any] | None = None) -> Any:
+        """Run on ``cursor`` (from ``driver_cursor``); the cursor, for ``rowcount``."""
+        compiled = self._for(dialect)
+        cursor.execute(compiled.sql, compiled.parameters(params or {}))
+        return cursor
+
+    def first(self, cursor: Any, dialect: Dialect, params: dict[str, Any] | None = None) -> Any:
+        """The first row (a named tuple of converted values), or None."""
+        compiled = self._for(dialect)
+        cursor.execute(compiled.sql, compiled.parameters(params or {}))
+        row = cursor.fetchone()
+        return None if row is None else compiled.row(row)
+
+
+class _Compiled:
+    """One statement as one dialect runs it: SQL text, parameter order and conversions."""
+
+    def __init__(self, statement: Executable, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        binds = compiled.binds.items()  # by the name the SQL gives each
+        # Literal values the statement carries itself (``rotation_count + 1``).
+        self.defaults = {name: bind.value for name, bind in binds if not bind.required}
+        self.bind_processors = {
+            name: processor
+            for name, bind in binds
+            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+        columns = statement.selected_columns if isinstance(statement, Select) else ()
+        self.result_processors = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        ]
+        self.row_type = namedtuple("Row", [column.key for column in columns], rename=True)  # type: ignore[misc]  # noqa: PYI024
+
+    def parameters(self, params: dict[str, Any]) -> Any:
+        values = {**self.defaults, **params} if self.defaults else dict(params)
+        for key, process in self.bind_processors.items():
+            if key in values:
+                values[key] = process(values[key])
+        return values if self.order is None else tuple(values[key] for key in self.order)
+
+    def row(self, row: tuple[Any, ...]) -> Any:
+        return self.row_type._make(
             value if process is None else process(value)
-            for process, value in zip(processors, row, strict=True)
+            for process, value in zip(self.result_processors, row, strict=True)
         )
+
+
+@contextmanager
+def driver_cursor(engine: Engine, *, transaction: bool) -> Iterator[tuple[Any, Dialect]]:
+    """A cursor on a pooled driver connection, and the dialect, for ``HotStatement``s.
+
+    ``transaction``: the statements are one transaction, committed when the block ends
+    and rolled back if it raises. Otherwise one read: PostgreSQL runs it in autocommit
+    (no BEGIN or ROLLBACK round trip). Driver errors are raised as SQLAlchemy's, so the
+    error handlers treat them alike; a lost connection is invalidated, with the rest of
+    the pool (they are as dead), as SQLAlchemy does.
+    """
+    dialect = engine.dialect
+    autocommit = not transaction and dialect.name == "postgresql"
+    connection = None
+    try:
+        connection = engine.raw_connection()
+        driver = connection.driver_connection
+        if autocommit:
+            driver.autocommit = True
+        try:
+            cursor = connection.cursor()
+            try:
+                yield cursor, dialect
+            finally:
+                cursor.close()
+            if transaction:
+                connection.commit()
+        finally:
+            if autocommit and not getattr(driver, "closed", False):
+                driver.autocommit = False
+    except dialect.loaded_dbapi.Error as error:
+        lost = connection is not None and dialect.is_disconnect(error, connection.dbapi_connection, None)
+        if lost:
+            connection.invalidate(error)
+            engine.dispose(close=False)  # the others are as dead: new connections from now on
+        raise DBAPIError.instance(
+            None, None, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+        ) from error
+    finally:
+        if connection is not None:
+            connection.close()  # back to the pool, whose reset rolls back anything left open

@@ -27,7 +27,7 @@ from werkzeug.local import LocalProxy
 from trikchi.auth import claims as token_claims
 from trikchi.auth.models import AuthSession, User
 from trikchi.auth.tokens import verify_access_token, verify_refresh_token
-from trikchi.database import HotRead
+from trikchi.database import HotStatement, driver_cursor
 from trikchi.errors import ErrorCode, Forbidden, Unauthorized
 from trikchi.extensions import db
 from trikchi.i18n import N_
@@ -56,7 +56,7 @@ class CurrentUser:
 
 
 # Built once: constructing the statement per request cost more than running it.
-_LIVE_USER = HotRead(
+_LIVE_USER = HotStatement(
     select(User.id, User.name, User.email, User.role, User.email_verified, User.created_at, User.locale)
     .join(AuthSession, AuthSession.user_id == User.id)
     .where(
@@ -82,8 +82,9 @@ def authenticate_request() -> CurrentUser:
     user_id = token_claims.user_id(claims)
     session_id = claims["sid"]
     # On a pooled connection of its own, outside the ORM session: this read needs no
-    # transaction with the view's work (see database.HotRead).
-    row = _LIVE_USER.first(db.engine, {"user_id": user_id, "session_id": session_id})
+    # transaction with the view's work (see database.HotStatement).
+    with driver_cursor(db.engine, transaction=False) as (cursor, dialect):
+        row = _LIVE_USER.first(cursor, dialect, {"user_id": user_id, "session_id": session_id})
     if row is None:
         raise Unauthorized("The session has ended; sign in again.", error=ErrorCode.SESSION_ENDED)
     user = CurrentUser(*row, session_id=session_id, auth_time=claims.get("auth_time"))

@@ -14,12 +14,12 @@ from typing import Any, NoReturn
 
 from flask import current_app
 from sqlalchemy import bindparam, delete, insert, or_, select, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection, Dialect
 
 from trikchi.auth.events import Events, record_event
 from trikchi.auth.models import AuthSession, RefreshToken, User
 from trikchi.auth.tokens import TokenPair, issue_token_pair
-from trikchi.database import serialized_writes, utcnow
+from trikchi.database import HotStatement, driver_cursor, serialized_writes, utcnow
 from trikchi.errors import ErrorCode, NotFound, Unauthorized
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
@@ -81,9 +81,10 @@ def mark_authenticated(session_id: str, now: datetime, method: str) -> None:
         raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
 
 
-# The refresh path in Core on a connection of its own, statements built once: the ORM's unit
-# of work, its session and lazy loads were most of a refresh (see README, Performance).
-_REFRESH_STATE = (
+# The refresh path: statements compiled once and run on a driver cursor of its own, one
+# transaction (database.HotStatement): SQLAlchemy's per-execution work, and before it the ORM's
+# unit of work and lazy loads, were most of a refresh (see README, Performance).
+_REFRESH_STATE = HotStatement(
     select(
         AuthSession.user_id,
         AuthSession.expires_at,
@@ -96,7 +97,7 @@ _REFRESH_STATE = (
     .join(User, User.id == AuthSession.user_id)
     .where(AuthSession.id == bindparam("session_id"))
 )
-_CONSUME = (
+_CONSUME = HotStatement(
     update(RefreshToken.__table__)
     .where(
         RefreshToken.jti == bindparam("b_jti"),
@@ -105,10 +106,18 @@ _CONSUME = (
     )
     .values(used_at=bindparam("now"))
 )
-_INSERT_TOKEN = insert(RefreshToken.__table__)
+_INSERT_TOKEN = HotStatement(
+    insert(RefreshToken.__table__).values(
+        jti=bindparam("jti"),
+        session_id=bindparam("session_id"),
+        parent_jti=bindparam("parent_jti"),
+        issued_at=bindparam("issued_at"),
+        expires_at=bindparam("expires_at"),
+    )
+)
 # A plain refresh is recorded on the session row, not as an audit event (SPEC §4): the event's
 # INSERT and log line were a seventh of a refresh. The metric still counts each one.
-_TOUCH_SESSION = (
+_TOUCH_SESSION = HotStatement(
     update(AuthSession.__table__)
     .where(AuthSession.id == bindparam("b_session_id"))
     .values(
@@ -119,8 +128,10 @@ _TOUCH_SESSION = (
         last_user_agent=bindparam("b_user_agent"),
     )
 )
-_CONSUMED_AT = select(RefreshToken.used_at).where(
-    RefreshToken.jti == bindparam("b_jti"), RefreshToken.session_id == bindparam("b_session_id")
+_CONSUMED_AT = HotStatement(
+    select(RefreshToken.used_at).where(
+        RefreshToken.jti == bindparam("b_jti"), RefreshToken.session_id == bindparam("b_session_id")
+    )
 )
 _LIVE_TOKEN = (
     select(RefreshToken.jti, RefreshToken.expires_at)
@@ -140,9 +151,10 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
     """
     now = utcnow()
     jti, session_id, user_id = _refresh_identity(claims)
+    keys = {"b_jti": jti, "b_session_id": session_id}
     with serialized_writes(db.engine):
-        with db.engine.connect() as connection, connection.begin():
-            state = connection.execute(_REFRESH_STATE, {"session_id": session_id}).first()
+        with driver_cursor(db.engine, transaction=True) as (cursor, dialect):
+            state = _REFRESH_STATE.first(cursor, dialect, {"session_id": session_id})
             if (
                 state is None
                 or state.user_id != user_id
@@ -152,71 +164,64 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
                 or not now < state.absolute_expires_at
             ):
                 raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
-            pair = _rotate(connection, state, jti, session_id, user_id, now, client)
-        if pair is None:  # spent, after the grace window: theft
+            if _CONSUME.execute(cursor, dialect, {**keys, "now": now}).rowcount == 1:
+                return _successor(cursor, dialect, state, jti, session_id, user_id, now, client)
+            spent = _CONSUMED_AT.first(cursor, dialect, keys)
+        # Nothing was written: the token was spent before (or never was this session's).
+        if spent is None:
+            raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
+        grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
+        if now - spent.used_at > grace:
             reuse_detected(session_id, user_id, client, now, details={"jti": jti})
+    # A copy presented inside the grace window (two tabs): the session's current tokens.
+    with db.engine.connect() as connection:
+        pair = current_token_pair(connection, session_id, user_id, state.role, state.auth_time, now)
+    if pair is None:
+        raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
     return pair
 
 
-def _rotate(
-    connection: Connection,
-    state: Row[Any],
+def _successor(
+    cursor: Any,
+    dialect: Dialect,
+    state: Any,
     jti: str,
     session_id: str,
     user_id: int,
     now: datetime,
     client: ClientInfo,
-) -> TokenPair | None:
-    """The write part of a refresh, in the caller's transaction: the successor's tokens, the
-    current ones (a copy inside the grace window), or None (a spent token after it)."""
-    keys = {"b_jti": jti, "b_session_id": session_id}
-    if connection.execute(_CONSUME, {**keys, "now": now}).rowcount == 1:
-        successor = str(uuid.uuid4())
-        expires_at = min(
-            now + timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"]), state.absolute_expires_at
-        )
-        connection.execute(
-            _INSERT_TOKEN,
-            {
-                "jti": successor,
-                "session_id": session_id,
-                "parent_jti": jti,
-                "issued_at": now,
-                "expires_at": expires_at,
-            },
-        )
-        connection.execute(
-            _TOUCH_SESSION,
-            {
-                "b_session_id": session_id,
-                "now": now,
-                "b_expires_at": expires_at,
-                "b_ip": client.ip,
-                "b_user_agent": client.user_agent,
-            },
-        )
-        count_refresh()
-        return issue_token_pair(
-            current_app,
-            user_id,
-            state.role,
-            session_id,
-            successor,
-            expires_at,
-            now,
-            auth_time=state.auth_time,
-        )
-
-    used_at = connection.scalar(_CONSUMED_AT, keys)
-    if used_at is None:
-        raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
-    grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
-    if now - used_at > grace:
-        return None
-    pair = current_token_pair(connection, session_id, user_id, state.role, state.auth_time, now)
-    if pair is None:
-        raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
-    return pair
+) -> TokenPair:
+    """Record the consumed token's successor and the refresh on the session; their tokens."""
+    successor = str(uuid.uuid4())
+    expires_at = min(
+        now + timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"]), state.absolute_expires_at
+    )
+    _INSERT_TOKEN.execute(
+        cursor,
+        dialect,
+        {
+            "jti": successor,
+            "session_id": session_id,
+            "parent_jti": jti,
+            "issued_at": now,
+            "expires_at": expires_at,
+        },
+    )
+    _TOUCH_SESSION.execute(
+        cursor,
+        dialect,
+        {
+            "b_session_id": session_id,
+            "now": now,
+            "b_expires_at": expires_at,
+            "b_ip": client.ip,
+            "b_user_agent": client.user_agent,
+        },
+    )
+    count_refresh()
+    return issue_token_pair(
+        current_app, user_id, state.role, session_id, successor, expires_at, now, auth_time=state.auth_time
+    )
 
 
 def current_token_pair(
