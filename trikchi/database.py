@@ -207,9 +207,8 @@ class _Compiled:
             if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         }
         columns = statement.selected_columns if isinstance(statement, Select) else ()
-        self.result_processors = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        ]
+        processors = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+        self.result_processors = [(i, process) for i, process in enumerate(processors) if process is not None]
         self.row_type = namedtuple("Row", [column.key for column in columns], rename=True)  # type: ignore[misc]  # noqa: PYI024
 
     def parameters(self, params: dict[str, Any]) -> Any:
@@ -220,10 +219,10 @@ class _Compiled:
         return values if self.order is None else tuple(values[key] for key in self.order)
 
     def row(self, row: tuple[Any, ...]) -> Any:
-        return self.row_type._make(
-            value if process is None else process(value)
-            for process, value in zip(self.result_processors, row, strict=True)
-        )
+        values = list(row)
+        for i, process in self.result_processors:
+            values[i] = process(values[i])
+        return self.row_type._make(values)
 
 
 @contextmanager

@@ -99,14 +99,37 @@ def register_security_headers(app: flask.Flask) -> None:
     docs_headers = [*common, ("Content-Security-Policy", DOCS_CSP)]
     docs_path = "/" + app.config["OPENAPI_SWAGGER_UI_PATH"].strip("/")
 
-    @app.after_request
-    def _security_headers(response: flask.Response) -> flask.Response:
-        # One pass over the response's headers: werkzeug's setdefault scans them (and builds
-        # a KeyError) once per missing header, a tenth of a small request.
-        path = request.path
-        is_docs = path == docs_path or path.startswith(docs_path + "/")
-        present = {name.lower() for name, _value in response.headers}
-        for name, value in docs_headers if is_docs else json_headers:
-            if name.lower() not in present:
-                response.headers.add(name, value)
-        return response
+    app.wsgi_app = SecurityHeaders(app.wsgi_app, json_headers, docs_headers, docs_path)  # type: ignore[method-assign]
+
+
+class SecurityHeaders:
+    """WSGI middleware: the security headers on every response the app sends (a view's own wins).
+
+    At the WSGI level the headers are a plain list: appended without werkzeug's
+    per-header validation and lookups, which as an ``after_request`` hook cost a
+    tenth of a small request. Docs pages (Swagger UI) get their own CSP.
+    """
+
+    def __init__(
+        self,
+        app: typing.Any,
+        json_headers: list[tuple[str, str]],
+        docs_headers: list[tuple[str, str]],
+        docs_path: str,
+    ) -> None:
+        self.app = app
+        self.json_headers = [(name.lower(), (name, value)) for name, value in json_headers]
+        self.docs_headers = [(name.lower(), (name, value)) for name, value in docs_headers]
+        self.docs_path = docs_path
+
+    def __call__(self, environ: dict[str, typing.Any], start_response: typing.Any) -> typing.Any:
+        path = environ.get("PATH_INFO", "")
+        is_docs = path == self.docs_path or path.startswith(self.docs_path + "/")
+        extra = self.docs_headers if is_docs else self.json_headers
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: typing.Any = None) -> typing.Any:
+            present = {name.lower() for name, _value in headers}
+            headers.extend(header for lowered, header in extra if lowered not in present)
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)

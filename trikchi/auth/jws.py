@@ -83,14 +83,18 @@ def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return _json_object(_b64decode(header)), _json_object(_b64decode(payload))
 
 
-def verify(token: str, alg: str, key: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def verify(
+    token: str, alg: str, key: Any, header: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and payload of ``token`` once its ``alg`` signature verifies under ``key``.
 
     ``alg`` is the caller's choice (pinned), never read from the token: a token whose
-    header names another algorithm is refused.
+    header names another algorithm is refused. ``header``: the token's header, when the
+    caller already read it (``unverified_header``) to choose the key.
     """
     header_segment, payload_segment, signature_segment = split(token)
-    header = _json_object(_b64decode(header_segment))
+    if header is None:
+        header = _json_object(_b64decode(header_segment))
     if header.get("alg") != alg:
         raise TokenError("unexpected algorithm")
     signature = _b64decode(signature_segment)

@@ -219,7 +219,7 @@ def verify_access_token(token: str) -> dict[str, Any]:
         header = jws.unverified_header(token)
         token_claims.check_header(header)
         alg, key = _access_key(header)
-        _header, claims = jws.verify(token, alg, key)
+        _header, claims = jws.verify(token, alg, key, header)
         token_claims.check_claims(claims)  # shapes first: a mistyped exp is invalid, not expired
         if claims["type"] != token_claims.ACCESS or claims.get("iss") != config["JWT_ISSUER"]:
             raise jws.TokenError("not an access token of this issuer")
