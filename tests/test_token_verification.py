@@ -132,6 +132,25 @@ def with_claims(token: str, **changes: Any) -> str:
     return f"{encoded_header}.{b64url_json(claims | changes)}.{signature}"
 
 
+_BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def respelled_signature(token: str) -> str:
+    """The same token with its signature's unused low bits set: other text, the same bytes
+    (lenient decoders accept it: one token, many spellings)."""
+    signed, signature = token.rsplit(".", 1)
+    variant = signature[:-1] + _BASE64URL[_BASE64URL.index(signature[-1]) ^ 1]
+    assert variant != signature and unb64url(variant) == unb64url(signature)
+    return f"{signed}.{variant}"
+
+
+def padded_signature(token: str) -> str:
+    """The same token with the signature's base64 padding written out (PyJWT accepts it)."""
+    signed, signature = token.rsplit(".", 1)
+    assert len(signature) % 4
+    return f"{signed}.{signature}{'=' * (-len(signature) % 4)}"
+
+
 def public_pem(private: material.PrivateKey) -> bytes:
     return private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -490,6 +509,11 @@ FORGERIES: dict[str, Callable[[Forge], str]] = {
     "type refresh": lambda f: f.sign(f.claims | {"type": "refresh", "csrf": "x"}),
     "missing type": lambda f: f.sign(f.without("type")),
     "not yet valid": lambda f: f.sign(f.claims | {"nbf": f.claims["nbf"] + 3600}),
+    # Encoding: one token spelled another way, or not base64url at all (RFC 7515 §2, §7.1)
+    "signature with other unused bits": lambda f: respelled_signature(f.token),
+    "signature with base64 padding": lambda f: padded_signature(f.token),
+    "space inside the payload": lambda f: f.token.replace(".", ". ", 1),
+    "non-ASCII character": lambda f: f.token + "\u00e9",
     # Tampering
     "payload modified (role admin)": lambda f: with_claims(f.token, role="admin"),
     "payload modified (another sub)": lambda f: with_claims(f.token, sub=str(int(f.claims["sub"]) + 1)),
@@ -768,3 +792,13 @@ def test_jose_follows_a_rotation_with_the_cli(live, jose, alg):
     status, result = jose(new, jwks_uri, live.url, AUDIENCE)
     assert status == 0, result
     assert me(live, new).status_code == 200
+
+
+def test_a_respelled_refresh_cookie_is_refused_and_spends_nothing(auth):
+    auth.signup()
+    cookie = auth.refresh_cookie()
+    for variant in (respelled_signature(cookie), padded_signature(cookie)):
+        auth.client.set_cookie("refresh_token", variant)
+        assert_refused(auth.refresh())
+    auth.client.set_cookie("refresh_token", cookie)
+    assert auth.refresh().status_code == 200
