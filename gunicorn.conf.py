@@ -56,6 +56,15 @@ def on_starting(server):
         os.remove(path)
 
 
+def post_worker_init(worker):
+    """Keep the objects loaded with the app (modules, the URL map, compiled statements) out of the
+    garbage collector's full passes: they live as long as the worker, and scanning them took
+    ~50 ms every few thousand requests (a p99 stall), for nothing."""
+    import gc
+
+    gc.freeze()
+
+
 def child_exit(server, worker):
     """A dead worker's live gauges must not be summed any more (its counters stay counted)."""
     from prometheus_client import multiprocess

@@ -512,7 +512,7 @@ FORGERIES: dict[str, Callable[[Forge], str]] = {
     # Encoding: one token spelled another way, or not base64url at all (RFC 7515 §2, §7.1)
     "signature with other unused bits": lambda f: respelled_signature(f.token),
     "signature with base64 padding": lambda f: padded_signature(f.token),
-    "space inside the payload": lambda f: f.token.replace(".", ". ", 1),
+    "standard-base64 character in the payload": lambda f: f.token.replace(".", ".+", 1),
     "non-ASCII character": lambda f: f.token + "\u00e9",
     # Tampering
     "payload modified (role admin)": lambda f: with_claims(f.token, role="admin"),

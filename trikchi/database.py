@@ -206,7 +206,8 @@ class _Compiled:
             for name, bind in binds
             if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         }
-        columns = statement.selected_columns if isinstance(statement, Select) else ()
+        # What a row holds: a SELECT's columns, or what an UPDATE/INSERT returns (RETURNING).
+        columns = statement.selected_columns if isinstance(statement, Select) else statement.exported_columns
         processors = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
         self.result_processors = [(i, process) for i, process in enumerate(processors) if process is not None]
         self.row_type = namedtuple("Row", [column.key for column in columns], rename=True)  # type: ignore[misc]  # noqa: PYI024

@@ -54,7 +54,7 @@ def _b64decode(segment: bytes) -> bytes:
 
 def _json_object(data: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(data)
+        value = json.loads(data.decode("utf-8"))  # str: json skips guessing the encoding
     except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the parser's depth
         raise TokenError("not JSON") from None
     if not isinstance(value, dict):
@@ -72,9 +72,10 @@ def split(token: str) -> tuple[bytes, bytes, bytes]:
     return parts[0], parts[1], parts[2]
 
 
-def unverified_header(token: str) -> dict[str, Any]:
-    """The header, unverified: only to choose the key (and pin its algorithm)."""
-    return _json_object(_b64decode(split(token)[0]))
+def header_of(segments: tuple[bytes, bytes, bytes]) -> dict[str, Any]:
+    """The header of a token ``split`` already, unverified: only to choose the key (and pin its
+    algorithm)."""
+    return _json_object(_b64decode(segments[0]))
 
 
 def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -84,15 +85,15 @@ def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def verify(
-    token: str, alg: str, key: Any, header: dict[str, Any] | None = None
+    token: str | tuple[bytes, bytes, bytes], alg: str, key: Any, header: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and payload of ``token`` once its ``alg`` signature verifies under ``key``.
 
     ``alg`` is the caller's choice (pinned), never read from the token: a token whose
-    header names another algorithm is refused. ``header``: the token's header, when the
-    caller already read it (``unverified_header``) to choose the key.
+    header names another algorithm is refused. A caller that read the header to choose
+    the key passes the token ``split`` and its ``header``.
     """
-    header_segment, payload_segment, signature_segment = split(token)
+    header_segment, payload_segment, signature_segment = split(token) if isinstance(token, str) else token
     if header is None:
         header = _json_object(_b64decode(header_segment))
     if header.get("alg") != alg:

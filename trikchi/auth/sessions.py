@@ -13,13 +13,13 @@ from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, case, delete, exists, insert, or_, select, update
 from sqlalchemy.engine import Connection, Dialect
 
 from trikchi.auth.events import Events, record_event
 from trikchi.auth.models import AuthSession, RefreshToken, User
 from trikchi.auth.tokens import TokenPair, issue_token_pair
-from trikchi.database import HotStatement, driver_cursor, serialized_writes, utcnow
+from trikchi.database import HotStatement, UTCDateTime, driver_cursor, serialized_writes, utcnow
 from trikchi.errors import ErrorCode, NotFound, Unauthorized
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
@@ -84,19 +84,6 @@ def mark_authenticated(session_id: str, now: datetime, method: str) -> None:
 # The refresh path: statements compiled once and run on a driver cursor of its own, one
 # transaction (database.HotStatement): SQLAlchemy's per-execution work, and before it the ORM's
 # unit of work and lazy loads, were most of a refresh (see README, Performance).
-_REFRESH_STATE = HotStatement(
-    select(
-        AuthSession.user_id,
-        AuthSession.expires_at,
-        AuthSession.absolute_expires_at,
-        AuthSession.revoked_at,
-        AuthSession.auth_time,
-        User.role,
-        User.is_active,
-    )
-    .join(User, User.id == AuthSession.user_id)
-    .where(AuthSession.id == bindparam("session_id"))
-)
 _CONSUME = HotStatement(
     update(RefreshToken.__table__)
     .where(
@@ -115,17 +102,37 @@ _INSERT_TOKEN = HotStatement(
         expires_at=bindparam("expires_at"),
     )
 )
-# A plain refresh is recorded on the session row, not as an audit event (SPEC §4): the event's
-# INSERT and log line were a seventh of a refresh. The metric still counts each one.
-_TOUCH_SESSION = HotStatement(
+_SESSIONS = AuthSession.__table__.c
+_NOW = bindparam("now", type_=UTCDateTime())
+_SLIDING_END = bindparam("b_sliding_end", type_=UTCDateTime())
+# The refresh's first statement: the session, if it is live and its user active, records this
+# refresh (SPEC §4: on the session row, not as an audit event — the event's INSERT and log line
+# were a seventh of a refresh) and slides its end; it returns what the new tokens need. One
+# statement where a read and a write were (on PostgreSQL, a round trip less). Rolled back
+# unless the token is consumed. On PostgreSQL its row lock queues a session's refreshes.
+_TOUCH_LIVE_SESSION = HotStatement(
     update(AuthSession.__table__)
-    .where(AuthSession.id == bindparam("b_session_id"))
+    .where(
+        _SESSIONS.id == bindparam("b_session_id"),
+        _SESSIONS.user_id == bindparam("b_user_id"),
+        _SESSIONS.revoked_at.is_(None),
+        _SESSIONS.expires_at > _NOW,
+        _SESSIONS.absolute_expires_at > _NOW,
+        exists().where(User.id == _SESSIONS.user_id, User.is_active.is_(True)),
+    )
     .values(
-        last_used_at=bindparam("now"),
-        expires_at=bindparam("b_expires_at"),
-        rotation_count=AuthSession.__table__.c.rotation_count + 1,
+        last_used_at=_NOW,
+        expires_at=case(
+            (_SESSIONS.absolute_expires_at < _SLIDING_END, _SESSIONS.absolute_expires_at), else_=_SLIDING_END
+        ),
+        rotation_count=_SESSIONS.rotation_count + 1,
         last_ip=bindparam("b_ip"),
         last_user_agent=bindparam("b_user_agent"),
+    )
+    .returning(
+        _SESSIONS.expires_at,
+        _SESSIONS.auth_time,
+        select(User.role).where(User.id == _SESSIONS.user_id).scalar_subquery().label("role"),
     )
 )
 _CONSUMED_AT = HotStatement(
@@ -152,50 +159,54 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
     now = utcnow()
     jti, session_id, user_id = _refresh_identity(claims)
     keys = {"b_jti": jti, "b_session_id": session_id}
+    sliding_end = now + timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"])
     with serialized_writes(db.engine):
-        with driver_cursor(db.engine, transaction=True) as (cursor, dialect):
-            state = _REFRESH_STATE.first(cursor, dialect, {"session_id": session_id})
-            if (
-                state is None
-                or state.user_id != user_id
-                or not state.is_active
-                or state.revoked_at is not None
-                or not now < state.expires_at
-                or not now < state.absolute_expires_at
-            ):
-                raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
-            if _CONSUME.execute(cursor, dialect, {**keys, "now": now}).rowcount == 1:
-                return _successor(cursor, dialect, state, jti, session_id, user_id, now, client)
-            spent = _CONSUMED_AT.first(cursor, dialect, keys)
-        # Nothing was written: the token was spent before (or never was this session's).
-        if spent is None:
-            raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
-        grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
-        if now - spent.used_at > grace:
-            reuse_detected(session_id, user_id, client, now, details={"jti": jti})
+        try:
+            with driver_cursor(db.engine, transaction=True) as (cursor, dialect):
+                session = _TOUCH_LIVE_SESSION.first(
+                    cursor,
+                    dialect,
+                    {
+                        **keys,
+                        "b_user_id": user_id,
+                        "now": now,
+                        "b_sliding_end": sliding_end,
+                        "b_ip": client.ip,
+                        "b_user_agent": client.user_agent,
+                    },
+                )
+                if session is None:
+                    raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
+                if _CONSUME.execute(cursor, dialect, {**keys, "now": now}).rowcount == 1:
+                    return _successor(cursor, dialect, session, jti, session_id, user_id, now)
+                raise _Spent(_CONSUMED_AT.first(cursor, dialect, keys))  # rolls the touch back
+        except _Spent as spent:
+            if spent.row is None:  # never this session's
+                raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
+            grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
+            if now - spent.row.used_at > grace:
+                reuse_detected(session_id, user_id, client, now, details={"jti": jti})
     # A copy presented inside the grace window (two tabs): the session's current tokens.
     with db.engine.connect() as connection:
-        pair = current_token_pair(connection, session_id, user_id, state.role, state.auth_time, now)
+        pair = current_token_pair(connection, session_id, user_id, session.role, session.auth_time, now)
     if pair is None:
         raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
     return pair
 
 
+class _Spent(Exception):
+    """The presented refresh token was consumed before (``row.used_at``), or is unknown (None)."""
+
+    def __init__(self, row: Any) -> None:
+        super().__init__("refresh token already consumed")
+        self.row = row
+
+
 def _successor(
-    cursor: Any,
-    dialect: Dialect,
-    state: Any,
-    jti: str,
-    session_id: str,
-    user_id: int,
-    now: datetime,
-    client: ClientInfo,
+    cursor: Any, dialect: Dialect, session: Any, jti: str, session_id: str, user_id: int, now: datetime
 ) -> TokenPair:
-    """Record the consumed token's successor and the refresh on the session; their tokens."""
+    """Record the consumed token's successor (it ends with the session's new sliding end)."""
     successor = str(uuid.uuid4())
-    expires_at = min(
-        now + timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"]), state.absolute_expires_at
-    )
     _INSERT_TOKEN.execute(
         cursor,
         dialect,
@@ -204,23 +215,19 @@ def _successor(
             "session_id": session_id,
             "parent_jti": jti,
             "issued_at": now,
-            "expires_at": expires_at,
-        },
-    )
-    _TOUCH_SESSION.execute(
-        cursor,
-        dialect,
-        {
-            "b_session_id": session_id,
-            "now": now,
-            "b_expires_at": expires_at,
-            "b_ip": client.ip,
-            "b_user_agent": client.user_agent,
+            "expires_at": session.expires_at,
         },
     )
     count_refresh()
     return issue_token_pair(
-        current_app, user_id, state.role, session_id, successor, expires_at, now, auth_time=state.auth_time
+        current_app,
+        user_id,
+        session.role,
+        session_id,
+        successor,
+        session.expires_at,
+        now,
+        auth_time=session.auth_time,
     )
 
 

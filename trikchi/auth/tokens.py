@@ -216,10 +216,11 @@ def verify_access_token(token: str) -> dict[str, Any]:
     """
     config = current_app.config
     try:
-        header = jws.unverified_header(token)
+        segments = jws.split(token)
+        header = jws.header_of(segments)
         token_claims.check_header(header)
         alg, key = _access_key(header)
-        _header, claims = jws.verify(token, alg, key, header)
+        _header, claims = jws.verify(segments, alg, key, header)
         token_claims.check_claims(claims)  # shapes first: a mistyped exp is invalid, not expired
         if claims["type"] != token_claims.ACCESS or claims.get("iss") != config["JWT_ISSUER"]:
             raise jws.TokenError("not an access token of this issuer")
