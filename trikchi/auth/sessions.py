@@ -177,15 +177,28 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
                 )
                 if session is None:
                     raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
-                if _CONSUME.execute(cursor, dialect, {**keys, "now": now}).rowcount == 1:
-                    return _successor(cursor, dialect, session, jti, session_id, user_id, now)
-                raise _Spent(_CONSUMED_AT.first(cursor, dialect, keys))  # rolls the touch back
+                if _CONSUME.execute(cursor, dialect, {**keys, "now": now}).rowcount != 1:
+                    raise _Spent(_CONSUMED_AT.first(cursor, dialect, keys))  # rolls the touch back
+                successor = _insert_successor(cursor, dialect, session, jti, session_id, now)
         except _Spent as spent:
             if spent.row is None:  # never this session's
                 raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
             grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
             if now - spent.row.used_at > grace:
                 reuse_detected(session_id, user_id, client, now, details={"jti": jti})
+            successor = None
+    if successor is not None:  # committed; signed once the write slot is free
+        count_refresh()
+        return issue_token_pair(
+            current_app,
+            user_id,
+            session.role,
+            session_id,
+            successor,
+            session.expires_at,
+            now,
+            auth_time=session.auth_time,
+        )
     # A copy presented inside the grace window (two tabs): the session's current tokens.
     with db.engine.connect() as connection:
         pair = current_token_pair(connection, session_id, user_id, session.role, session.auth_time, now)
@@ -202,10 +215,10 @@ class _Spent(Exception):
         self.row = row
 
 
-def _successor(
-    cursor: Any, dialect: Dialect, session: Any, jti: str, session_id: str, user_id: int, now: datetime
-) -> TokenPair:
-    """Record the consumed token's successor (it ends with the session's new sliding end)."""
+def _insert_successor(
+    cursor: Any, dialect: Dialect, session: Any, jti: str, session_id: str, now: datetime
+) -> str:
+    """Record the consumed token's successor (it ends with the session's new sliding end); its jti."""
     successor = str(uuid.uuid4())
     _INSERT_TOKEN.execute(
         cursor,
@@ -218,17 +231,7 @@ def _successor(
             "expires_at": session.expires_at,
         },
     )
-    count_refresh()
-    return issue_token_pair(
-        current_app,
-        user_id,
-        session.role,
-        session_id,
-        successor,
-        session.expires_at,
-        now,
-        auth_time=session.auth_time,
-    )
+    return successor
 
 
 def current_token_pair(
