@@ -79,6 +79,19 @@ def postgres_server() -> Iterator[ThrowawayPostgres]:
     server.stop()
 
 
+@pytest.fixture
+def private_postgres() -> Iterator[ThrowawayPostgres]:
+    """A PostgreSQL server of the test's own, which it may stop and start (restarts, outages)."""
+    bindir = find_bindir()
+    if bindir is None:
+        require_or_skip(
+            "PostgreSQL server binaries not found (install postgresql-15 or set TRIKCHI_PG_BINDIR)"
+        )
+    server = ThrowawayPostgres(bindir).start()
+    yield server
+    server.stop()
+
+
 def require_or_skip(message: str) -> None:
     """Skip with the reason; under CI a missing component is a failure, never a silent pass."""
     if os.environ.get("CI"):

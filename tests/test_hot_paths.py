@@ -80,48 +80,37 @@ def test_no_cookie_session_is_opened_or_set(app, client, auth):
         assert isinstance(session._get_current_object(), NullSession)
 
 
-def test_postgresql_connections_idle_across_a_server_restart_are_pinged_not_answered_503(monkeypatch):
+def test_postgresql_connections_idle_across_a_server_restart_are_pinged_not_answered_503(
+    private_postgres, monkeypatch
+):
     """No ping per request (a round trip each), yet a restart during a quiet spell costs no 503.
 
     Without the ping after idle the first request after the restart fails on its dead pooled
     connection; with it the connection is replaced before use.
     """
     from tests.conftest import AuthActions, make_app, migrate_to_head
-    from tests.support.postgres import ThrowawayPostgres, find_bindir
     from trikchi import database
 
-    bindir = find_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries not found")
-    postgres = ThrowawayPostgres(bindir).start()
-    app = None
+    url = private_postgres.create_database("idle")
+    migrate_to_head(url)
+    app = make_app(url)
     try:
-        url = postgres.create_database("idle")
-        migrate_to_head(url)
-        app = make_app(url)
         auth = AuthActions(app.test_client())
         auth.signup()
         assert auth.me().status_code == 200
 
         monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", float("inf"))
-        postgres.stop_server()
-        postgres.start_server()
+        private_postgres.stop_server()
+        private_postgres.start_server()
         assert auth.me().status_code == 503  # the pooled connection died with the server
         assert auth.me().status_code == 200  # ... and the pool was replaced
 
         monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.5)
-        postgres.stop_server()
-        postgres.start_server()
-        time.sleep(0.5)
-        assert auth.me().status_code == 200
-        assert auth.refresh().status_code == 200
-        time.sleep(0.5)
-        postgres.stop_server()
-        postgres.start_server()
-        time.sleep(0.5)
-        assert auth.refresh().status_code == 200
+        for check in (auth.me, auth.refresh, auth.refresh):
+            private_postgres.stop_server()
+            private_postgres.start_server()
+            time.sleep(0.5)
+            assert check().status_code == 200
     finally:
-        if app is not None:
-            with app.app_context():
-                db.engine.dispose()
-        postgres.stop()
+        with app.app_context():
+            db.engine.dispose()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -215,7 +217,7 @@ def verify_access_token(token: str) -> dict[str, Any]:
     ``exp``, ``nbf``, ``iat`` (with ``JWT_DECODE_LEEWAY``), ``iss`` and ``aud``.
     """
     config = current_app.config
-    try:
+    with _refused_as_unauthorized():
         segments = jws.split(token)
         header = jws.header_of(segments)
         token_claims.check_header(header)
@@ -227,10 +229,6 @@ def verify_access_token(token: str) -> dict[str, Any]:
         if config["JWT_AUDIENCE"]:
             token_claims.check_audience(claims, config["JWT_AUDIENCE"])
         token_claims.check_times(claims, time.time(), config["JWT_DECODE_LEEWAY"])
-    except token_claims.ExpiredToken:
-        raise Unauthorized("The token has expired.", error=ErrorCode.TOKEN_EXPIRED) from None
-    except jws.TokenError:
-        raise Unauthorized("The token is invalid.", error=ErrorCode.TOKEN_INVALID) from None
     return claims
 
 
@@ -243,7 +241,7 @@ def verify_refresh_token(token: str) -> dict[str, Any]:
     token minted now carries it). ``aud`` is for the services that read access tokens.
     """
     config = current_app.config
-    try:
+    with _refused_as_unauthorized():
         header, claims = jws.verify(token, "HS256", jws.hmac_key(config["JWT_SECRET_KEY"]))
         token_claims.check_header(header)
         if "kid" in header:
@@ -254,11 +252,18 @@ def verify_refresh_token(token: str) -> dict[str, Any]:
         if claims.get("iss", config["JWT_ISSUER"]) != config["JWT_ISSUER"]:
             raise jws.TokenError("foreign issuer")
         token_claims.check_times(claims, time.time(), config["JWT_DECODE_LEEWAY"])
+    return claims
+
+
+@contextmanager
+def _refused_as_unauthorized() -> Iterator[None]:
+    """A token refused by ``auth.jws`` or ``auth.claims`` is 401 ``token_expired`` or ``token_invalid``."""
+    try:
+        yield
     except token_claims.ExpiredToken:
         raise Unauthorized("The token has expired.", error=ErrorCode.TOKEN_EXPIRED) from None
     except jws.TokenError:
         raise Unauthorized("The token is invalid.", error=ErrorCode.TOKEN_INVALID) from None
-    return claims
 
 
 def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
