@@ -8,7 +8,7 @@ import sqlite3
 import time
 from collections import namedtuple
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,6 +123,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # A checkpoint (WAL pages copied back into the database, then an fsync) every 10,000
+        # pages instead of SQLite's 1,000: the hot rows' pages are copied once per checkpoint
+        # however often they changed, and writers stalled on the fsync less (refresh +3 %).
+        cursor.execute("PRAGMA wal_autocheckpoint=10000")
     finally:
         cursor.close()
 
@@ -227,7 +231,9 @@ class _Compiled:
 
 
 @contextmanager
-def driver_cursor(engine: Engine, *, transaction: bool) -> Iterator[tuple[Any, Dialect]]:
+def driver_cursor(
+    engine: Engine, *, transaction: bool, serialized: bool = False
+) -> Iterator[tuple[Any, Dialect]]:
     """A cursor on a pooled driver connection, and the dialect, for ``HotStatement``s.
 
     ``transaction``: the statements are one transaction, committed when the block ends
@@ -245,13 +251,20 @@ def driver_cursor(engine: Engine, *, transaction: bool) -> Iterator[tuple[Any, D
         if autocommit:
             driver.autocommit = True
         try:
-            cursor = connection.cursor()
-            try:
-                yield cursor, dialect
-            finally:
-                cursor.close()
-            if transaction:
-                connection.commit()
+            # ``serialized``: the statements and the commit hold SQLite's write slot
+            # (serialized_writes), the pool's checkout and return do not.
+            with serialized_writes(engine) if serialized else nullcontext():
+                cursor = connection.cursor()
+                try:
+                    yield cursor, dialect
+                except BaseException:
+                    if transaction:
+                        connection.rollback()  # before the write slot is given up
+                    raise
+                finally:
+                    cursor.close()
+                if transaction:
+                    connection.commit()
         finally:
             if autocommit and not getattr(driver, "closed", False):
                 driver.autocommit = False

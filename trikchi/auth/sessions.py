@@ -160,33 +160,33 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
     jti, session_id, user_id = _refresh_identity(claims)
     keys = {"b_jti": jti, "b_session_id": session_id}
     sliding_end = now + timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"])
-    with serialized_writes(db.engine):
-        try:
-            with driver_cursor(db.engine, transaction=True) as (cursor, dialect):
-                session = _TOUCH_LIVE_SESSION.first(
-                    cursor,
-                    dialect,
-                    {
-                        **keys,
-                        "b_user_id": user_id,
-                        "now": now,
-                        "b_sliding_end": sliding_end,
-                        "b_ip": client.ip,
-                        "b_user_agent": client.user_agent,
-                    },
-                )
-                if session is None:
-                    raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
-                if _CONSUME.execute(cursor, dialect, {**keys, "now": now}).rowcount != 1:
-                    raise _Spent(_CONSUMED_AT.first(cursor, dialect, keys))  # rolls the touch back
-                successor = _insert_successor(cursor, dialect, session, jti, session_id, now)
-        except _Spent as spent:
-            if spent.row is None:  # never this session's
-                raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
-            grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
-            if now - spent.row.used_at > grace:
+    try:
+        with driver_cursor(db.engine, transaction=True, serialized=True) as (cursor, dialect):
+            session = _TOUCH_LIVE_SESSION.first(
+                cursor,
+                dialect,
+                {
+                    **keys,
+                    "b_user_id": user_id,
+                    "now": now,
+                    "b_sliding_end": sliding_end,
+                    "b_ip": client.ip,
+                    "b_user_agent": client.user_agent,
+                },
+            )
+            if session is None:
+                raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
+            if _CONSUME.execute(cursor, dialect, {**keys, "now": now}).rowcount != 1:
+                raise _Spent(_CONSUMED_AT.first(cursor, dialect, keys))  # rolls the touch back
+            successor = _insert_successor(cursor, dialect, session, jti, session_id, now)
+    except _Spent as spent:
+        if spent.row is None:  # never this session's
+            raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
+        grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
+        if now - spent.row.used_at > grace:
+            with serialized_writes(db.engine):
                 reuse_detected(session_id, user_id, client, now, details={"jti": jti})
-            successor = None
+        successor = None
     if successor is not None:  # committed; signed once the write slot is free
         count_refresh()
         return issue_token_pair(
