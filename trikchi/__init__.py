@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from flask import Flask
@@ -17,7 +19,7 @@ def create_app(config: str | Config | Mapping[str, Any] | None = None) -> Flask:
     ``production``), a ``Config`` instance, or a mapping of overrides applied on
     top of the configuration named by ``TRIKCHI_CONFIG``.
     """
-    app = Flask(__name__, static_folder=None)
+    app = TrikchiFlask(__name__, static_folder=None)
     register_config(app, config)
     register_logging(app)
     register_security_headers(app)
@@ -29,6 +31,25 @@ def create_app(config: str | Config | Mapping[str, Any] | None = None) -> Flask:
     register_errorhandlers(app)
     register_commands(app)
     return app
+
+
+class TrikchiFlask(Flask):
+    """Flask, asking once per function whether it is a coroutine function.
+
+    Flask calls ``ensure_sync`` for every view, hook and handler on every request, and
+    flask-smorest and Flask-Limiter once more per decorator layer; each call ran
+    ``inspect.iscoroutinefunction`` again (README, Performance).
+    """
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if _is_coroutine_function(func):
+            return self.async_to_sync(func)
+        return func
+
+
+@lru_cache(maxsize=4096)
+def _is_coroutine_function(func: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(func)
 
 
 def register_config(app: Flask, config: str | Config | Mapping[str, Any] | None) -> None:
