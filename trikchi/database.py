@@ -123,10 +123,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        # A checkpoint (WAL pages copied back into the database, then an fsync) every 10,000
-        # pages instead of SQLite's 1,000: the hot rows' pages are copied once per checkpoint
-        # however often they changed, and writers stalled on the fsync less (refresh +3 %).
-        cursor.execute("PRAGMA wal_autocheckpoint=10000")
     finally:
         cursor.close()
 
