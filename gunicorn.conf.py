@@ -17,7 +17,8 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # Recycle workers now and then so a slow leak can never grow without bound.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "1000"))
-# The app logs every request itself (JSON in production); set GUNICORN_ACCESSLOG=- for gunicorn's too.
+# With LOG_REQUESTS=true the app logs every request itself (JSON in production); set
+# GUNICORN_ACCESSLOG=- for gunicorn's access log instead or as well.
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()

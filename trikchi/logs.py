@@ -1,4 +1,4 @@
-"""Logging: JSON lines in production, readable text in development; a line per request.
+"""Logging: JSON lines in production, readable text in development; a line per request if asked.
 
 Nothing here ever logs a body, a cookie, an Authorization header or a query string.
 """
