@@ -114,3 +114,31 @@ def test_postgresql_connections_idle_across_a_server_restart_are_pinged_not_answ
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+def test_ensure_sync_answers_once_per_function_and_still_refuses_nothing(app):
+    """TrikchiFlask caches Flask's coroutine check; unhashable callables are asked every time."""
+
+    class Unhashable:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __call__(self) -> str:
+            return "ok"
+
+    view = Unhashable()
+    assert app.ensure_sync(view) is view and app.ensure_sync(view)() == "ok"
+
+    def plain() -> str:
+        return "plain"
+
+    assert app.ensure_sync(plain) is plain and app.ensure_sync(plain) is plain
+
+    async def coroutine() -> str:
+        return "awaited"
+
+    try:
+        converted = app.ensure_sync(coroutine)
+    except RuntimeError as error:  # Flask's own answer when asgiref is not installed
+        assert "async" in str(error).lower()
+    else:
+        assert converted is not coroutine and converted() == "awaited"

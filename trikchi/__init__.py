@@ -42,7 +42,11 @@ class TrikchiFlask(Flask):
     """
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        if _is_coroutine_function(func):
+        try:
+            is_coroutine = _is_coroutine_function(func)
+        except TypeError:  # an unhashable callable: ask every time, as Flask does
+            is_coroutine = inspect.iscoroutinefunction(func)
+        if is_coroutine:
             return self.async_to_sync(func)
         return func
 
