@@ -174,21 +174,6 @@ def refresh_claims() -> dict[str, Any]:
     return g.trikchi_refresh_claims
 
 
-def refresh_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """401 unless the request carries a valid refresh cookie and its CSRF header.
-
-    Authentication runs first (right under @blp.route), so an anonymous caller gets
-    401 before its body is even parsed.
-    """
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        verify_refresh_cookie()
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
 current_user = cast(CurrentUser, LocalProxy(lambda: g.trikchi_user))
 
 

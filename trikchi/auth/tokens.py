@@ -266,11 +266,6 @@ def _refused_as_unauthorized() -> Iterator[None]:
         raise Unauthorized("The token is invalid.", error=ErrorCode.TOKEN_INVALID) from None
 
 
-def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Header and payload, unverified: to tell a foreign token from ours, never to trust."""
-    return jws.unverified_parts(token)
-
-
 def _access_key(header: dict) -> tuple[str, Any]:
     """The algorithm and key that verify an access token with this header.
 

@@ -28,10 +28,10 @@ from sqlalchemy.exc import IntegrityError
 from trikchi.auth import claims as token_claims
 from trikchi.auth.events import Events, record_event
 from trikchi.auth.guards import verify_refresh_cookie
-from trikchi.auth.jws import TokenError
+from trikchi.auth.jws import TokenError, unverified_parts
 from trikchi.auth.models import AuthSession, User
 from trikchi.auth.sessions import SESSION_ENDED, current_token_pair, reuse_detected, start_session
-from trikchi.auth.tokens import TokenPair, token_response, unverified_parts
+from trikchi.auth.tokens import TokenPair, token_response
 from trikchi.database import serialized_writes, utcnow
 from trikchi.errors import ErrorCode, Unauthorized
 from trikchi.extensions import db
@@ -54,7 +54,8 @@ class SeedToken:
 
 
 def refresh_or_seed_token(view: Callable[..., Any]) -> Callable[..., Any]:
-    """``refresh_required``; and, while seed tokens are accepted, a seed cookie opens a session.
+    """The refresh cookie and its CSRF header (``verify_refresh_cookie``), with the claims kept for
+    the view; and, while seed tokens are accepted, a seed cookie opens a session.
 
     The seed's frontends never sent the CSRF header, so a seed token needs none (the
     cookie is SameSite=Lax: a cross-site POST does not carry it).
