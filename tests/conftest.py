@@ -66,30 +66,30 @@ def migrate_to_head(database_url: str) -> None:
         db.engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[ThrowawayPostgres]:
-    """A PostgreSQL server for the whole run, or a skip that says why."""
+def _throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    """A started PostgreSQL server, stopped afterwards, or a skip (a failure under CI) saying why."""
     bindir = find_bindir()
     if bindir is None:
         require_or_skip(
             "PostgreSQL server binaries not found (install postgresql-15 or set TRIKCHI_PG_BINDIR)"
         )
     server = ThrowawayPostgres(bindir).start()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[ThrowawayPostgres]:
+    """A PostgreSQL server for the whole run."""
+    yield from _throwaway_postgres()
 
 
 @pytest.fixture
 def private_postgres() -> Iterator[ThrowawayPostgres]:
     """A PostgreSQL server of the test's own, which it may stop and start (restarts, outages)."""
-    bindir = find_bindir()
-    if bindir is None:
-        require_or_skip(
-            "PostgreSQL server binaries not found (install postgresql-15 or set TRIKCHI_PG_BINDIR)"
-        )
-    server = ThrowawayPostgres(bindir).start()
-    yield server
-    server.stop()
+    yield from _throwaway_postgres()
 
 
 def require_or_skip(message: str) -> None:

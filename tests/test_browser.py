@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from tests.conftest import PASSWORD, migrate_to_head, require_or_skip
-from tests.support.live import ROOT, LiveServer
-from tests.support.web import chromium, chromium_executable, reference_page
+from tests.conftest import PASSWORD, require_or_skip
+from tests.support.live import ROOT
+from tests.support.web import browser_api, chromium, chromium_executable, reference_page
 
 pytestmark = pytest.mark.browser
 
@@ -25,21 +25,9 @@ def web_origin():
 @pytest.fixture(scope="module")
 def api(web_origin, tmp_path_factory):
     """The API under gunicorn, allowing the frontend's origin, with 4-second access tokens."""
-    path = tmp_path_factory.mktemp("browser") / "trikchi.db"
-    migrate_to_head(f"sqlite:///{path}")
-    server = LiveServer(
-        {
-            "TRIKCHI_CONFIG": "testing",
-            "DATABASE_URL": f"sqlite:///{path}",
-            "CORS_ORIGINS": web_origin,
-            "ACCESS_TOKEN_SECONDS": "4",
-            "RATELIMIT_REGISTER": "1000 per minute",
-            "TRIKCHI_TEST_LOGDIR": str(path.parent),
-        },
-        workers=2,
-    ).wait_ready()
-    yield server
-    server.stop()
+    settings = {"ACCESS_TOKEN_SECONDS": "4", "RATELIMIT_REGISTER": "1000 per minute"}
+    with browser_api(tmp_path_factory.mktemp("browser"), web_origin, settings) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

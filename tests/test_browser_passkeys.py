@@ -14,9 +14,8 @@ import time
 import pyotp
 import pytest
 
-from tests.conftest import migrate_to_head, require_or_skip
-from tests.support.live import LiveServer
-from tests.support.web import chromium, chromium_executable, reference_page
+from tests.conftest import require_or_skip
+from tests.support.web import browser_api, chromium, chromium_executable, reference_page
 from tests.test_browser import screenshot, sign_in, sign_up, status, unique, wait_status
 
 pytestmark = pytest.mark.browser
@@ -41,23 +40,13 @@ def web_origin():
 @pytest.fixture(scope="module")
 def api(web_origin, tmp_path_factory):
     """The API under gunicorn: relying party ``localhost``, the page's origin allowed."""
-    path = tmp_path_factory.mktemp("browser-passkeys") / "trikchi.db"
-    migrate_to_head(f"sqlite:///{path}")
-    server = LiveServer(
-        {
-            "TRIKCHI_CONFIG": "testing",
-            "DATABASE_URL": f"sqlite:///{path}",
-            "CORS_ORIGINS": web_origin,
-            "WEBAUTHN_RP_ID": "localhost",
-            "WEBAUTHN_ORIGINS": web_origin,
-            "RATELIMIT_REGISTER": "1000 per minute",
-            "TRIKCHI_TEST_LOGDIR": str(path.parent),
-        },
-        workers=2,
-    ).wait_ready()
-    server.database = path
-    yield server
-    server.stop()
+    settings = {
+        "WEBAUTHN_RP_ID": "localhost",
+        "WEBAUTHN_ORIGINS": web_origin,
+        "RATELIMIT_REGISTER": "1000 per minute",
+    }
+    with browser_api(tmp_path_factory.mktemp("browser-passkeys"), web_origin, settings) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

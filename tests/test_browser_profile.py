@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from tests.conftest import PASSWORD, migrate_to_head
-from tests.support.live import LiveServer
+from tests.conftest import PASSWORD
 from tests.support.mails import text_of, wait_for_subject
+from tests.support.web import browser_api
 from tests.test_browser import browser, screenshot, sign_up, status, unique, wait_status, web_origin
 
 pytestmark = pytest.mark.browser
@@ -23,26 +23,17 @@ FRESH_SECONDS = 3
 @pytest.fixture(scope="module")
 def api(web_origin, smtp_server, tmp_path_factory):
     """The API under gunicorn with real mail, links to the page's origin, a short fresh window."""
-    path = tmp_path_factory.mktemp("browser-profile") / "trikchi.db"
-    migrate_to_head(f"sqlite:///{path}")
-    server = LiveServer(
-        {
-            "TRIKCHI_CONFIG": "testing",
-            "DATABASE_URL": f"sqlite:///{path}",
-            "CORS_ORIGINS": web_origin,
-            "FRONTEND_URL": web_origin,
-            "FRESH_SIGNIN_SECONDS": str(FRESH_SECONDS),
-            "MAIL_SERVER": "127.0.0.1",
-            "MAIL_PORT": str(smtp_server.port),
-            "MAIL_USE_TLS": "false",
-            "RATELIMIT_REGISTER": "1000 per minute",
-            "TRIKCHI_TEST_LOGDIR": str(path.parent),
-        },
-        workers=2,
-        outbox_worker=True,
-    ).wait_ready()
-    yield server
-    server.stop()
+    settings = {
+        "FRONTEND_URL": web_origin,
+        "FRESH_SIGNIN_SECONDS": str(FRESH_SECONDS),
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(smtp_server.port),
+        "MAIL_USE_TLS": "false",
+        "RATELIMIT_REGISTER": "1000 per minute",
+    }
+    directory = tmp_path_factory.mktemp("browser-profile")
+    with browser_api(directory, web_origin, settings, outbox_worker=True) as server:
+        yield server
 
 
 @pytest.fixture

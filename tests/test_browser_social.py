@@ -11,10 +11,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import migrate_to_head, require_or_skip
-from tests.support.live import LiveServer
+from tests.conftest import require_or_skip
 from tests.support.oidc import OIDCProvider, node_available
 from tests.support.postgres import free_port
+from tests.support.web import browser_api
 from tests.test_browser import browser, screenshot, web_origin  # noqa: F401 - shared fixtures
 
 pytestmark = pytest.mark.browser
@@ -38,24 +38,15 @@ def provider(api_port):
 
 @pytest.fixture(scope="module")
 def api(web_origin, provider, api_port, tmp_path_factory):  # noqa: F811
-    path = tmp_path_factory.mktemp("browser-social") / "trikchi.db"
-    migrate_to_head(f"sqlite:///{path}")
-    server = LiveServer(
-        {
-            "TRIKCHI_CONFIG": "testing",
-            "DATABASE_URL": f"sqlite:///{path}",
-            "CORS_ORIGINS": web_origin,
-            "FRONTEND_URL": web_origin,
-            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
-            "TELEGRAM_BOT_NAME": "trikchi_test_bot",
-            "TRIKCHI_TEST_LOGDIR": str(path.parent),
-            **provider.environment(("test",)),
-        },
-        workers=2,
-        port=api_port,
-    ).wait_ready()
-    yield server
-    server.stop()
+    settings = {
+        "FRONTEND_URL": web_origin,
+        "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+        "TELEGRAM_BOT_NAME": "trikchi_test_bot",
+        **provider.environment(("test",)),
+    }
+    directory = tmp_path_factory.mktemp("browser-social")
+    with browser_api(directory, web_origin, settings, port=api_port) as server:
+        yield server
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -77,3 +78,31 @@ def chromium(executable: str, extra_args: Sequence[str] = ()) -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+@contextmanager
+def browser_api(directory: Path, web_origin: str, settings: dict[str, str], **server: Any) -> Iterator[Any]:
+    """The API under gunicorn (2 workers) on a fresh SQLite file in ``directory``, built with
+    ``flask db upgrade``, allowing the page's origin; ``settings`` add to or override that.
+    The server's ``database`` is the file's path."""
+    from tests.conftest import migrate_to_head
+    from tests.support.live import LiveServer
+
+    path = directory / "trikchi.db"
+    migrate_to_head(f"sqlite:///{path}")
+    live = LiveServer(
+        {
+            "TRIKCHI_CONFIG": "testing",
+            "DATABASE_URL": f"sqlite:///{path}",
+            "CORS_ORIGINS": web_origin,
+            "TRIKCHI_TEST_LOGDIR": str(directory),
+            **settings,
+        },
+        workers=2,
+        **server,
+    ).wait_ready()
+    live.database = path
+    try:
+        yield live
+    finally:
+        live.stop()
