@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, text
 from tests.support.live import LiveServer
 from tests.support.postgres import ThrowawayPostgres, find_bindir
 from tests.support.redis import ThrowawayRedis
+from tests.support.webhooks import Receiver
 from trikchi import create_app
 from trikchi.extensions import db
 from trikchi.i18n import compile_catalogs
@@ -90,6 +91,14 @@ def postgres_server() -> Iterator[ThrowawayPostgres]:
 def private_postgres() -> Iterator[ThrowawayPostgres]:
     """A PostgreSQL server of the test's own, which it may stop and start (restarts, outages)."""
     yield from _throwaway_postgres()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 that records what it is sent (tests/support/webhooks.py)."""
+    server = Receiver().start()
+    yield server
+    server.stop()
 
 
 def require_or_skip(message: str) -> None:

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import AuthActions, make_app
-from tests.support.webhooks import SECRET, Receiver
+from tests.support.webhooks import SECRET
 from trikchi.auth.events import Events, record_event
 from trikchi.extensions import db
 from trikchi.outbox.models import Delivery
@@ -82,13 +82,6 @@ def workers(database_url, tmp_path):
     group = Workers(database_url, tmp_path)
     yield group
     group.stop_all()
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

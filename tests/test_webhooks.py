@@ -19,13 +19,6 @@ from trikchi.outbox.worker import deliver_due
 
 
 @pytest.fixture
-def receiver():
-    server = Receiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def hook_app(database_url, receiver):
     app = make_app(
         database_url,
