@@ -77,9 +77,11 @@ def configure_engine_options(app: Flask) -> None:
 
 
 # A server connection that was used this recently is taken to be alive; an older one is pinged
-# when it is checked out. Under load every connection is younger; after a quiet spell (when a
-# server restart or a dropped idle connection goes unnoticed) the first request pays the ping.
-PING_AFTER_IDLE_SECONDS = 2.0
+# when it is checked out. Under load every connection is younger (reused within milliseconds);
+# a server cannot stop and start again within this time, so a restart, or an idle connection
+# dropped by a proxy, is always met by a ping and the connection replaced. (2 s was too long:
+# a restart between two requests of a quiet worker went unnoticed and answered 503.)
+PING_AFTER_IDLE_SECONDS = 0.25
 _IDLE_SINCE = "trikchi_idle_since"
 
 
