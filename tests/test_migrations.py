@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from tests.conftest import make_app
 from trikchi.extensions import db
@@ -52,3 +52,47 @@ def test_flask_db_upgrade_command(backend, request, tmp_path):
     assert result.exit_code == 0, result.output
     with app.app_context():
         db.engine.dispose()
+
+
+def test_refresh_tokens_rekeyed_by_session_keep_every_token_both_ways(backend, request, tmp_path):
+    """f1c3a7e5d920 moves refresh tokens to a (session_id, jti) key: a session signed in before
+    it refreshes after it, a token it consumed is still recognised as reused, and the way back
+    keeps every row and restores the old index."""
+    from tests.conftest import AuthActions
+
+    url = empty_database_url(backend, request, tmp_path)
+    app = make_app(url, REFRESH_REUSE_GRACE_SECONDS=0)
+    with app.app_context():
+        upgrade(revision="e4a9c2f7b1d8")
+        customer = AuthActions(app.test_client())
+        customer.signup()
+        spent = customer.refresh_cookie()
+        assert customer.refresh().status_code == 200
+        db.engine.dispose()
+
+        upgrade()
+        assert customer.refresh().status_code == 200
+        assert count_tokens() == 3
+        thief = AuthActions(app.test_client())
+        thief.client.set_cookie("refresh_token", spent)
+        thief.client.set_cookie("csrf_refresh_token", customer.csrf_cookie())
+        reused = thief.refresh()
+        assert reused.status_code == 401 and reused.json["error"] == "refresh_token_reused"
+        db.engine.dispose()
+
+        downgrade(revision="e4a9c2f7b1d8")
+        assert count_tokens() == 3
+        engine = create_engine(url)
+        try:
+            indexes = {index["name"] for index in inspect(engine).get_indexes("refresh_tokens")}
+            assert "ix_refresh_tokens_session_id_used_at" in indexes
+            assert inspect(engine).get_pk_constraint("refresh_tokens")["constrained_columns"] == ["jti"]
+        finally:
+            engine.dispose()
+        upgrade()
+        db.engine.dispose()
+
+
+def count_tokens() -> int:
+    with db.engine.connect() as conn:
+        return conn.scalar(text("SELECT count(*) FROM refresh_tokens"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, false, true
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from trikchi.database import UTCDateTime, utcnow
@@ -84,13 +84,19 @@ class AuthSession(db.Model):
 
 
 class RefreshToken(db.Model):
-    """A refresh token, by its ``jti`` only; single-use, chained to the one it replaced."""
+    """A refresh token, by its ``jti`` only; single-use, chained to the one it replaced.
+
+    Keyed by ``(session_id, jti)``: every lookup names the session, and a session's tokens sit
+    together, so a refresh's consume and insert write one page of one B-tree. On SQLite the
+    table is that B-tree (``WITHOUT ROWID``: no rowid table beside the key, no second index);
+    on PostgreSQL ``used_at`` is in no index, so consuming a token is a HOT update.
+    """
 
     __tablename__ = "refresh_tokens"
-    __table_args__ = (Index("ix_refresh_tokens_session_id_used_at", "session_id", "used_at"),)
+    __table_args__ = {"sqlite_with_rowid": False}
 
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
     jti: Mapped[str] = mapped_column(String(36), primary_key=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     parent_jti: Mapped[str | None] = mapped_column(String(36), nullable=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
