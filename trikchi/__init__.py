@@ -112,6 +112,7 @@ def register_extensions(app: Flask) -> None:
     """Bind the extension instances to this app."""
     from trikchi import i18n
     from trikchi.auth import tokens
+    from trikchi.database import ping_idle_connections
     from trikchi.extensions import api, cors, db, jwt, limiter, migrate, passwords
     from trikchi.keys import ring as key_ring
     from trikchi.mail import init_mail
@@ -119,6 +120,8 @@ def register_extensions(app: Flask) -> None:
 
     init_metrics(app)
     db.init_app(app)
+    with app.app_context():
+        ping_idle_connections(db.engine)
     migrate.init_app(app, db, directory=str(_migrations_dir()), compare_type=True)
     tokens.configure_jwt(app)
     jwt.init_app(app)  # the cookie and CSRF settings; trikchi verifies tokens itself (auth.tokens)

@@ -17,7 +17,6 @@ from sqlalchemy import DateTime, Select, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
-from sqlalchemy.pool import Pool
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.types import TypeDecorator
 
@@ -85,22 +84,26 @@ PING_AFTER_IDLE_SECONDS = 0.25
 _IDLE_SINCE = "trikchi_idle_since"
 
 
-@event.listens_for(Pool, "checkin")
+def ping_idle_connections(engine: Engine) -> None:
+    """On a PostgreSQL engine, ping connections that sat idle before handing them out.
+
+    SQLAlchemy's pessimistic disconnect handling by age instead of on every checkout
+    (``pool_pre_ping``, a round trip per request). Only server connections can be
+    dropped: an SQLite engine gets no listener, and pays nothing per checkout.
+    """
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "checkin", _note_idle)
+        event.listen(engine, "checkout", _ping_after_idle)
+
+
 def _note_idle(dbapi_connection: Any, record: Any) -> None:
-    if (
-        record is not None
-        and dbapi_connection is not None
-        and not isinstance(dbapi_connection, sqlite3.Connection)
-    ):
+    if record is not None and dbapi_connection is not None:
         record.info[_IDLE_SINCE] = time.monotonic()
 
 
-@event.listens_for(Pool, "checkout")
 def _ping_after_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-    """Ping a connection that sat idle (SQLAlchemy's pessimistic disconnect handling, by age).
-
-    A failed ping raises ``DisconnectionError``: the pool replaces the connection and tries again.
-    """
+    """Ping a connection that sat idle; a failed ping raises ``DisconnectionError``, and the pool
+    replaces the connection and tries again."""
     idle_since = record.info.pop(_IDLE_SINCE, None)
     if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
         return

@@ -52,6 +52,10 @@ def _b64decode(segment: bytes) -> bytes:
     return data
 
 
+# json.dumps with separators builds a new encoder on every call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def _json_object(data: bytes) -> dict[str, Any]:
     try:
         value = json.loads(data.decode("utf-8"))  # str: json skips guessing the encoding
@@ -74,8 +78,17 @@ def split(token: str) -> tuple[bytes, bytes, bytes]:
 
 def header_of(segments: tuple[bytes, bytes, bytes]) -> dict[str, Any]:
     """The header of a token ``split`` already, unverified: only to choose the key (and pin its
-    algorithm)."""
-    return _json_object(_b64decode(segments[0]))
+    algorithm). A copy: the caller may keep or change it."""
+    return dict(_parsed_header(segments[0]))
+
+
+@lru_cache(maxsize=32)
+def _parsed_header(segment: bytes) -> dict[str, Any]:
+    """A header segment decoded and parsed, once per distinct segment. Every token signed with
+    one key has the same header, so this is a handful of entries, however many tokens there
+    are; it holds no verdict (the signature is checked on every token). Not to be mutated:
+    ``header_of`` hands out copies. A refused segment raises and is not cached."""
+    return _json_object(_b64decode(segment))
 
 
 def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -95,7 +108,7 @@ def verify(
     """
     header_segment, payload_segment, signature_segment = split(token) if isinstance(token, str) else token
     if header is None:
-        header = _json_object(_b64decode(header_segment))
+        header = header_of((header_segment, payload_segment, signature_segment))
     if header.get("alg") != alg:
         raise TokenError("unexpected algorithm")
     signature = _b64decode(signature_segment)
@@ -106,13 +119,15 @@ def verify(
 
 def sign(claims: dict[str, Any], alg: str, key: Any, kid: str | None = None) -> str:
     """A compact JWS of ``claims`` (header ``alg``, ``kid`` when given, ``typ: JWT``)."""
-    header: dict[str, Any] = {"alg": alg, "kid": kid, "typ": "JWT"} if kid else {"alg": alg, "typ": "JWT"}
-    signing_input = (
-        _b64encode(json.dumps(header, separators=(",", ":")).encode())
-        + b"."
-        + _b64encode(json.dumps(claims, separators=(",", ":")).encode())
-    )
+    signing_input = _header_segment(alg, kid) + b"." + _b64encode(_COMPACT_JSON.encode(claims).encode())
     return (signing_input + b"." + _b64encode(_ALGORITHMS[alg].sign(signing_input, key))).decode("ascii")
+
+
+@lru_cache(maxsize=32)
+def _header_segment(alg: str, kid: str | None) -> bytes:
+    """The encoded header of every token signed with ``alg`` (and ``kid``): built once."""
+    header: dict[str, Any] = {"alg": alg, "kid": kid, "typ": "JWT"} if kid else {"alg": alg, "typ": "JWT"}
+    return _b64encode(_COMPACT_JSON.encode(header).encode())
 
 
 @lru_cache(maxsize=8)
