@@ -126,3 +126,74 @@ def test_refresh_writers_queue_on_one_lock_per_sqlite_database(app, backend):
             fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released after the transaction
         finally:
             os.close(other)
+
+
+def committed_to_database_file(path: str, tmp_path, jti: str) -> bool:
+    """Whether the database file itself (without its write-ahead log) holds refresh token ``jti``:
+    true only once a checkpoint has copied the log back."""
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "main-file-only.db"
+    shutil.copyfile(path, copy)
+    connection = sqlite3.connect(copy)
+    try:
+        return connection.execute("SELECT 1 FROM refresh_tokens WHERE jti = ?", (jti,)).fetchone() is not None
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # a PostgreSQL server checkpoints itself
+def test_refresh_checkpoints_sqlite_after_leaving_the_write_slot(app, auth, monkeypatch, tmp_path):
+    """The WAL is copied back to the database file by the refreshing process once it has left
+    the write slot (other writers go on), not inside it by SQLite's commit."""
+    from trikchi import database
+    from trikchi.auth.jws import unverified_parts
+
+    slot_free = []
+    checkpoint = database._checkpoint
+
+    def watched(connection):
+        with app.app_context():
+            other = os.open(f"{db.engine.url.database}.write-lock", os.O_RDWR)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while the slot is held
+            slot_free.append(True)
+        finally:
+            os.close(other)
+        checkpoint(connection)
+
+    monkeypatch.setattr(database, "_checkpoint", watched)
+    monkeypatch.setattr(database, "SQLITE_CHECKPOINT_EVERY", 1)
+    auth.signup()
+    assert auth.refresh().status_code == 200
+    successor = unverified_parts(auth.refresh_cookie())[1]["jti"]
+    with app.app_context():
+        path = db.engine.url.database
+    assert slot_free == [True]
+    assert committed_to_database_file(path, tmp_path, successor)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # a PostgreSQL server checkpoints itself
+def test_a_failed_checkpoint_leaves_the_refresh_answered(app, auth, monkeypatch, caplog):
+    """The refresh is committed before the checkpoint: a checkpoint error is logged, not answered
+    (a refresh that failed there would leave its client with a spent token)."""
+    import sqlite3
+
+    from trikchi import database
+
+    class Refusing:
+        def __init__(self, connection):
+            self.connection = connection
+
+        def cursor(self):
+            raise sqlite3.OperationalError("disk I/O error")
+
+    checkpoint = database._checkpoint
+    monkeypatch.setattr(database, "_checkpoint", lambda connection: checkpoint(Refusing(connection)))
+    monkeypatch.setattr(database, "SQLITE_CHECKPOINT_EVERY", 1)
+    auth.signup()
+    refreshed = auth.refresh()
+    assert refreshed.status_code == 200
+    assert "SQLite checkpoint failed" in caplog.text
+    assert auth.refresh().status_code == 200  # the new cookie was the committed one
