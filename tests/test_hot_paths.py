@@ -16,7 +16,7 @@ from flask.sessions import NullSession
 from tests.conftest import PASSWORD
 from tests.test_sessions import age_used_tokens, use_cookie
 from trikchi.admin.services import update_user
-from trikchi.auth.models import User
+from trikchi.auth.models import AuthSession, RefreshToken, User
 from trikchi.extensions import db
 
 
@@ -68,6 +68,38 @@ def test_theft_detection_stops_the_access_token_at_once(app, auth, make_auth):
     use_cookie(thief.client, stolen, csrf)
     assert thief.refresh().json["error"] == "refresh_token_reused"
     assert auth.me(access).json["error"] == "session_ended"
+
+
+def session_state(app) -> tuple[int, int, int]:
+    """(refresh token rows, unused ones, the sessions' recorded refreshes)."""
+    with app.app_context():
+        tokens = db.session.execute(
+            db.select(db.func.count(), db.func.count().filter(RefreshToken.used_at.is_(None)))
+        ).one()
+        rotations = db.session.scalar(db.select(db.func.sum(AuthSession.rotation_count)))
+        db.session.rollback()
+    return tokens[0], tokens[1], rotations
+
+
+def test_a_refused_refresh_writes_nothing(app, auth):
+    """Whichever way a backend rotates (PostgreSQL: one statement in autocommit; SQLite: a
+    transaction rolled back), a refresh that is refused or answered from the grace window
+    consumes no token, inserts none and records no rotation."""
+    auth.signup()
+    spent, csrf = auth.refresh_cookie(), auth.csrf_cookie()
+    assert auth.refresh().status_code == 200
+    before = session_state(app)
+    assert before == (2, 1, 1)
+
+    use_cookie(auth.client, spent, csrf)  # a second tab, inside the grace window
+    assert auth.refresh(csrf=csrf).status_code == 200
+    assert session_state(app) == before
+
+    assert auth.logout().status_code == 200
+    use_cookie(auth.client, spent, csrf)
+    refused = auth.refresh(csrf=csrf)
+    assert refused.status_code == 401 and refused.json["error"] == "session_ended"
+    assert session_state(app) == before
 
 
 def test_no_cookie_session_is_opened_or_set(app, client, auth):

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from flask import current_app
 from sqlalchemy import bindparam, case, delete, exists, insert, or_, select, update
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection
 
 from trikchi.auth.events import Events, record_event
 from trikchi.auth.models import AuthSession, RefreshToken, User
@@ -81,63 +81,107 @@ def mark_authenticated(session_id: str, now: datetime, method: str) -> None:
         raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
 
 
-# The refresh path: statements compiled once and run on a driver cursor of its own, one
-# transaction (database.HotStatement): SQLAlchemy's per-execution work, and before it the ORM's
-# unit of work and lazy loads, were most of a refresh (see README, Performance).
-_CONSUME = HotStatement(
-    update(RefreshToken.__table__)
-    .where(
-        RefreshToken.jti == bindparam("b_jti"),
-        RefreshToken.session_id == bindparam("b_session_id"),
-        RefreshToken.used_at.is_(None),
-    )
-    .values(used_at=bindparam("now"))
-)
-_INSERT_TOKEN = HotStatement(
-    insert(RefreshToken.__table__).values(
-        jti=bindparam("jti"),
-        session_id=bindparam("session_id"),
-        parent_jti=bindparam("parent_jti"),
-        issued_at=bindparam("issued_at"),
-        expires_at=bindparam("expires_at"),
-    )
-)
+# The refresh path: statements compiled once and run on a driver cursor of their own
+# (database.HotStatement): SQLAlchemy's per-execution work, and before it the ORM's unit of
+# work and lazy loads, were most of a refresh (see README, Performance).
 _SESSIONS = AuthSession.__table__.c
+_TOKENS = RefreshToken.__table__.c
 _NOW = bindparam("now", type_=UTCDateTime())
 _SLIDING_END = bindparam("b_sliding_end", type_=UTCDateTime())
-# The refresh's first statement: the session, if it is live and its user active, records this
-# refresh (SPEC §4: on the session row, not as an audit event — the event's INSERT and log line
-# were a seventh of a refresh) and slides its end; it returns what the new tokens need. One
-# statement where a read and a write were (on PostgreSQL, a round trip less). Rolled back
-# unless the token is consumed. On PostgreSQL its row lock queues a session's refreshes.
-_TOUCH_LIVE_SESSION = HotStatement(
+# The session of the presented token, live and its user active: what a refresh requires.
+_LIVE_SESSION = (
+    _SESSIONS.id == bindparam("b_session_id"),
+    _SESSIONS.user_id == bindparam("b_user_id"),
+    _SESSIONS.revoked_at.is_(None),
+    _SESSIONS.expires_at > _NOW,
+    _SESSIONS.absolute_expires_at > _NOW,
+    exists().where(User.id == _SESSIONS.user_id, User.is_active.is_(True)),
+)
+# A refresh is recorded on its session row (SPEC §4: not as an audit event — the event's INSERT
+# and log line were a seventh of a refresh), which slides its end.
+_TOUCH = {
+    "last_used_at": _NOW,
+    "expires_at": case(
+        (_SESSIONS.absolute_expires_at < _SLIDING_END, _SESSIONS.absolute_expires_at), else_=_SLIDING_END
+    ),
+    "rotation_count": _SESSIONS.rotation_count + 1,
+    "last_ip": bindparam("b_ip"),
+    "last_user_agent": bindparam("b_user_agent"),
+}
+# What the new tokens need from the session.
+_ROLE = select(User.role).where(User.id == _SESSIONS.user_id).scalar_subquery().label("role")
+_UNUSED_TOKEN = (
+    _TOKENS.jti == bindparam("b_jti"),
+    _TOKENS.session_id == bindparam("b_session_id"),
+    _TOKENS.used_at.is_(None),
+)
+_SUCCESSOR_COLUMNS = ["jti", "session_id", "parent_jti", "issued_at", "expires_at"]
+
+# PostgreSQL: the whole rotation is one statement, in autocommit — one round trip where a
+# transaction of three statements took five (BEGIN, the statements, COMMIT): consume the token
+# if it is unused and its session live, then touch the session it consumed from, then insert
+# the successor the touch allows. A row back is a rotation; no row, nothing was written. Two
+# racing copies queue on the token's row lock; the second finds it used.
+_CONSUMED = (
+    update(RefreshToken.__table__)
+    .where(*_UNUSED_TOKEN, exists().where(*_LIVE_SESSION))
+    .values(used_at=_NOW)
+    .returning(_TOKENS.session_id)
+    .cte("consumed")
+)
+_TOUCHED = (
     update(AuthSession.__table__)
-    .where(
-        _SESSIONS.id == bindparam("b_session_id"),
-        _SESSIONS.user_id == bindparam("b_user_id"),
-        _SESSIONS.revoked_at.is_(None),
-        _SESSIONS.expires_at > _NOW,
-        _SESSIONS.absolute_expires_at > _NOW,
-        exists().where(User.id == _SESSIONS.user_id, User.is_active.is_(True)),
-    )
-    .values(
-        last_used_at=_NOW,
-        expires_at=case(
-            (_SESSIONS.absolute_expires_at < _SLIDING_END, _SESSIONS.absolute_expires_at), else_=_SLIDING_END
-        ),
-        rotation_count=_SESSIONS.rotation_count + 1,
-        last_ip=bindparam("b_ip"),
-        last_user_agent=bindparam("b_user_agent"),
-    )
-    .returning(
-        _SESSIONS.expires_at,
-        _SESSIONS.auth_time,
-        select(User.role).where(User.id == _SESSIONS.user_id).scalar_subquery().label("role"),
+    .where(_SESSIONS.id == _CONSUMED.c.session_id, *_LIVE_SESSION)
+    .values(_TOUCH)
+    .returning(_SESSIONS.id, _SESSIONS.expires_at, _SESSIONS.auth_time, _ROLE)
+    .cte("touched")
+)
+_ROTATE_IN_ONE_STATEMENT = HotStatement(
+    select(_TOUCHED.c.expires_at, _TOUCHED.c.auth_time, _TOUCHED.c.role).add_cte(
+        insert(RefreshToken.__table__)
+        .from_select(
+            _SUCCESSOR_COLUMNS,
+            select(
+                bindparam("successor", type_=RefreshToken.jti.type),
+                _TOUCHED.c.id,
+                bindparam("b_jti"),
+                _NOW,
+                _TOUCHED.c.expires_at,
+            ),
+        )
+        .cte("successor")
     )
 )
-_CONSUMED_AT = HotStatement(
-    select(RefreshToken.used_at).where(
-        RefreshToken.jti == bindparam("b_jti"), RefreshToken.session_id == bindparam("b_session_id")
+# ... and when it wrote nothing: a token spent before, in a live session (grace window or
+# theft), with what the session's current tokens need; no row: the session has ended.
+_SPENT_IN_LIVE_SESSION = HotStatement(
+    select(_TOKENS.used_at, _SESSIONS.auth_time, _ROLE)
+    .select_from(RefreshToken.__table__.join(AuthSession.__table__))
+    .where(_TOKENS.jti == bindparam("b_jti"), _TOKENS.used_at.is_not(None), *_LIVE_SESSION)
+)
+
+# SQLite has no writes in WITH: the same steps as one transaction of three statements in the
+# write slot, touch first (one UPDATE … RETURNING where a read and a write were), rolled back
+# unless the token is consumed.
+_TOUCH_LIVE_SESSION = HotStatement(
+    update(AuthSession.__table__)
+    .where(*_LIVE_SESSION)
+    .values(_TOUCH)
+    .returning(_SESSIONS.expires_at, _SESSIONS.auth_time, _ROLE)
+)
+_CONSUME = HotStatement(update(RefreshToken.__table__).where(*_UNUSED_TOKEN).values(used_at=_NOW))
+_INSERT_SUCCESSOR = HotStatement(
+    insert(RefreshToken.__table__).values(
+        jti=bindparam("successor"),
+        session_id=bindparam("b_session_id"),
+        parent_jti=bindparam("b_jti"),
+        issued_at=_NOW,
+        expires_at=bindparam("expires_at", type_=UTCDateTime()),
+    )
+)
+_USED_AT = HotStatement(
+    select(_TOKENS.used_at).where(
+        _TOKENS.jti == bindparam("b_jti"), _TOKENS.session_id == bindparam("b_session_id")
     )
 )
 _LIVE_TOKEN = (
@@ -158,80 +202,76 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
     """
     now = utcnow()
     jti, session_id, user_id = _refresh_identity(claims)
-    keys = {"b_jti": jti, "b_session_id": session_id}
-    sliding_end = now + timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"])
+    params = {
+        "b_jti": jti,
+        "b_session_id": session_id,
+        "b_user_id": user_id,
+        "now": now,
+        "b_sliding_end": now + timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"]),
+        "b_ip": client.ip,
+        "b_user_agent": client.user_agent,
+        "successor": str(uuid.uuid4()),
+    }
+    rotate = _rotate_in_one_statement if db.engine.dialect.name == "postgresql" else _rotate_in_write_slot
     try:
-        with driver_cursor(db.engine, transaction=True, serialized=True) as (cursor, dialect):
-            session = _TOUCH_LIVE_SESSION.first(
-                cursor,
-                dialect,
-                {
-                    **keys,
-                    "b_user_id": user_id,
-                    "now": now,
-                    "b_sliding_end": sliding_end,
-                    "b_ip": client.ip,
-                    "b_user_agent": client.user_agent,
-                },
-            )
-            if session is None:
-                raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
-            if _CONSUME.execute(cursor, dialect, {**keys, "now": now}).rowcount != 1:
-                raise _Spent(_CONSUMED_AT.first(cursor, dialect, keys))  # rolls the touch back
-            successor = _insert_successor(cursor, dialect, session, jti, session_id, now)
+        session = rotate(params)
     except _Spent as spent:
-        if spent.row is None:  # never this session's
-            raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
         grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
-        if now - spent.row.used_at > grace:
+        if now - spent.used_at > grace:
             with serialized_writes(db.engine):
                 reuse_detected(session_id, user_id, client, now, details={"jti": jti})
-        successor = None
-    if successor is not None:  # committed; signed once the write slot is free
-        count_refresh()
-        return issue_token_pair(
-            current_app,
-            user_id,
-            session.role,
-            session_id,
-            successor,
-            session.expires_at,
-            now,
-            auth_time=session.auth_time,
-        )
-    # A copy presented inside the grace window (two tabs): the session's current tokens.
-    with db.engine.connect() as connection:
-        pair = current_token_pair(connection, session_id, user_id, session.role, session.auth_time, now)
-    if pair is None:
-        raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
-    return pair
+        # A copy presented inside the grace window (two tabs): the session's current tokens.
+        with db.engine.connect() as connection:
+            pair = current_token_pair(connection, session_id, user_id, spent.role, spent.auth_time, now)
+        if pair is None:
+            raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
+        return pair
+    count_refresh()  # committed; the tokens are signed outside the write slot
+    return issue_token_pair(
+        current_app,
+        user_id,
+        session.role,
+        session_id,
+        params["successor"],
+        session.expires_at,
+        now,
+        auth_time=session.auth_time,
+    )
 
 
 class _Spent(Exception):
-    """The presented refresh token was consumed before (``row.used_at``), or is unknown (None)."""
+    """The presented token was consumed before (at ``used_at``), in a live session."""
 
-    def __init__(self, row: Any) -> None:
+    def __init__(self, used_at: datetime, auth_time: datetime, role: str) -> None:
         super().__init__("refresh token already consumed")
-        self.row = row
+        self.used_at, self.auth_time, self.role = used_at, auth_time, role
 
 
-def _insert_successor(
-    cursor: Any, dialect: Dialect, session: Any, jti: str, session_id: str, now: datetime
-) -> str:
-    """Record the consumed token's successor (it ends with the session's new sliding end); its jti."""
-    successor = str(uuid.uuid4())
-    _INSERT_TOKEN.execute(
-        cursor,
-        dialect,
-        {
-            "jti": successor,
-            "session_id": session_id,
-            "parent_jti": jti,
-            "issued_at": now,
-            "expires_at": session.expires_at,
-        },
-    )
-    return successor
+def _rotate_in_one_statement(params: dict[str, Any]) -> Any:
+    """PostgreSQL: the rotation as one statement; the session's new end, auth_time and role."""
+    with driver_cursor(db.engine, transaction=False) as (cursor, dialect):
+        session = _ROTATE_IN_ONE_STATEMENT.first(cursor, dialect, params)
+        if session is not None:
+            return session
+        spent = _SPENT_IN_LIVE_SESSION.first(cursor, dialect, params)
+    if spent is None:
+        raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
+    raise _Spent(spent.used_at, spent.auth_time, spent.role)
+
+
+def _rotate_in_write_slot(params: dict[str, Any]) -> Any:
+    """SQLite: the rotation as one transaction of three statements in the write slot."""
+    with driver_cursor(db.engine, transaction=True, serialized=True) as (cursor, dialect):
+        session = _TOUCH_LIVE_SESSION.first(cursor, dialect, params)
+        if session is None:
+            raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
+        if _CONSUME.execute(cursor, dialect, params).rowcount != 1:
+            spent = _USED_AT.first(cursor, dialect, params)
+            if spent is None:  # never this session's
+                raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
+            raise _Spent(spent.used_at, session.auth_time, session.role)
+        _INSERT_SUCCESSOR.execute(cursor, dialect, {**params, "expires_at": session.expires_at})
+    return session
 
 
 def current_token_pair(
