@@ -95,11 +95,13 @@ def test_a_refused_refresh_writes_nothing(app, auth):
     assert auth.refresh(csrf=csrf).status_code == 200
     assert session_state(app) == before
 
+    live = auth.refresh_cookie()  # unused: only the ended session refuses it
     assert auth.logout().status_code == 200
-    use_cookie(auth.client, spent, csrf)
-    refused = auth.refresh(csrf=csrf)
-    assert refused.status_code == 401 and refused.json["error"] == "session_ended"
-    assert session_state(app) == before
+    for cookie in (live, spent):
+        use_cookie(auth.client, cookie, csrf)
+        refused = auth.refresh(csrf=csrf)
+        assert refused.status_code == 401 and refused.json["error"] == "session_ended"
+        assert session_state(app) == before
 
 
 def test_no_cookie_session_is_opened_or_set(app, client, auth):

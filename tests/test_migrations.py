@@ -71,6 +71,19 @@ def test_refresh_tokens_rekeyed_by_session_keep_every_token_both_ways(backend, r
         db.engine.dispose()
 
         upgrade()
+        engine = create_engine(url)
+        try:
+            assert inspect(engine).get_pk_constraint("refresh_tokens")["constrained_columns"] == [
+                "session_id",
+                "jti",
+            ]
+            assert not inspect(engine).get_indexes("refresh_tokens")
+            if backend == "sqlite":
+                with engine.connect() as conn:
+                    ddl = conn.scalar(text("SELECT sql FROM sqlite_master WHERE name = 'refresh_tokens'"))
+                assert "WITHOUT ROWID" in ddl
+        finally:
+            engine.dispose()
         assert customer.refresh().status_code == 200
         assert count_tokens() == 3
         thief = AuthActions(app.test_client())

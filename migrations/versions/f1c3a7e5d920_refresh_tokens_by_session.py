@@ -25,7 +25,9 @@ OLD_INDEX = 'ix_refresh_tokens_session_id_used_at'
 
 
 def _sqlite_rebuild(primary_key, with_rowid):
-    """SQLite cannot change a primary key in place: a new table, the rows copied, renamed."""
+    """SQLite cannot change a primary key in place: a new table, the rows copied, renamed (the
+    old table's indexes go with it). A rebuild that failed half-way can simply be run again."""
+    op.execute("DROP TABLE IF EXISTS refresh_tokens_new")
     op.create_table(
         'refresh_tokens_new',
         sa.Column('jti', sa.String(length=36), nullable=False),
@@ -47,7 +49,6 @@ def _sqlite_rebuild(primary_key, with_rowid):
 
 def upgrade():
     if op.get_bind().dialect.name == 'sqlite':
-        op.drop_index(OLD_INDEX, table_name='refresh_tokens')
         _sqlite_rebuild(('session_id', 'jti'), with_rowid=False)
         return
     op.drop_index(OLD_INDEX, table_name='refresh_tokens')

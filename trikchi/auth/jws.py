@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
 import re
 from functools import lru_cache
@@ -78,8 +79,11 @@ def split(token: str) -> tuple[bytes, bytes, bytes]:
 
 def header_of(segments: tuple[bytes, bytes, bytes]) -> dict[str, Any]:
     """The header of a token ``split`` already, unverified: only to choose the key (and pin its
-    algorithm). A copy: the caller may keep or change it."""
-    return dict(_parsed_header(segments[0]))
+    algorithm). A copy, nested values included: the caller may keep or change it."""
+    header = _parsed_header(segments[0])
+    if any(isinstance(value, (dict, list)) for value in header.values()):
+        return copy.deepcopy(header)
+    return dict(header)
 
 
 @lru_cache(maxsize=32)

@@ -120,8 +120,11 @@ _SUCCESSOR_COLUMNS = ["jti", "session_id", "parent_jti", "issued_at", "expires_a
 # PostgreSQL: the whole rotation is one statement, in autocommit — one round trip where a
 # transaction of three statements took five (BEGIN, the statements, COMMIT): consume the token
 # if it is unused and its session live, then touch the session it consumed from, then insert
-# the successor the touch allows. A row back is a rotation; no row, nothing was written. Two
-# racing copies queue on the token's row lock; the second finds it used.
+# the successor the touch allows. A row back is a rotation. No row: nothing was written, except
+# when a revocation committed while the statement ran — the touch then finds the session
+# ended and the token stays consumed without a successor (its session is over either way).
+# Two racing copies queue on the token's row lock; the second finds it used. The session row
+# is not locked before the token's: other writers lock them in the other order.
 _CONSUMED = (
     update(RefreshToken.__table__)
     .where(*_UNUSED_TOKEN, exists().where(*_LIVE_SESSION))
@@ -144,7 +147,7 @@ _ROTATE_IN_ONE_STATEMENT = HotStatement(
             select(
                 bindparam("successor", type_=RefreshToken.jti.type),
                 _TOUCHED.c.id,
-                bindparam("b_jti"),
+                bindparam("b_jti", type_=RefreshToken.parent_jti.type),
                 _NOW,
                 _TOUCHED.c.expires_at,
             ),
