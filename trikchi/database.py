@@ -278,10 +278,11 @@ def driver_cursor(
     """A cursor on a pooled driver connection, and the dialect, for ``HotStatement``s.
 
     ``transaction``: the statements are one transaction, committed when the block ends
-    and rolled back if it raises. Otherwise one read: PostgreSQL runs it in autocommit
-    (no BEGIN or ROLLBACK round trip). Driver errors are raised as SQLAlchemy's, so the
-    error handlers treat them alike; a lost connection is invalidated, with the rest of
-    the pool (they are as dead), as SQLAlchemy does.
+    and rolled back if it raises. Otherwise reads, and on PostgreSQL in autocommit (no
+    BEGIN or ROLLBACK round trip), where a single statement that writes commits by itself
+    (the refresh rotation); on SQLite a write needs ``transaction``. Driver errors are
+    raised as SQLAlchemy's, so the error handlers treat them alike; a lost connection is
+    invalidated, with the rest of the pool (they are as dead), as SQLAlchemy does.
     """
     dialect = engine.dialect
     autocommit = not transaction and dialect.name == "postgresql"
