@@ -69,7 +69,7 @@ def configure_engine_options(app: Flask) -> None:
         options["pool_pre_ping"] = False
     elif url.get_backend_name() == "postgresql":
         # A ping on every checkout was a round trip per request; connections idle for a while
-        # are pinged instead (_ping_after_idle), and a failure on a busy one invalidates the pool.
+        # are pinged instead (ping_idle_connections), and a failure on a busy one invalidates the pool.
         options["pool_pre_ping"] = False
         connect_args.setdefault("connect_timeout", app.config["DATABASE_CONNECT_TIMEOUT"])
         options.setdefault("pool_size", 5)
@@ -91,35 +91,32 @@ _IDLE_SINCE = "trikchi_idle_since"
 def ping_idle_connections(engine: Engine) -> None:
     """On a PostgreSQL engine, ping connections that sat idle before handing them out.
 
-    SQLAlchemy's pessimistic disconnect handling by age instead of on every checkout
-    (``pool_pre_ping``, a round trip per request). Only server connections can be
-    dropped: an SQLite engine gets no listener, and pays nothing per checkout.
+    SQLAlchemy's pessimistic disconnect handling (its dialect's ``do_ping``) by age instead
+    of on every checkout (``pool_pre_ping``, a round trip per request). Only server
+    connections can be dropped: an SQLite engine gets no listener, and pays nothing per
+    checkout. A failed ping raises ``DisconnectionError``: the pool replaces the connection
+    and tries again.
     """
-    if engine.dialect.name == "postgresql":
-        event.listen(engine, "checkin", _note_idle)
-        event.listen(engine, "checkout", _ping_after_idle)
+    if engine.dialect.name != "postgresql":
+        return
+    dialect = engine.dialect
+
+    def ping_after_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise DisconnectionError("the connection was lost while idle") from error
+
+    event.listen(engine, "checkin", _note_idle)
+    event.listen(engine, "checkout", ping_after_idle)
 
 
 def _note_idle(dbapi_connection: Any, record: Any) -> None:
     if record is not None and dbapi_connection is not None:
         record.info[_IDLE_SINCE] = time.monotonic()
-
-
-def _ping_after_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-    """Ping a connection that sat idle; a failed ping raises ``DisconnectionError``, and the pool
-    replaces the connection and tries again."""
-    idle_since = record.info.pop(_IDLE_SINCE, None)
-    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
-        return
-    try:
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute("SELECT 1")
-        finally:
-            cursor.close()
-        dbapi_connection.rollback()
-    except Exception as error:
-        raise DisconnectionError("the connection was lost while idle") from error
 
 
 @event.listens_for(Engine, "connect")

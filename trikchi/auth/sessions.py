@@ -210,7 +210,7 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
         "b_session_id": session_id,
         "b_user_id": user_id,
         "now": now,
-        "b_sliding_end": now + timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"]),
+        "b_sliding_end": _refresh_lifetime_end(now),
         "b_ip": client.ip,
         "b_user_agent": client.user_agent,
         "successor": str(uuid.uuid4()),
@@ -385,8 +385,13 @@ def _refresh_identity(claims: dict[str, Any]) -> tuple[str, str, int]:
 
 def _sliding_end(session: AuthSession, now: datetime) -> datetime:
     """A refresh extends the session by the refresh lifetime, up to its absolute end."""
-    sliding = now + timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"])
-    return min(sliding, session.absolute_expires_at)
+    return min(_refresh_lifetime_end(now), session.absolute_expires_at)
+
+
+def _refresh_lifetime_end(now: datetime) -> datetime:
+    """``now`` plus the refresh lifetime: where a session's sliding end moves to (the rotation's
+    statements cap it at the absolute end as ``_sliding_end`` does)."""
+    return now + timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"])
 
 
 def _new_refresh_token(session: AuthSession, parent_jti: str | None, now: datetime) -> RefreshToken:
