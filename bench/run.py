@@ -210,8 +210,6 @@ def uvicorn(app: str, env: dict[str, str], logdir: Path, probe: str, workers: in
 def wrk(url: str, script: str, env: dict[str, str], connections: int, seconds: int = SECONDS) -> dict:
     """Run wrk for ``seconds`` and return its JSON summary plus requests per second."""
     threads = min(connections, 2)
-    if script == "refresh.lua":
-        threads = connections  # one session per thread
     lua = Path(tempfile.mkdtemp()) / script
     lua.write_text((ROOT / "bench" / script).read_text() + "\n" + (ROOT / "bench" / "report.lua").read_text())
     watch = CpuWatch()
@@ -230,7 +228,7 @@ def wrk(url: str, script: str, env: dict[str, str], connections: int, seconds: i
             str(lua),
             url,
         ],
-        env={**os.environ, **env},
+        env={**os.environ, **env, "BENCH_THREADS": str(threads)},
         capture_output=True,
         text=True,
         timeout=seconds + 60,

@@ -82,6 +82,32 @@ def test_login_sets_refresh_and_csrf_cookies_with_spec_attributes(auth):
     assert csrf.split(";")[0].split("=", 1)[1] == response.json["csrf_token"]
 
 
+def test_refresh_cookies_follow_the_jwt_cookie_settings(database_url):
+    """The cookies are written from flask-jwt-extended's JWT_* settings, whatever they say."""
+    from tests.conftest import AuthActions, make_app
+
+    app = make_app(
+        database_url,
+        JWT_COOKIE_DOMAIN="shop.test",
+        JWT_COOKIE_SAMESITE="Strict",
+        JWT_COOKIE_SECURE=True,
+        JWT_REFRESH_COOKIE_PATH="/auth",
+        JWT_REFRESH_CSRF_COOKIE_PATH="/app",
+    )
+    try:
+        cookies = set_cookie_headers(AuthActions(app.test_client()).signup())
+        refresh, csrf = cookies["refresh_token"], cookies["csrf_refresh_token"]
+        for cookie in (refresh, csrf):
+            attributes = [part.strip() for part in cookie.split(";")]
+            assert "Domain=shop.test" in attributes and "SameSite=Strict" in attributes
+            assert "Secure" in attributes and "Max-Age=2592000" in attributes
+        assert "Path=/auth" in refresh.split("; ") and "HttpOnly" in refresh
+        assert "Path=/app" in csrf.split("; ") and "HttpOnly" not in csrf
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
 def test_production_cookies_are_secure(database_url, monkeypatch):
     from tests.conftest import AuthActions
     from trikchi import create_app

@@ -21,6 +21,7 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify
 from flask_jwt_extended import unset_refresh_cookies
 from flask_jwt_extended.config import config as jwt_config
+from werkzeug.http import dump_cookie
 
 from trikchi.auth import claims as token_claims
 from trikchi.auth import jws
@@ -171,28 +172,35 @@ def _set_refresh_cookies(response: Response, pair: TokenPair) -> None:
     flask-jwt-extended's ``set_refresh_cookies`` decodes the token it was just given to
     find its CSRF value (a sixth of a refresh); we know it. The refresh cookie comes
     last: clients that keep one header per name (wrk's Lua API, some HTTP libraries)
-    still see the rotated token, and the CSRF value is in the body anyway.
+    still see the rotated token, and the CSRF value is in the body anyway. The settings
+    are the ``JWT_*`` keys flask-jwt-extended's own config reads, looked up once here, and
+    each cookie is werkzeug's ``dump_cookie`` as ``Response.set_cookie`` writes it (with
+    Flask's ``MAX_COOKIE_SIZE``): its proxies and layers were a third of setting the two.
     """
+    config = current_app.config
     common = {
         "max_age": pair.refresh_max_age or jwt_config.cookie_max_age,
-        "secure": jwt_config.cookie_secure,
-        "domain": jwt_config.cookie_domain,
-        "samesite": jwt_config.cookie_samesite,
+        "secure": config["JWT_COOKIE_SECURE"],
+        "domain": config["JWT_COOKIE_DOMAIN"],
+        "samesite": config["JWT_COOKIE_SAMESITE"],
+        "max_size": config["MAX_COOKIE_SIZE"],
     }
-    response.set_cookie(
-        jwt_config.refresh_csrf_cookie_name,
+    csrf_cookie = dump_cookie(
+        config["JWT_REFRESH_CSRF_COOKIE_NAME"],
         pair.csrf_token,
         httponly=False,
-        path=jwt_config.refresh_csrf_cookie_path,
+        path=config["JWT_REFRESH_CSRF_COOKIE_PATH"],
         **common,
     )
-    response.set_cookie(
-        jwt_config.refresh_cookie_name,
+    refresh_cookie = dump_cookie(
+        config["JWT_REFRESH_COOKIE_NAME"],
         pair.refresh_token,
         httponly=True,
-        path=jwt_config.refresh_cookie_path,
+        path=config["JWT_REFRESH_COOKIE_PATH"],
         **common,
     )
+    response.headers.add("Set-Cookie", csrf_cookie)
+    response.headers.add("Set-Cookie", refresh_cookie)
 
 
 def set_refresh_cookies(response: Response, pair: TokenPair) -> None:
