@@ -17,7 +17,8 @@ setup = function(thread)
 end
 
 init = function(args)
-  local threads = tonumber(os.getenv("BENCH_THREADS"))
+  local threads = tonumber(os.getenv("BENCH_THREADS") or "")
+  assert(threads, "BENCH_THREADS must be the thread count given to wrk (-t)")
   ready, by_csrf = {}, {}
   for i = index, #sessions, threads do
     table.insert(ready, sessions[i])
