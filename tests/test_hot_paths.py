@@ -176,3 +176,109 @@ def test_ensure_sync_answers_once_per_function_and_still_refuses_nothing(app):
         assert "async" in str(error).lower()
     else:
         assert converted is not coroutine and converted() == "awaited"
+
+
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+def _connection_of_a_hot_read(engine):
+    """The driver connection a hot statement runs on (after a real read on it)."""
+    from trikchi.database import driver_cursor
+
+    checked_out = engine.pool.checkedout()
+    with driver_cursor(engine, transaction=False) as (cursor, _dialect):
+        assert cursor.execute("SELECT count(*) FROM users").fetchone() is not None
+        assert engine.pool.checkedout() == checked_out  # not one of the pool's
+        return cursor.connection
+
+
+@SQLITE_ONLY
+def test_sqlite_hot_statements_keep_one_connection_per_thread_outside_the_pool(app, auth):
+    """On an SQLite file the guard's read and the rotation run on their thread's own connection:
+    the same one request after request, another one in another thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    auth.signup()
+    with app.app_context():
+        engine = db.engine
+        first = _connection_of_a_hot_read(engine)
+        assert auth.me().status_code == 200 and auth.refresh().status_code == 200
+        assert _connection_of_a_hot_read(engine) is first
+        with ThreadPoolExecutor(1) as pool:
+            other = pool.submit(_connection_of_a_hot_read, engine).result()
+        assert other is not first
+        assert _connection_of_a_hot_read(engine) is first
+
+
+@SQLITE_ONLY
+def test_a_sqlite_thread_connection_is_left_with_nothing_open_and_replaced_after_an_error(app, auth):
+    """A write made without ``transaction`` is rolled back when the block ends (as the pool's reset
+    does); a connection that raised a driver error is closed and the next use gets a new one."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from trikchi.database import driver_cursor
+
+    auth.signup()
+    with app.app_context():
+        engine = db.engine
+        with driver_cursor(engine, transaction=False) as (cursor, _dialect):
+            cursor.execute("UPDATE users SET name = 'changed'")
+            connection = cursor.connection
+            assert connection.in_transaction
+        assert not connection.in_transaction
+        assert db.session.scalar(db.select(User.name)) != "changed"
+
+        with pytest.raises(OperationalError), driver_cursor(engine, transaction=False) as (cursor, _dialect):
+            cursor.execute("SELECT * FROM no_such_table")
+        with pytest.raises(sqlite3.ProgrammingError):
+            connection.cursor()  # closed
+        replacement = _connection_of_a_hot_read(engine)
+        assert replacement is not connection
+    assert auth.me().status_code == 200
+
+
+@SQLITE_ONLY
+def test_disposing_the_engine_closes_its_sqlite_thread_connections(app, auth):
+    import sqlite3
+
+    auth.signup()
+    with app.app_context():
+        engine = db.engine
+        connection = _connection_of_a_hot_read(engine)
+        engine.dispose()
+        with pytest.raises(sqlite3.ProgrammingError):
+            connection.cursor()  # closed
+        assert _connection_of_a_hot_read(engine) is not connection
+    assert auth.me().status_code == 200
+
+
+@SQLITE_ONLY
+def test_a_forked_process_opens_its_own_sqlite_connection(app, auth):
+    """A gunicorn worker is a fork: it must never run statements on (or close) a connection it
+    inherited. The parent's connection still works after the child has come and gone."""
+    import os
+
+    auth.signup()
+    with app.app_context():
+        engine = db.engine
+        parent = _connection_of_a_hot_read(engine)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report, and leave without running any cleanup of the parent's
+            verdict = b"?"
+            try:
+                child = _connection_of_a_hot_read(engine)
+                verdict = b"own" if child is not parent else b"inherited"
+                engine.dispose()  # closes the child's own connections only
+            finally:
+                os.write(write, verdict)
+                os._exit(0)
+        os.close(write)
+        _pid, status = os.waitpid(pid, 0)
+        verdict = os.read(read, 16)
+        os.close(read)
+        assert status == 0 and verdict == b"own"
+        assert _connection_of_a_hot_read(engine) is parent
+    assert auth.me().status_code == 200

@@ -7,7 +7,9 @@ import itertools
 import logging
 import os
 import sqlite3
+import threading
 import time
+import weakref
 from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -268,19 +270,122 @@ class _Compiled:
         return self.row_type._make(values)
 
 
+class _ThreadConnections:
+    """SQLite: one driver connection per thread for the hot statements, kept outside the pool.
+
+    A checkout from SQLAlchemy's pool and its return (a queue under a lock, a proxy
+    object, the reset) cost more than the guard's whole query on SQLite (README,
+    Performance). A file cannot drop a connection, so each thread keeps one, opened
+    through the pool (the same connect settings) and then detached from it. Each is
+    used by its own thread only, outside any transaction between uses (a transaction
+    left open is rolled back, as the pool's reset does). One that raised a driver
+    error is closed and replaced on the next use; all are closed with the engine
+    (``dispose``); a forked process opens its own.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: dict[int, tuple[int, Any]] = {}  # id(connection) -> (pid, pool proxy)
+        event.listen(engine, "engine_disposed", self.close_all)
+
+    def get(self, engine: Engine) -> Any:
+        """This thread's driver connection to ``engine``'s database."""
+        held = getattr(self._local, "held", None)
+        if held is not None and held[0] == os.getpid():
+            return held[1]
+        proxy = engine.raw_connection()
+        connection = proxy.driver_connection
+        proxy.detach()  # this thread's for good: closing it closes it, the pool never sees it again
+        with self._lock:
+            self._open[id(connection)] = (os.getpid(), proxy)
+        self._local.held = (os.getpid(), connection)
+        return connection
+
+    def drop(self, connection: Any) -> None:
+        """Close this thread's connection (it raised): the next use opens another."""
+        self._local.held = None
+        with self._lock:
+            entry = self._open.pop(id(connection), None)
+        if entry is not None:
+            _close_quietly(entry[1])
+
+    def close_all(self, _engine: Engine | None = None) -> None:
+        """Close every thread's connection of this process (the engine is being disposed)."""
+        with self._lock:
+            entries, self._open = list(self._open.values()), {}
+        pid = os.getpid()
+        for owner, proxy in entries:
+            if owner == pid:  # a connection inherited from a parent process is not ours to close
+                _close_quietly(proxy)
+        self._local = threading.local()
+
+
+def _close_quietly(proxy: Any) -> None:
+    try:
+        proxy.close()
+    except Exception as error:  # closing is best effort: the connection is forgotten either way
+        log.warning("closing an SQLite connection failed: %s", error)
+
+
+_thread_connections: weakref.WeakKeyDictionary[Engine, _ThreadConnections] = weakref.WeakKeyDictionary()
+_thread_connections_lock = threading.Lock()
+
+
+def _thread_connections_of(engine: Engine) -> _ThreadConnections:
+    connections = _thread_connections.get(engine)
+    if connections is None:
+        with _thread_connections_lock:
+            connections = _thread_connections.get(engine)
+            if connections is None:
+                connections = _thread_connections[engine] = _ThreadConnections(engine)
+    return connections
+
+
 @contextmanager
 def driver_cursor(
     engine: Engine, *, transaction: bool, serialized: bool = False
 ) -> Iterator[tuple[Any, Dialect]]:
-    """A cursor on a pooled driver connection, and the dialect, for ``HotStatement``s.
+    """A cursor on a driver connection, and the dialect, for ``HotStatement``s.
 
-    ``transaction``: the statements are one transaction, committed when the block ends
-    and rolled back if it raises. Otherwise reads, and on PostgreSQL in autocommit (no
-    BEGIN or ROLLBACK round trip), where a single statement that writes commits by itself
-    (the refresh rotation); on SQLite a write needs ``transaction``. Driver errors are
-    raised as SQLAlchemy's, so the error handlers treat them alike; a lost connection is
-    invalidated, with the rest of the pool (they are as dead), as SQLAlchemy does.
+    On an SQLite file the connection is this thread's own (``_ThreadConnections``);
+    otherwise a pooled one. ``transaction``: the statements are one transaction,
+    committed when the block ends and rolled back if it raises. Otherwise reads, and on
+    PostgreSQL in autocommit (no BEGIN or ROLLBACK round trip), where a single statement
+    that writes commits by itself (the refresh rotation); on SQLite a write needs
+    ``transaction``. ``serialized`` (SQLite files): the statements and the commit hold
+    the write slot (``serialized_writes``). Driver errors are raised as SQLAlchemy's, so
+    the error handlers treat them alike; a lost pooled connection is invalidated, with
+    the rest of the pool (they are as dead), as SQLAlchemy does.
     """
+    if _sqlite_file(engine) is not None:
+        connections = _thread_connections_of(engine)
+        connection = connections.get(engine)
+        dropped = False
+        try:
+            # ``serialized``: the statements and the commit hold SQLite's write slot; the
+            # checkpoint that may follow does not.
+            with serialized_writes(engine) if serialized else nullcontext():
+                with _statements(connection, transaction=transaction) as cursor:
+                    yield cursor, engine.dialect
+            if serialized and transaction and _checkpoint_now(engine):
+                _checkpoint(connection)
+        except sqlite3.Error as error:
+            dropped = True
+            connections.drop(connection)  # whatever state it is in, the next use starts afresh
+            lost = engine.dialect.is_disconnect(error, connection, None)
+            raise DBAPIError.instance(
+                None, None, error, sqlite3.Error, connection_invalidated=lost, dialect=engine.dialect
+            ) from error
+        finally:
+            # Nothing stays open between uses: a write made without ``transaction`` (or left
+            # by an exception) is rolled back, as the pool's reset does on a pooled connection.
+            if not dropped and connection.in_transaction:
+                try:
+                    connection.rollback()
+                except sqlite3.Error:
+                    connections.drop(connection)
+        return
     dialect = engine.dialect
     autocommit = not transaction and dialect.name == "postgresql"
     connection = None
@@ -290,22 +395,8 @@ def driver_cursor(
         if autocommit:
             driver.autocommit = True
         try:
-            # ``serialized``: the statements and the commit hold SQLite's write slot
-            # (serialized_writes), the pool's checkout and return do not.
-            with serialized_writes(engine) if serialized else nullcontext():
-                cursor = connection.cursor()
-                try:
-                    yield cursor, dialect
-                except BaseException:
-                    if transaction:
-                        connection.rollback()  # before the write slot is given up
-                    raise
-                finally:
-                    cursor.close()
-                if transaction:
-                    connection.commit()
-            if serialized and transaction and _checkpoint_now(engine):
-                _checkpoint(connection)  # out of the write slot
+            with _statements(connection, transaction=transaction) as cursor:
+                yield cursor, dialect
         finally:
             if autocommit and not getattr(driver, "closed", False):
                 driver.autocommit = False
@@ -320,3 +411,19 @@ def driver_cursor(
     finally:
         if connection is not None:
             connection.close()  # back to the pool, whose reset rolls back anything left open
+
+
+@contextmanager
+def _statements(connection: Any, *, transaction: bool) -> Iterator[Any]:
+    """A cursor of ``connection``; with ``transaction``, committed after the block or rolled back."""
+    cursor = connection.cursor()
+    try:
+        yield cursor
+    except BaseException:
+        if transaction:
+            connection.rollback()  # before a write slot around this is given up
+        raise
+    finally:
+        cursor.close()
+    if transaction:
+        connection.commit()
