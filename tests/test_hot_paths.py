@@ -282,3 +282,32 @@ def test_a_forked_process_opens_its_own_sqlite_connection(app, auth):
         assert status == 0 and verdict == b"own"
         assert _connection_of_a_hot_read(engine) is parent
     assert auth.me().status_code == 200
+
+
+@SQLITE_ONLY
+def test_a_sqlite_thread_connection_is_closed_when_its_thread_ends(app, auth):
+    """``flask run`` answers each request on a new thread: connections of ended threads must not
+    pile up (open files grow by a connection's three per thread otherwise)."""
+    import gc
+    import os
+    import threading
+
+    auth.signup()
+
+    def open_files() -> int:
+        gc.collect()
+        return len(os.listdir("/proc/self/fd"))
+
+    with app.app_context():
+        engine = db.engine
+
+        def requests_on_new_threads(count: int) -> None:
+            for _ in range(count):
+                thread = threading.Thread(target=_connection_of_a_hot_read, args=(engine,))
+                thread.start()
+                thread.join()
+
+        requests_on_new_threads(50)  # SQLite keeps a few descriptors of closed connections for reuse
+        before = open_files()
+        requests_on_new_threads(200)
+        assert open_files() - before < 20

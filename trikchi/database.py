@@ -280,13 +280,16 @@ class _ThreadConnections:
     used by its own thread only, outside any transaction between uses (a transaction
     left open is rolled back, as the pool's reset does). One that raised a driver
     error is closed and replaced on the next use; all are closed with the engine
-    (``dispose``); a forked process opens its own.
+    (``dispose``); a forked process opens its own. Only the thread holds its connection:
+    when the thread ends (``flask run`` starts one per request), the connection is freed
+    and closed with it.
     """
 
     def __init__(self, engine: Engine) -> None:
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._open: dict[int, tuple[int, Any]] = {}  # id(connection) -> (pid, pool proxy)
+        # Every thread's pool proxy, weakly (the thread holds it), by id() of its driver connection.
+        self._open: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         event.listen(engine, "engine_disposed", self.close_all)
 
     def get(self, engine: Engine) -> Any:
@@ -297,26 +300,28 @@ class _ThreadConnections:
         proxy = engine.raw_connection()
         connection = proxy.driver_connection
         proxy.detach()  # this thread's for good: closing it closes it, the pool never sees it again
+        proxy.info["pid"] = os.getpid()
         with self._lock:
-            self._open[id(connection)] = (os.getpid(), proxy)
-        self._local.held = (os.getpid(), connection)
+            self._open[id(connection)] = proxy
+        self._local.held = (os.getpid(), connection, proxy)
         return connection
 
     def drop(self, connection: Any) -> None:
         """Close this thread's connection (it raised): the next use opens another."""
-        self._local.held = None
         with self._lock:
-            entry = self._open.pop(id(connection), None)
-        if entry is not None:
-            _close_quietly(entry[1])
+            proxy = self._open.pop(id(connection), None)
+        self._local.held = None  # after the pop: it held the proxy alive
+        if proxy is not None:
+            _close_quietly(proxy)
 
     def close_all(self, _engine: Engine | None = None) -> None:
         """Close every thread's connection of this process (the engine is being disposed)."""
         with self._lock:
-            entries, self._open = list(self._open.values()), {}
+            proxies = list(self._open.values())
+            self._open.clear()
         pid = os.getpid()
-        for owner, proxy in entries:
-            if owner == pid:  # a connection inherited from a parent process is not ours to close
+        for proxy in proxies:
+            if proxy.info.get("pid") == pid:  # one inherited from a parent process is not ours to close
                 _close_quietly(proxy)
         self._local = threading.local()
 
