@@ -182,9 +182,9 @@ SQLITE_CHECKPOINT_EVERY = 100
 _slot_commits = itertools.count(1)
 
 
-def _checkpoint_now(engine: Engine) -> bool:
+def _checkpoint_now() -> bool:
     """Whether this commit in the write slot is the one after which this process checkpoints."""
-    return _sqlite_file(engine) is not None and next(_slot_commits) % SQLITE_CHECKPOINT_EVERY == 0
+    return next(_slot_commits) % SQLITE_CHECKPOINT_EVERY == 0
 
 
 def _checkpoint(connection: Any) -> None:
@@ -373,7 +373,7 @@ def driver_cursor(
             with serialized_writes(engine) if serialized else nullcontext():
                 with _statements(connection, transaction=transaction) as cursor:
                     yield cursor, engine.dialect
-            if serialized and transaction and _checkpoint_now(engine):
+            if serialized and transaction and _checkpoint_now():
                 _checkpoint(connection)
         except sqlite3.Error as error:
             dropped = True
