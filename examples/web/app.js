@@ -43,10 +43,11 @@ async function showSignedIn() {
     return item;
   }));
   await social.renderIdentities(client, say);
+  // Everything is drawn before the status says so: "Signed in" means the page is complete.
+  await mfa.render();
   $("#signed-out").hidden = true;
   $("#signed-in").hidden = false;
   $("#status").textContent = "Signed in";
-  mfa.render();
 }
 
 function showSignedOut() {
