@@ -145,6 +145,12 @@ def test_postgresql_connections_idle_across_a_server_restart_are_pinged_not_answ
             private_postgres.start_server()
             time.sleep(0.5)
             assert check().status_code == 200
+
+        private_postgres.stop_server()  # down: no connection can be opened either
+        time.sleep(0.5)
+        assert auth.me().status_code == 503 and auth.refresh().status_code == 503
+        private_postgres.start_server()
+        assert auth.me().status_code == 200
     finally:
         with app.app_context():
             db.engine.dispose()
@@ -179,6 +185,9 @@ def test_ensure_sync_answers_once_per_function_and_still_refuses_nothing(app):
 
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+POSTGRESQL_ONLY = pytest.mark.parametrize(
+    "backend", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True
+)
 
 
 def _connection_of_a_hot_read(engine):
@@ -192,10 +201,23 @@ def _connection_of_a_hot_read(engine):
         return cursor.connection
 
 
-@SQLITE_ONLY
-def test_sqlite_hot_statements_keep_one_connection_per_thread_outside_the_pool(app, auth):
-    """On an SQLite file the guard's read and the rotation run on their thread's own connection:
-    the same one request after request, another one in another thread."""
+def _is_closed(connection) -> bool:
+    return bool(connection.closed) if hasattr(connection, "pgconn") else _sqlite_closed(connection)
+
+
+def _sqlite_closed(connection) -> bool:
+    import sqlite3
+
+    try:
+        connection.cursor()
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
+def test_hot_statements_keep_one_connection_per_thread_outside_the_pool(app, auth):
+    """The guard's read and the rotation run on their thread's own connection: the same one
+    request after request, another one in another thread (on PostgreSQL in autocommit)."""
     from concurrent.futures import ThreadPoolExecutor
 
     auth.signup()
@@ -208,14 +230,14 @@ def test_sqlite_hot_statements_keep_one_connection_per_thread_outside_the_pool(a
             other = pool.submit(_connection_of_a_hot_read, engine).result()
         assert other is not first
         assert _connection_of_a_hot_read(engine) is first
+        if hasattr(first, "pgconn"):
+            assert first.autocommit is True
 
 
 @SQLITE_ONLY
 def test_a_sqlite_thread_connection_is_left_with_nothing_open_and_replaced_after_an_error(app, auth):
     """A write made without ``transaction`` is rolled back when the block ends (as the pool's reset
     does); a connection that raised a driver error is closed and the next use gets a new one."""
-    import sqlite3
-
     from sqlalchemy.exc import OperationalError
 
     from trikchi.database import driver_cursor
@@ -232,24 +254,58 @@ def test_a_sqlite_thread_connection_is_left_with_nothing_open_and_replaced_after
 
         with pytest.raises(OperationalError), driver_cursor(engine, transaction=False) as (cursor, _dialect):
             cursor.execute("SELECT * FROM no_such_table")
-        with pytest.raises(sqlite3.ProgrammingError):
-            connection.cursor()  # closed
+        assert _is_closed(connection)
         replacement = _connection_of_a_hot_read(engine)
         assert replacement is not connection
     assert auth.me().status_code == 200
 
 
-@SQLITE_ONLY
-def test_disposing_the_engine_closes_its_sqlite_thread_connections(app, auth):
-    import sqlite3
+@POSTGRESQL_ONLY
+def test_a_postgresql_thread_connection_is_replaced_after_an_error_or_when_its_server_side_ended(
+    app, auth, monkeypatch
+):
+    """A connection that raised a driver error is closed and replaced; one whose server process
+    ended while it sat idle is found dead by the ping after idle, and replaced before use."""
+    from sqlalchemy.exc import ProgrammingError
+
+    from trikchi import database
+    from trikchi.database import driver_cursor
 
     auth.signup()
     with app.app_context():
         engine = db.engine
         connection = _connection_of_a_hot_read(engine)
+        with pytest.raises(ProgrammingError), driver_cursor(engine, transaction=False) as (cursor, _dialect):
+            cursor.execute("SELECT * FROM no_such_table")
+        assert connection.closed
+        connection = _connection_of_a_hot_read(engine)
+        assert connection.pgconn.transaction_status == 0  # idle: nothing open between uses
+
+        monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.05)
+        backend_pid = connection.info.backend_pid
+        with engine.connect() as other:
+            other.execute(db.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend_pid})
+        time.sleep(0.1)
+        assert auth.me().status_code == 200  # pinged, found dead, replaced: no 503
+        replacement = _connection_of_a_hot_read(engine)
+        assert replacement is not connection and replacement.info.backend_pid != backend_pid
+
+
+def test_disposing_the_engine_closes_the_thread_connections(app, auth):
+    """This thread's connection is closed at once; another thread's by that thread, at its next
+    use (another thread may be running a statement on it), which then opens a new one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    auth.signup()
+    with app.app_context(), ThreadPoolExecutor(1) as pool:
+        engine = db.engine
+        connection = _connection_of_a_hot_read(engine)
+        others = pool.submit(_connection_of_a_hot_read, engine).result()
         engine.dispose()
-        with pytest.raises(sqlite3.ProgrammingError):
-            connection.cursor()  # closed
+        assert _is_closed(connection)
+        assert not _is_closed(others)
+        assert pool.submit(_connection_of_a_hot_read, engine).result() is not others
+        assert _is_closed(others)
         assert _connection_of_a_hot_read(engine) is not connection
     assert auth.me().status_code == 200
 
@@ -284,10 +340,9 @@ def test_a_forked_process_opens_its_own_sqlite_connection(app, auth):
     assert auth.me().status_code == 200
 
 
-@SQLITE_ONLY
-def test_a_sqlite_thread_connection_is_closed_when_its_thread_ends(app, auth):
+def test_a_thread_connection_is_closed_when_its_thread_ends(app, auth):
     """``flask run`` answers each request on a new thread: connections of ended threads must not
-    pile up (open files grow by a connection's three per thread otherwise)."""
+    pile up (open files grow by a connection's descriptors per thread otherwise)."""
     import gc
     import os
     import threading

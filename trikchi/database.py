@@ -87,6 +87,7 @@ def configure_engine_options(app: Flask) -> None:
 # dropped by a proxy, is always met by a ping and the connection replaced. (2 s was too long:
 # a restart between two requests of a quiet worker went unnoticed and answered 503.)
 PING_AFTER_IDLE_SECONDS = 0.25
+_PG_IDLE = 0  # libpq's PQTRANS_IDLE: connected, no transaction, no statement running
 _IDLE_SINCE = "trikchi_idle_since"
 
 
@@ -270,67 +271,105 @@ class _Compiled:
         return self.row_type._make(values)
 
 
-class _ThreadConnections:
-    """SQLite: one driver connection per thread for the hot statements, kept outside the pool.
+class _Held:
+    """A thread's own connection: the process and engine generation it was opened in, and when it
+    was last used (PostgreSQL pings one that sat idle)."""
 
-    A checkout from SQLAlchemy's pool and its return (a queue under a lock, a proxy
-    object, the reset) cost more than the guard's whole query on SQLite (README,
-    Performance). A file cannot drop a connection, so each thread keeps one, opened
-    through the pool (the same connect settings) and then detached from it. Each is
-    used by its own thread only, outside any transaction between uses (a transaction
-    left open is rolled back, as the pool's reset does). One that raised a driver
-    error is closed and replaced on the next use; all are closed with the engine
-    (``dispose``); a forked process opens its own. Only the thread holds its connection:
-    when the thread ends (``flask run`` starts one per request), the connection is freed
-    and closed with it.
+    __slots__ = ("__weakref__", "close", "connection", "generation", "idle_since", "pid")
+
+    def __init__(self, connection: Any, proxy: Any, generation: int) -> None:
+        self.connection = connection
+        self.generation = generation
+        self.pid = os.getpid()
+        self.idle_since = time.monotonic()
+        # Closed when the thread lets it go (it ended, or replaced it), never by another process.
+        self.close = weakref.finalize(self, _close_in, self.pid, proxy)
+        self.close.atexit = False
+
+
+class _ThreadConnections:
+    """One driver connection per thread for the hot statements, kept outside the pool.
+
+    For an SQLite file, and for PostgreSQL's autocommit hot statements (the guard's read,
+    the rotation). A checkout from SQLAlchemy's pool and its return (a queue under a
+    lock, a proxy object, the reset, the idle-ping and check-in listeners) cost more
+    than the guard's whole query on SQLite and a tenth of ``GET /auth/me`` on PostgreSQL
+    (README, Performance). Each thread keeps one, opened through the pool (the same
+    connect settings) and then detached from it; a PostgreSQL one is in autocommit for
+    good. It is used by its own thread only, with nothing open between uses (an SQLite
+    transaction left open is rolled back, as the pool's reset does; a PostgreSQL one not
+    idle is dropped). One that raised a driver error is closed and replaced on the next
+    use; a PostgreSQL one that sat idle for ``PING_AFTER_IDLE_SECONDS`` is pinged first,
+    as the pool does with its own. When the engine is disposed, each thread closes its
+    connection and opens a new one at its next use (a connection is only ever closed by
+    its own thread: another may be running a statement on it). When a thread ends
+    (``flask run`` starts one per request) its connection is closed with it; a forked
+    process opens its own and never closes one it inherited.
     """
 
     def __init__(self, engine: Engine) -> None:
         self._local = threading.local()
-        self._lock = threading.Lock()
-        # Every thread's pool proxy, weakly (the thread holds it), by id() of its driver connection.
-        self._open: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._generation = 0
+        self._ping = engine.dialect.name == "postgresql"
         event.listen(engine, "engine_disposed", self.close_all)
 
     def get(self, engine: Engine) -> Any:
         """This thread's driver connection to ``engine``'s database."""
         held = getattr(self._local, "held", None)
-        if held is not None and held[0] == os.getpid():
-            return held[1]
-        proxy = engine.raw_connection()
+        if held is not None and held.pid == os.getpid():
+            if held.generation == self._generation and (not self._ping or self._alive(engine, held)):
+                return held.connection
+            self._local.held = None
+            held.close()
+        dialect = engine.dialect
+        try:
+            proxy = engine.raw_connection()
+        except dialect.loaded_dbapi.Error as error:  # raised as SQLAlchemy's, as Engine.connect does
+            lost = dialect.is_disconnect(error, None, None)
+            raise DBAPIError.instance(
+                None, None, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+            ) from error
         connection = proxy.driver_connection
         proxy.detach()  # this thread's for good: closing it closes it, the pool never sees it again
-        proxy.info["pid"] = os.getpid()
-        with self._lock:
-            self._open[id(connection)] = proxy
-        self._local.held = (os.getpid(), connection, proxy)
+        if self._ping:
+            connection.autocommit = True
+        self._local.held = _Held(connection, proxy, self._generation)
         return connection
 
-    def drop(self, connection: Any) -> None:
+    def _alive(self, engine: Engine, held: _Held) -> bool:
+        if time.monotonic() - held.idle_since < PING_AFTER_IDLE_SECONDS:
+            return True
+        try:
+            engine.dialect.do_ping(held.connection)
+        except Exception:  # the server went away while it sat idle: a new connection instead
+            return False
+        return True
+
+    def used(self) -> None:
+        """This thread's connection was just used (it counts as alive for a while)."""
+        self._local.held.idle_since = time.monotonic()
+
+    def drop(self) -> None:
         """Close this thread's connection (it raised): the next use opens another."""
-        with self._lock:
-            proxy = self._open.pop(id(connection), None)
-        self._local.held = None  # after the pop: it held the proxy alive
-        if proxy is not None:
-            _close_quietly(proxy)
+        held = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None and held.pid == os.getpid():
+            held.close()
 
     def close_all(self, _engine: Engine | None = None) -> None:
-        """Close every thread's connection of this process (the engine is being disposed)."""
-        with self._lock:
-            proxies = list(self._open.values())
-            self._open.clear()
-        pid = os.getpid()
-        for proxy in proxies:
-            if proxy.info.get("pid") == pid:  # one inherited from a parent process is not ours to close
-                _close_quietly(proxy)
-        self._local = threading.local()
+        """The engine is being disposed: this thread's connection is closed now, every other
+        thread's by that thread at its next use."""
+        self._generation += 1
+        self.drop()
 
 
-def _close_quietly(proxy: Any) -> None:
+def _close_in(pid: int, proxy: Any) -> None:
+    if os.getpid() != pid:  # inherited by a fork: the parent's to close
+        return
     try:
         proxy.close()
     except Exception as error:  # closing is best effort: the connection is forgotten either way
-        log.warning("closing an SQLite connection failed: %s", error)
+        log.warning("closing a connection failed: %s", error)
 
 
 _thread_connections: weakref.WeakKeyDictionary[Engine, _ThreadConnections] = weakref.WeakKeyDictionary()
@@ -353,15 +392,16 @@ def driver_cursor(
 ) -> Iterator[tuple[Any, Dialect]]:
     """A cursor on a driver connection, and the dialect, for ``HotStatement``s.
 
-    On an SQLite file the connection is this thread's own (``_ThreadConnections``);
-    otherwise a pooled one. ``transaction``: the statements are one transaction,
-    committed when the block ends and rolled back if it raises. Otherwise reads, and on
-    PostgreSQL in autocommit (no BEGIN or ROLLBACK round trip), where a single statement
-    that writes commits by itself (the refresh rotation); on SQLite a write needs
-    ``transaction``. ``serialized`` (SQLite files): the statements and the commit hold
-    the write slot (``serialized_writes``). Driver errors are raised as SQLAlchemy's, so
-    the error handlers treat them alike; a lost pooled connection is invalidated, with
-    the rest of the pool (they are as dead), as SQLAlchemy does.
+    The connection is this thread's own (``_ThreadConnections``) on an SQLite file and
+    for PostgreSQL's autocommit statements; otherwise a pooled one. ``transaction``: the
+    statements are one transaction, committed when the block ends and rolled back if it
+    raises. Otherwise reads, and on PostgreSQL in autocommit (no BEGIN or ROLLBACK round
+    trip), where a single statement that writes commits by itself (the refresh
+    rotation); on SQLite a write needs ``transaction``. ``serialized`` (SQLite files):
+    the statements and the commit hold the write slot (``serialized_writes``). Driver
+    errors are raised as SQLAlchemy's, so the error handlers treat them alike; a
+    thread's connection that raised one is replaced, and a lost pooled connection is
+    invalidated with the rest of the pool (they are as dead), as SQLAlchemy does.
     """
     if _sqlite_file(engine) is not None:
         connections = _thread_connections_of(engine)
@@ -377,7 +417,7 @@ def driver_cursor(
                 _checkpoint(connection)
         except sqlite3.Error as error:
             dropped = True
-            connections.drop(connection)  # whatever state it is in, the next use starts afresh
+            connections.drop()  # whatever state it is in, the next use starts afresh
             lost = engine.dialect.is_disconnect(error, connection, None)
             raise DBAPIError.instance(
                 None, None, error, sqlite3.Error, connection_invalidated=lost, dialect=engine.dialect
@@ -389,22 +429,33 @@ def driver_cursor(
                 try:
                     connection.rollback()
                 except sqlite3.Error:
-                    connections.drop(connection)
+                    connections.drop()
         return
     dialect = engine.dialect
-    autocommit = not transaction and dialect.name == "postgresql"
+    if not transaction and dialect.name == "postgresql":
+        # Autocommit statements on this thread's own connection (in autocommit for good).
+        connections = _thread_connections_of(engine)
+        connection = connections.get(engine)
+        try:
+            with _statements(connection, transaction=False) as cursor:
+                yield cursor, dialect
+        except dialect.loaded_dbapi.Error as error:
+            connections.drop()  # the next use starts afresh
+            lost = dialect.is_disconnect(error, connection, None)
+            raise DBAPIError.instance(
+                None, None, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+            ) from error
+        finally:
+            if connection.closed or connection.pgconn.transaction_status != _PG_IDLE:
+                connections.drop()  # interrupted mid-statement: never reused in that state
+            else:
+                connections.used()
+        return
     connection = None
     try:
         connection = engine.raw_connection()
-        driver = connection.driver_connection
-        if autocommit:
-            driver.autocommit = True
-        try:
-            with _statements(connection, transaction=transaction) as cursor:
-                yield cursor, dialect
-        finally:
-            if autocommit and not getattr(driver, "closed", False):
-                driver.autocommit = False
+        with _statements(connection, transaction=transaction) as cursor:
+            yield cursor, dialect
     except dialect.loaded_dbapi.Error as error:
         lost = connection is not None and dialect.is_disconnect(error, connection.dbapi_connection, None)
         if lost:

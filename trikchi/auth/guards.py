@@ -81,7 +81,7 @@ def authenticate_request() -> CurrentUser:
     claims = verify_access_token(_bearer_token())
     user_id = token_claims.user_id(claims)
     session_id = claims["sid"]
-    # On a pooled connection of its own, outside the ORM session: this read needs no
+    # On the thread's own connection, outside the ORM session: this read needs no
     # transaction with the view's work (see database.HotStatement).
     with driver_cursor(db.engine, transaction=False) as (cursor, dialect):
         row = _LIVE_USER.first(cursor, dialect, {"user_id": user_id, "session_id": session_id})
