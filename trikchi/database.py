@@ -106,15 +106,23 @@ def ping_idle_connections(engine: Engine) -> None:
 
     def ping_after_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         idle_since = record.info.pop(_IDLE_SINCE, None)
-        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
-            return
-        try:
-            dialect.do_ping(dbapi_connection)
-        except Exception as error:
-            raise DisconnectionError("the connection was lost while idle") from error
+        if idle_since is not None and not _alive_after_idle(dialect, dbapi_connection, idle_since):
+            raise DisconnectionError("the connection was lost while idle")
 
     event.listen(engine, "checkin", _note_idle)
     event.listen(engine, "checkout", ping_after_idle)
+
+
+def _alive_after_idle(dialect: Dialect, dbapi_connection: Any, idle_since: float) -> bool:
+    """Whether a connection last used at ``idle_since`` is alive: taken to be if used within
+    ``PING_AFTER_IDLE_SECONDS``, pinged otherwise."""
+    if time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+        return True
+    try:
+        dialect.do_ping(dbapi_connection)
+    except Exception:  # the server went away, or dropped the connection, while it sat idle
+        return False
+    return True
 
 
 def _note_idle(dbapi_connection: Any, record: Any) -> None:
@@ -317,33 +325,22 @@ class _ThreadConnections:
         """This thread's driver connection to ``engine``'s database."""
         held = getattr(self._local, "held", None)
         if held is not None and held.pid == os.getpid():
-            if held.generation == self._generation and (not self._ping or self._alive(engine, held)):
+            if held.generation == self._generation and (
+                not self._ping or _alive_after_idle(engine.dialect, held.connection, held.idle_since)
+            ):
                 return held.connection
             self._local.held = None
             held.close()
-        dialect = engine.dialect
         try:
             proxy = engine.raw_connection()
-        except dialect.loaded_dbapi.Error as error:  # raised as SQLAlchemy's, as Engine.connect does
-            lost = dialect.is_disconnect(error, None, None)
-            raise DBAPIError.instance(
-                None, None, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
-            ) from error
+        except engine.dialect.loaded_dbapi.Error as error:  # as Engine.connect raises it
+            raise _as_sqlalchemy_error(error, engine.dialect, None) from error
         connection = proxy.driver_connection
         proxy.detach()  # this thread's for good: closing it closes it, the pool never sees it again
         if self._ping:
             connection.autocommit = True
         self._local.held = _Held(connection, proxy, self._generation)
         return connection
-
-    def _alive(self, engine: Engine, held: _Held) -> bool:
-        if time.monotonic() - held.idle_since < PING_AFTER_IDLE_SECONDS:
-            return True
-        try:
-            engine.dialect.do_ping(held.connection)
-        except Exception:  # the server went away while it sat idle: a new connection instead
-            return False
-        return True
 
     def used(self) -> None:
         """This thread's connection was just used (it counts as alive for a while)."""
@@ -353,8 +350,8 @@ class _ThreadConnections:
         """Close this thread's connection (it raised): the next use opens another."""
         held = getattr(self._local, "held", None)
         self._local.held = None
-        if held is not None and held.pid == os.getpid():
-            held.close()
+        if held is not None:
+            held.close()  # a no-op for one inherited from a parent process (``_close_in``)
 
     def close_all(self, _engine: Engine | None = None) -> None:
         """The engine is being disposed: this thread's connection is closed now, every other
@@ -418,10 +415,7 @@ def driver_cursor(
         except sqlite3.Error as error:
             dropped = True
             connections.drop()  # whatever state it is in, the next use starts afresh
-            lost = engine.dialect.is_disconnect(error, connection, None)
-            raise DBAPIError.instance(
-                None, None, error, sqlite3.Error, connection_invalidated=lost, dialect=engine.dialect
-            ) from error
+            raise _as_sqlalchemy_error(error, engine.dialect, connection) from error
         finally:
             # Nothing stays open between uses: a write made without ``transaction`` (or left
             # by an exception) is rolled back, as the pool's reset does on a pooled connection.
@@ -441,10 +435,7 @@ def driver_cursor(
                 yield cursor, dialect
         except dialect.loaded_dbapi.Error as error:
             connections.drop()  # the next use starts afresh
-            lost = dialect.is_disconnect(error, connection, None)
-            raise DBAPIError.instance(
-                None, None, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
-            ) from error
+            raise _as_sqlalchemy_error(error, dialect, connection) from error
         finally:
             if connection.closed or connection.pgconn.transaction_status != _PG_IDLE:
                 connections.drop()  # interrupted mid-statement: never reused in that state
@@ -457,16 +448,23 @@ def driver_cursor(
         with _statements(connection, transaction=transaction) as cursor:
             yield cursor, dialect
     except dialect.loaded_dbapi.Error as error:
-        lost = connection is not None and dialect.is_disconnect(error, connection.dbapi_connection, None)
-        if lost:
+        wrapped = _as_sqlalchemy_error(error, dialect, connection.dbapi_connection if connection else None)
+        if connection is not None and wrapped.connection_invalidated:
             connection.invalidate(error)
             engine.dispose(close=False)  # the others are as dead: new connections from now on
-        raise DBAPIError.instance(
-            None, None, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
-        ) from error
+        raise wrapped from error
     finally:
         if connection is not None:
             connection.close()  # back to the pool, whose reset rolls back anything left open
+
+
+def _as_sqlalchemy_error(error: Exception, dialect: Dialect, dbapi_connection: Any) -> DBAPIError:
+    """A driver error as SQLAlchemy raises it (``OperationalError``, …), marked when it means the
+    connection is lost, so the error handlers treat errors from hot statements alike."""
+    lost = dialect.is_disconnect(error, dbapi_connection, None)
+    return DBAPIError.instance(
+        None, None, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+    )
 
 
 @contextmanager
