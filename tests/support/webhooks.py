@@ -69,13 +69,17 @@ class Receiver:
                     # at once, and must not count as a concurrent one.
                     with receiver.lock:
                         receiver.in_flight[webhook_id] -= 1
+                # Recorded before the answer leaves: the sender may read it and the test look at
+                # delivered() before this thread runs another line.
+                with receiver.lock:
+                    record.status = status
                 try:
                     self.send_response(status)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
-                    record.status = status
-                except OSError:  # the worker was killed while we waited
-                    pass
+                except OSError:  # the worker was killed while we waited: it never got the answer
+                    with receiver.lock:
+                        record.status = 0
 
             def log_message(self, *args: Any) -> None:
                 pass
