@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import MetaData, func, select, update
 
 from tests.conftest import PASSWORD, AuthActions
-from tests.support.mails import subjects_to, text_of, unique, wait_for_subject
+from tests.support.mails import text_of, unique, wait_for_subject
 from trikchi.auth.models import AuthEvent, AuthSession, User
 from trikchi.database import utcnow
 from trikchi.extensions import db
@@ -151,7 +151,7 @@ def test_deletion_needs_a_fresh_sign_in(mail_app, smtp_server):
     assert (
         user.client.delete("/auth/me", headers=user.headers(reauth.json["access_token"])).status_code == 204
     )
-    assert DELETED in subjects_to(smtp_server, email)
+    wait_for_subject(smtp_server, email, DELETED)
 
 
 def test_deletion_needs_a_signed_in_user(client):

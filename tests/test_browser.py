@@ -63,7 +63,7 @@ def status(page) -> str:
 
 def wait_status(page, expected: str) -> None:
     page.wait_for_function(
-        f"() => document.querySelector('#status').textContent === {expected!r}", timeout=10000
+        f"() => document.querySelector('#status').textContent === {expected!r}", timeout=30000
     )
 
 

@@ -284,7 +284,9 @@ def test_a_postgresql_thread_connection_is_replaced_after_an_error_or_when_its_s
         monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.05)
         backend_pid = connection.info.backend_pid
         with engine.connect() as other:
-            other.execute(db.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend_pid})
+            # With a timeout, it returns once the backend has exited, not once it was signalled.
+            ended = other.execute(db.text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": backend_pid})
+            assert ended.scalar() is True
         time.sleep(0.1)
         assert auth.me().status_code == 200  # pinged, found dead, replaced: no 503
         replacement = _connection_of_a_hot_read(engine)

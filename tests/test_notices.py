@@ -36,7 +36,7 @@ def test_a_sign_in_from_a_new_device_is_noticed_once(mail_app, smtp_server):
     assert subjects_to(smtp_server, email).count(NEW_DEVICE) == 1
     # Another browser: a notice.
     assert AuthActions(mail_app.test_client()).login(email=email).status_code == 200
-    wait_for_subject(smtp_server, email, NEW_DEVICE)
+    wait_for_subject(smtp_server, email, NEW_DEVICE, count=2)
     assert subjects_to(smtp_server, email).count(NEW_DEVICE) == 2
     # A failed sign-in is no sign-in.
     assert (

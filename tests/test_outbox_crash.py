@@ -49,6 +49,7 @@ class Workers:
             "OUTBOX_LEASE_SECONDS": str(LEASE),
             "OUTBOX_RETRY_BASE_SECONDS": "0",
             "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",  # its log lines are read while it runs
             **env,
         }
         # The child keeps its own copy of the log file's descriptor.
@@ -184,15 +185,17 @@ def test_a_worker_killed_before_a_mail_is_sent_loses_no_mail(database_url, smtp_
 
 
 def test_two_workers_never_deliver_one_item_together(backend, events_app, receiver, workers):
-    add_events(events_app, 24)
-
     def answer(_webhook_id: str, _attempt: int) -> int:
         time.sleep(0.1)
         return 200
 
     receiver.answer = answer
+    # A lease far longer than the run: no item may be delivered twice by an expired lease.
     for _ in range(2):
-        workers.start(WEBHOOK_URLS=receiver.url, WEBHOOK_SECRET=SECRET)
+        workers.start(WEBHOOK_URLS=receiver.url, WEBHOOK_SECRET=SECRET, OUTBOX_LEASE_SECONDS="60")
+    for index in range(2):  # both running before there is work, so they can overlap
+        wait_until(lambda i=index: "delivering the outbox" in workers.log(i), what=f"worker {index} up")
+    add_events(events_app, 24)
     wait_until(lambda: statuses(events_app) == ["sent"] * 24, timeout=60, what="all sent")
     ids = [r.webhook_id for r in receiver.received]
     assert len(ids) == len(set(ids)) == 24  # each once: no lease expired, no item taken twice

@@ -116,11 +116,12 @@ def test_retry_after_a_5xx_with_backoff_and_the_same_webhook_id(hook_app, auth, 
     auth.register()
     before = utcnow()
     deliver(hook_app)
+    after = utcnow()
     (delivery,) = deliveries(hook_app)
     assert delivery.status == "pending" and delivery.attempts == 1 and delivery.last_error == "HTTP 503"
-    # The first retry waits OUTBOX_RETRY_BASE_SECONDS, give or take the jitter (half to all of it).
-    wait = (delivery.next_attempt_at - before).total_seconds()
-    assert 14 <= wait <= 31
+    # The first retry waits OUTBOX_RETRY_BASE_SECONDS, give or take the jitter (half to all of it),
+    # from the attempt, which was between before and after.
+    assert before + timedelta(seconds=15) <= delivery.next_attempt_at <= after + timedelta(seconds=30)
     assert deliver(hook_app) == 0  # not due yet
 
     make_due(hook_app)

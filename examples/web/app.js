@@ -94,8 +94,8 @@ form("#register-form", async ({ name, email, password }) => {
 
 form("#password-form", async ({ current, new: next }) => {
   await client.changePassword(current, next);
+  await showSignedIn(); // drawn first: the message means the form is ready again
   say("Password changed; your other sessions were signed out.");
-  await showSignedIn();
 });
 
 $("#reload-profile").addEventListener("click", async () => {

@@ -22,16 +22,18 @@ def html_of(message: EmailMessage) -> str:
     return message.get_body(preferencelist=("html",)).get_content()
 
 
-def wait_for_subject(smtp_server, address: str, subject: str, timeout: float = 10) -> EmailMessage:
-    """The first mail to ``address`` whose subject contains ``subject``."""
+def wait_for_subject(
+    smtp_server, address: str, subject: str, count: int = 1, timeout: float = 30
+) -> EmailMessage:
+    """The ``count``-th mail to ``address`` whose subject contains ``subject``, once it has come."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for message in smtp_server.messages_to(address):
-            if subject in str(message["Subject"]):
-                return message
+        matching = [m for m in smtp_server.messages_to(address) if subject in str(m["Subject"])]
+        if len(matching) >= count:
+            return matching[count - 1]
         time.sleep(0.02)
     seen = [str(m["Subject"]) for m in smtp_server.messages_to(address)]
-    raise AssertionError(f"no mail {subject!r} to {address} within {timeout}s (got {seen})")
+    raise AssertionError(f"no mail #{count} {subject!r} to {address} within {timeout}s (got {seen})")
 
 
 def subjects_to(smtp_server, address: str, settle: float = 0.4) -> list[str]:

@@ -53,11 +53,18 @@ class OIDCProvider:
         if not line.startswith("ready "):
             self.stop()
             raise RuntimeError(f"oidc-provider did not start: {line!r}")
-        deadline = time.monotonic() + 15
-        while requests.get(self.discovery_url("test"), timeout=2).status_code != 200:
+        deadline = time.monotonic() + 30
+        while not self._serves_discovery(timeout=max(1.0, deadline - time.monotonic())):
             if time.monotonic() > deadline:
+                self.stop()
                 raise RuntimeError("oidc-provider does not serve its discovery document")
             time.sleep(0.1)
+
+    def _serves_discovery(self, timeout: float) -> bool:
+        try:
+            return requests.get(self.discovery_url("test"), timeout=timeout).status_code == 200
+        except requests.RequestException:
+            return False
 
     def discovery_url(self, name: str) -> str:
         """The discovery document trikchi's provider ``name`` is configured with."""

@@ -31,7 +31,7 @@ class SMTPServer:
     def __init__(self) -> None:
         self.port = free_port()
         self.collector = _Collector()
-        self.controller = Controller(self.collector, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.collector, hostname="127.0.0.1", port=self.port, ready_timeout=30)
 
     def start(self) -> SMTPServer:
         self.controller.start()
@@ -44,7 +44,7 @@ class SMTPServer:
         with self.collector.lock:
             return [m for m in self.collector.messages if address in str(m["To"])]
 
-    def wait_for(self, address: str, count: int = 1, timeout: float = 10) -> EmailMessage:
+    def wait_for(self, address: str, count: int = 1, timeout: float = 30) -> EmailMessage:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             received = self.messages_to(address)
