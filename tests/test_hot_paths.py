@@ -9,6 +9,7 @@ deactivation is refused, with no delay.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 from flask.sessions import NullSession
@@ -16,7 +17,9 @@ from flask.sessions import NullSession
 from tests.conftest import PASSWORD
 from tests.test_sessions import age_used_tokens, use_cookie
 from trikchi.admin.services import update_user
+from trikchi.auth.guards import CurrentUser
 from trikchi.auth.models import AuthSession, RefreshToken, User
+from trikchi.auth.schemas import UserSchema, user_body
 from trikchi.extensions import db
 
 
@@ -102,6 +105,27 @@ def test_a_refused_refresh_writes_nothing(app, auth):
         refused = auth.refresh(csrf=csrf)
         assert refused.status_code == 401 and refused.json["error"] == "session_ended"
         assert session_state(app) == before
+
+
+def test_me_answers_exactly_what_the_user_schema_dumps(app, auth):
+    """``GET /auth/me`` builds its body without marshmallow (``schemas.user_body``): the same
+    keys and values as ``UserSchema`` — the schema the API document gives for it."""
+    auth.signup()
+    assert auth.client.patch("/auth/me", json={"locale": "uz"}, headers=auth.headers()).status_code == 200
+    with app.app_context():
+        user = db.session.scalar(db.select(User))
+        expected = UserSchema().dump(user)
+    response = auth.me()
+    assert response.status_code == 200 and response.json == expected
+    assert expected["locale"] == "uz" and expected["email"] == "ada@example.com"
+
+    sign_in = datetime(2026, 11, 26, 3, 4, 5, tzinfo=UTC)
+    for record in (
+        CurrentUser(7, "Ada", None, "customer", False, sign_in, None, session_id="s"),  # Telegram
+        CurrentUser(8, "Бобур", "b@example.uz", "admin", True, sign_in.replace(microsecond=42), "ru", "s"),
+    ):
+        assert user_body(record) == UserSchema().dump(record)
+        assert list(user_body(record)) == list(UserSchema().fields)
 
 
 def test_no_cookie_session_is_opened_or_set(app, client, auth):

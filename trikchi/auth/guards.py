@@ -20,7 +20,6 @@ from functools import wraps
 from typing import Any, cast
 
 from flask import current_app, g, request
-from flask_jwt_extended.config import config as jwt_config
 from sqlalchemy import bindparam, select
 from werkzeug.local import LocalProxy
 
@@ -70,8 +69,9 @@ _LIVE_USER = HotStatement(
 
 def _bearer_token() -> str:
     """The token of ``Authorization: Bearer <token>`` (the scheme is case-insensitive, RFC 9110)."""
-    parts = request.headers.get(current_app.config["JWT_HEADER_NAME"], "").split()
-    if len(parts) != 2 or parts[0].lower() != current_app.config["JWT_HEADER_TYPE"].lower():
+    config = current_app.config
+    parts = request.headers.get(config["JWT_HEADER_NAME"], "").split()
+    if len(parts) != 2 or parts[0].lower() != config["JWT_HEADER_TYPE"].lower():
         raise Unauthorized("Authentication required.", error=ErrorCode.AUTHENTICATION_REQUIRED)
     return parts[1]
 
@@ -149,17 +149,19 @@ def role_required(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any
 def verify_refresh_cookie() -> dict[str, Any]:
     """The verified claims of the refresh cookie, its CSRF double submit checked; else ``Unauthorized``.
 
-    Cookie and header names and the CSRF rule are flask-jwt-extended's settings. The
-    header is checked for presence before the token and against the token's ``csrf``
-    claim after it (constant-time), as flask-jwt-extended does. The claims are kept
-    for the view (``refresh_claims``).
+    Cookie and header names and the CSRF rule are flask-jwt-extended's settings (the
+    ``JWT_*`` keys its config reads, looked up once here). The header is checked for
+    presence before the token and against the token's ``csrf`` claim after it
+    (constant-time), as flask-jwt-extended does. The claims are kept for the view
+    (``refresh_claims``).
     """
-    token = request.cookies.get(jwt_config.refresh_cookie_name)
+    config = current_app.config
+    token = request.cookies.get(config["JWT_REFRESH_COOKIE_NAME"])
     if not token:
         raise Unauthorized("Authentication required.", error=ErrorCode.AUTHENTICATION_REQUIRED)
     csrf = None
-    if jwt_config.cookie_csrf_protect and request.method in jwt_config.csrf_request_methods:
-        csrf = request.headers.get(jwt_config.refresh_csrf_header_name)
+    if config["JWT_COOKIE_CSRF_PROTECT"] and request.method in config["JWT_CSRF_METHODS"]:
+        csrf = request.headers.get(config["JWT_REFRESH_CSRF_HEADER_NAME"])
         if not csrf:
             raise Unauthorized(CSRF_FAILED, error=ErrorCode.CSRF_FAILED)
     claims = verify_refresh_token(token)

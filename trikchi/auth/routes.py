@@ -29,6 +29,7 @@ from trikchi.auth.schemas import (
     SessionSchema,
     TokenSchema,
     UserSchema,
+    user_body,
 )
 from trikchi.auth.tokens import clear_refresh_cookies, token_response
 from trikchi.errors import ErrorCode, Unauthorized
@@ -138,7 +139,8 @@ def me():
     Reads the user from the database on every call, so a revoked session or a disabled account is
     refused at once.
     """
-    return current_user_record()
+    # UserSchema's body built directly (the hottest view); a response passes the schema unchanged.
+    return jsonify(user_body(current_user_record()))
 
 
 @blp.route("/sessions", methods=["GET"])

@@ -149,6 +149,24 @@ class UserSchema(Schema):
     )
 
 
+def user_body(user: Any) -> dict[str, Any]:
+    """``UserSchema().dump(user)``, built directly: what ``GET /auth/me`` answers on every call.
+
+    marshmallow's per-field machinery was ~8 µs of a ~140 µs ``/auth/me`` in-process (README,
+    Performance). The same keys and values, the schema still documents them, and a test
+    compares the two for every kind of user record, so they cannot drift apart.
+    """
+    return {
+        "id": user.id,
+        "name": user.name,
+        "email": user.email,
+        "role": user.role,
+        "email_verified": user.email_verified,
+        "created_at": user.created_at.isoformat(),  # marshmallow's DateTime default ("iso")
+        "locale": user.locale,
+    }
+
+
 class TokenSchema(Schema):
     """Login and refresh response body."""
 

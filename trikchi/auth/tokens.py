@@ -224,12 +224,13 @@ def verify_access_token(token: str) -> dict[str, Any]:
     algorithm, the signature is checked, then the claims' shapes and values —
     ``exp``, ``nbf``, ``iat`` (with ``JWT_DECODE_LEEWAY``), ``iss`` and ``aud``.
     """
-    config = current_app.config
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
+    config = app.config
     with _refused_as_unauthorized():
         segments = jws.split(token)
         header = jws.header_of(segments)
         token_claims.check_header(header)
-        alg, key = _access_key(header)
+        alg, key = _access_key(app, header)
         _header, claims = jws.verify(segments, alg, key, header)
         token_claims.check_claims(claims)  # shapes first: a mistyped exp is invalid, not expired
         if claims["type"] != token_claims.ACCESS or claims.get("iss") != config["JWT_ISSUER"]:
@@ -274,7 +275,7 @@ def _refused_as_unauthorized() -> Iterator[None]:
         raise Unauthorized("The token is invalid.", error=ErrorCode.TOKEN_INVALID) from None
 
 
-def _access_key(header: dict) -> tuple[str, Any]:
+def _access_key(app: Flask, header: dict) -> tuple[str, Any]:
     """The algorithm and key that verify an access token with this header.
 
     In an asymmetric mode the token must name a published key and use exactly that
@@ -284,15 +285,15 @@ def _access_key(header: dict) -> tuple[str, Any]:
     alg = header.get("alg")
     if "kid" in header:
         kid = header["kid"]
-        if not ring.is_asymmetric() or not isinstance(kid, str) or alg not in ASYMMETRIC_ALGORITHMS:
+        if not ring.is_asymmetric(app) or not isinstance(kid, str) or alg not in ASYMMETRIC_ALGORITHMS:
             raise jws.TokenError("unexpected kid")
-        key = ring.key_ring().verification_key(kid)
+        key = ring.key_ring(app).verification_key(kid)
         if key is None or key.alg != alg:
             raise jws.TokenError("unknown kid or algorithm")
         return key.alg, key.key
-    if alg != "HS256" or ring.is_asymmetric():
+    if alg != "HS256" or ring.is_asymmetric(app):
         raise jws.TokenError("unexpected algorithm")
-    return "HS256", jws.hmac_key(current_app.config["JWT_SECRET_KEY"])
+    return "HS256", jws.hmac_key(app.config["JWT_SECRET_KEY"])
 
 
 def configure_jwt(app: Flask) -> None:
