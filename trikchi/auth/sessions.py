@@ -231,7 +231,7 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
         return pair
     count_refresh()  # committed; the tokens are signed outside the write slot
     return issue_token_pair(
-        current_app,
+        current_app._get_current_object(),  # type: ignore[attr-defined]  # not a proxy lookup per setting
         user_id,
         session.role,
         session_id,
