@@ -14,6 +14,11 @@ Every figure is a ratio against a baseline measured in the same run on the same 
   and timing every request.
   ``BENCH_ONLY=metrics`` runs only this comparison (SQLite).
 
+``BENCH_ONLY=repeat`` measures only the two SQLite ratios (``GET /auth/me`` and refresh ÷ the
+bare endpoint), ``BENCH_REPEAT`` (6) times, each round on fresh servers run one at a time as in
+the full run, the service or the bare endpoint first in turn: whether a target holds beyond one
+run's noise.
+
 ``GET /auth/me`` is driven with ``BENCH_USERS`` (64) distinct users, one token each, taken in
 turn (bench/me.lua). Run with ``make bench`` (``BENCH_SECONDS`` sets each load's length,
 default 10). Loads are bounded in time and go to 127.0.0.1 only.
@@ -59,6 +64,7 @@ NOISY_SHARE = 0.05  # other processes using more of the CPUs than this during a 
 # A noisy load is run again up to this many times; the least disturbed attempt is kept.
 RETRIES = int(os.environ.get("BENCH_RETRIES", "1"))
 ONLY = os.environ.get("BENCH_ONLY", "")
+REPEAT = int(os.environ.get("BENCH_REPEAT", "6"))
 
 # The issue's targets. Ratios are of successful requests per second.
 TARGETS = {
@@ -331,16 +337,20 @@ def prepare_users(url: str, parallel: int) -> tuple[list[dict[str, str]], list[d
 
     with ThreadPoolExecutor(parallel) as pool:
         users = list(pool.map(register_and_login, range(USERS)))
-        refresh_sessions = list(pool.map(lambda _: login(url, 0), range(REFRESH_CONNECTIONS)))
-    return users, refresh_sessions
+    return users, refresh_sessions(url, parallel)
+
+
+def refresh_sessions(url: str, parallel: int) -> list[dict[str, str]]:
+    """REFRESH_CONNECTIONS new sessions of user 0."""
+    with ThreadPoolExecutor(parallel) as pool:
+        return list(pool.map(lambda _: login(url, 0), range(REFRESH_CONNECTIONS)))
 
 
 def refresh_load(url: str, sessions: list[dict[str, str]], attempt: int, parallel: int) -> dict:
     """REFRESH_CONNECTIONS sessions refreshing in a loop (fresh sessions for a second attempt:
     the first one's refresh tokens are used up)."""
     if attempt:
-        with ThreadPoolExecutor(parallel) as pool:
-            sessions = list(pool.map(lambda _: login(url, 0), range(REFRESH_CONNECTIONS)))
+        sessions = refresh_sessions(url, parallel)
     env = {"BENCH_SESSIONS": ";".join(f"{s['refresh']},{s['csrf']}" for s in sessions)}
     return wrk(url + "/auth/refresh_token", "refresh.lua", env, REFRESH_CONNECTIONS)
 
@@ -500,18 +510,28 @@ def bench_seed_stack(logdir: Path, connections: int) -> dict[str, object]:
         server.stop()
 
 
-def bench_backend(name: str, database_url: str, logdir: Path) -> dict[str, object]:
-    settings = gunicorn_settings()
-    env = {
+def service_env(database_url: str) -> dict[str, str]:
+    """The service's production settings on ``database_url``, with new secrets."""
+    return {
         "TRIKCHI_CONFIG": "production",
         "DATABASE_URL": database_url,
         "SECRET_KEY": secrets.token_urlsafe(48),
         "JWT_SECRET_KEY": secrets.token_urlsafe(48),
         "RATELIMIT_ENABLED": "false",  # capacity, not abuse protection, is measured here
     }
+
+
+def load_connections(settings: dict[str, str]) -> int:
+    """One connection per worker thread (at least two)."""
+    return max(int(settings["workers"]) * int(settings["threads"]), 2)
+
+
+def bench_backend(name: str, database_url: str, logdir: Path) -> dict[str, object]:
+    settings = gunicorn_settings()
+    env = service_env(database_url)
     migrate(env)
-    workers, threads = int(settings["workers"]), int(settings["threads"])
-    connections = max(workers * threads, 2)
+    workers = int(settings["workers"])
+    connections = load_connections(settings)
     rows = []
 
     app = gunicorn("wsgi:app", env, logdir, "/healthz")
@@ -577,6 +597,80 @@ def bench_backend(name: str, database_url: str, logdir: Path) -> dict[str, objec
         "argon2": raw,
         "argon2_params": params,
     }
+
+
+def bench_repeat(logdir: Path) -> str:
+    """``BENCH_ONLY=repeat``: the SQLite ratio targets of ``GET /auth/me`` and refresh, measured
+    REPEAT times. Each round starts the service, loads ``/auth/me`` and then refresh on it, stops
+    it, and loads the bare endpoint on a server of its own — one server at a time, as in the full
+    run (a second server left running idle sped the bare endpoint up by ~8 % and the service by
+    ~2 %: README, Performance). Rounds alternate which of the two is measured first."""
+    settings = gunicorn_settings()
+    env = service_env(f"sqlite:///{logdir / 'repeat.db'}")
+    migrate(env)
+    connections = load_connections(settings)
+    server = gunicorn("wsgi:app", env, logdir, "/healthz")
+    try:
+        users, _sessions = prepare_users(server.url, connections * 2)
+    finally:
+        server.stop()
+    tokens_file = write_tokens(logdir / "tokens-repeat.txt", [u["access"] for u in users], "HS256")
+
+    def service() -> tuple[dict, dict]:
+        server = gunicorn("wsgi:app", env, logdir, "/healthz")
+        try:
+            me = me_load(server.url + "/auth/me", tokens_file, connections * 2)
+            sessions = refresh_sessions(server.url, connections)
+            refresh = least_noisy(lambda attempt: refresh_load(server.url, sessions, attempt, connections))
+            return me, refresh
+        finally:
+            server.stop()
+
+    def bare() -> dict:
+        server = gunicorn("bench.bare:app", env, logdir, "/bare")
+        try:
+            return me_load(server.url + "/bare", tokens_file, connections * 2)
+        finally:
+            server.stop()
+
+    targets = {"me": TARGETS[("me", "bare", "sqlite")], "refresh": TARGETS[("refresh", "bare", "sqlite")]}
+    out = [
+        f"SQLite, {REPEAT} rounds, {SECONDS} s per load, one server at a time",
+        "",
+        "| round | first | GET /auth/me req/s | refresh req/s | bare req/s | /auth/me ÷ bare "
+        "| refresh ÷ bare | other CPU (me / refresh / bare) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    ratios: dict[str, list[float]] = {"me": [], "refresh": []}
+    for number in range(1, REPEAT + 1):
+        if number % 2:
+            first = "service"
+            (me, refresh), baseline = service(), bare()
+        else:
+            first = "bare"
+            baseline = bare()
+            me, refresh = service()
+        ratios["me"].append(me["rps"] / baseline["rps"])
+        ratios["refresh"].append(refresh["rps"] / baseline["rps"])
+        out.append(
+            f"| {number} | {first} | {me['rps']:.1f} | {refresh['rps']:.1f} | {baseline['rps']:.1f} "
+            f"| {ratios['me'][-1]:.1%} | {ratios['refresh'][-1]:.1%} "
+            f"| {me['other_cpu']:.0%} / {refresh['other_cpu']:.0%} / {baseline['other_cpu']:.0%} |"
+        )
+        print(out[-1], flush=True)
+    out += [
+        "",
+        "| ratio | mean | lowest | highest | target | rounds meeting it |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    labels = {"me": "GET /auth/me ÷ bare Flask", "refresh": "POST /auth/refresh_token ÷ bare Flask"}
+    for key, label in labels.items():
+        values, target = ratios[key], targets[key]
+        out.append(
+            f"| {label} | {sum(values) / len(values):.1%} | {min(values):.1%} | {max(values):.1%} "
+            f"| ≥ {target:.0%} | {sum(value >= target for value in values)} of {len(values)} |"
+        )
+    return "\n".join(out)
 
 
 def find(result: dict, server: str, endpoint: str | None = None) -> dict | None:
@@ -750,6 +844,14 @@ def main() -> int:
         print("wrk not found: run `bash scripts/system-deps.sh wrk` (Debian package wrk)", file=sys.stderr)
         return 2
     logdir = Path(tempfile.mkdtemp(prefix="trikchi-bench-"))
+    if ONLY == "repeat":
+        report = bench_repeat(logdir)
+        out = ROOT / "bench" / "results"
+        out.mkdir(exist_ok=True)
+        (out / "repeat.md").write_text(report + "\n")
+        print(report)
+        shutil.rmtree(logdir, ignore_errors=True)
+        return 0
     results = []
     sqlite_path = logdir / "bench.db"
     results.append(bench_backend("sqlite", f"sqlite:///{sqlite_path}", logdir))
