@@ -15,9 +15,9 @@ Every figure is a ratio against a baseline measured in the same run on the same 
   ``BENCH_ONLY=metrics`` runs only this comparison (SQLite).
 
 ``BENCH_ONLY=repeat`` measures only the two SQLite ratios (``GET /auth/me`` and refresh ÷ the
-bare endpoint), ``BENCH_REPEAT`` (6) times, each round on fresh servers run one at a time as in
-the full run, the service or the bare endpoint first in turn: whether a target holds beyond one
-run's noise.
+bare endpoint), ``BENCH_REPEAT`` (6, even) times, each round on fresh servers run one at a time
+like the full run's ratio loads, the service or the bare endpoint first in turn: how far each
+ratio moves between the rounds of one sitting.
 
 ``GET /auth/me`` is driven with ``BENCH_USERS`` (64) distinct users, one token each, taken in
 turn (bench/me.lua). Run with ``make bench`` (``BENCH_SECONDS`` sets each load's length,
