@@ -510,6 +510,17 @@ def bench_seed_stack(logdir: Path, connections: int) -> dict[str, object]:
         server.stop()
 
 
+def bench_bare(env: dict[str, str], tokens_file: Path, connections: int, logdir: Path) -> dict:
+    """The baseline: the bare Flask endpoint on a fresh server of its own, the same load as
+    ``GET /auth/me`` (tokens sent and ignored)."""
+    server = gunicorn("bench.bare:app", env, logdir, "/bare")
+    try:
+        load = me_load(server.url + "/bare", tokens_file, connections)
+        return row("bare Flask", "GET /bare", load, server.peak_worker_mib())
+    finally:
+        server.stop()
+
+
 def service_env(database_url: str) -> dict[str, str]:
     """The service's production settings on ``database_url``, with new secrets."""
     return {
@@ -568,12 +579,7 @@ def bench_backend(name: str, database_url: str, logdir: Path) -> dict[str, objec
 
     rows += bench_metrics_cost(env, tokens_file, connections * 2, logdir)
 
-    bare = gunicorn("bench.bare:app", env, logdir, "/bare")
-    try:
-        bare_load = me_load(bare.url + "/bare", tokens_file, connections * 2)
-        rows.append(row("bare Flask", "GET /bare", bare_load, bare.peak_worker_mib()))
-    finally:
-        bare.stop()
+    rows.append(bench_bare(env, tokens_file, connections * 2, logdir))
 
     if snapshot is not None:
         rows += bench_signing_modes(snapshot, env, users, connections * 2, logdir)
@@ -631,11 +637,7 @@ def bench_repeat(logdir: Path) -> str:
             server.stop()
 
     def bare() -> dict:
-        server = gunicorn("bench.bare:app", env, logdir, "/bare")
-        try:
-            return me_load(server.url + "/bare", tokens_file, connections * 2)
-        finally:
-            server.stop()
+        return bench_bare(env, tokens_file, connections * 2, logdir)
 
     targets = {"me": TARGETS[("me", "bare", "sqlite")], "refresh": TARGETS[("refresh", "bare", "sqlite")]}
     out = [
@@ -856,41 +858,47 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk not found: run `bash scripts/system-deps.sh wrk` (Debian package wrk)", file=sys.stderr)
         return 2
-    logdir = Path(tempfile.mkdtemp(prefix="trikchi-bench-"))
+    logdir = Path(tempfile.mkdtemp(prefix="trikchi-bench-"))  # kept when a run fails: its server logs
     if ONLY == "repeat":
         report = bench_repeat(logdir)
-        out = ROOT / "bench" / "results"
-        out.mkdir(exist_ok=True)
-        (out / "repeat.md").write_text(report + "\n")
-        print(report)
-        shutil.rmtree(logdir, ignore_errors=True)
-        return 0
-    results = []
-    sqlite_path = logdir / "bench.db"
-    results.append(bench_backend("sqlite", f"sqlite:///{sqlite_path}", logdir))
-    if ONLY == "metrics":
-        print("\n".join(metrics_cost(results)))
-        shutil.rmtree(logdir, ignore_errors=True)
-        return 0
-    bindir = find_bindir()
-    if bindir is not None:
-        postgres = ThrowawayPostgres(bindir).start()
-        OUR_ROOTS.append(int((postgres.datadir / "postmaster.pid").read_text().split()[0]))
-        try:
-            results.append(bench_backend("postgresql", postgres.create_database("bench"), logdir))
-        finally:
-            OUR_ROOTS.clear()
-            postgres.stop()
+        save("repeat.md", report + "\n")
     else:
-        print("PostgreSQL binaries not found: PostgreSQL skipped", file=sys.stderr)
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(results, indent=2))
-    report = table(results)
-    (out / "latest.md").write_text(report + "\n")
+        results = bench_backends(logdir)
+        if ONLY == "metrics":
+            report = "\n".join(metrics_cost(results))
+        else:
+            save("latest.json", json.dumps(results, indent=2))
+            report = table(results)
+            save("latest.md", report + "\n")
     print(report)
     shutil.rmtree(logdir, ignore_errors=True)
     return 0
+
+
+def bench_backends(logdir: Path) -> list[dict]:
+    """SQLite, then (unless only the metrics cost is asked for) a throwaway PostgreSQL."""
+    results = [bench_backend("sqlite", f"sqlite:///{logdir / 'bench.db'}", logdir)]
+    if ONLY == "metrics":
+        return results
+    bindir = find_bindir()
+    if bindir is None:
+        print("PostgreSQL binaries not found: PostgreSQL skipped", file=sys.stderr)
+        return results
+    postgres = ThrowawayPostgres(bindir).start()
+    OUR_ROOTS.append(int((postgres.datadir / "postmaster.pid").read_text().split()[0]))
+    try:
+        results.append(bench_backend("postgresql", postgres.create_database("bench"), logdir))
+    finally:
+        OUR_ROOTS.clear()
+        postgres.stop()
+    return results
+
+
+def save(name: str, text: str) -> None:
+    """Write ``bench/results/<name>``."""
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / name).write_text(text)
 
 
 if __name__ == "__main__":
