@@ -66,10 +66,11 @@ web:
 system-deps:
 	bash scripts/system-deps.sh
 
-## lint: ruff lint and format check
+## lint: ruff lint and format check, and the layering contract (import-linter, pyproject.toml)
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 ## test: lint, then the whole suite on SQLite and on a throwaway PostgreSQL server
 test: $(VENV)/.dev node-deps system-deps lint translations

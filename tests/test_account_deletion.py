@@ -12,8 +12,9 @@ from sqlalchemy import MetaData, func, select, update
 
 from tests.conftest import PASSWORD, AuthActions
 from tests.support.mails import text_of, unique, wait_for_subject
-from trikchi.auth.models import AuthEvent, AuthSession, User
+from trikchi.auth.models import AuthSession, User
 from trikchi.database import utcnow
+from trikchi.events import AuthEvent
 from trikchi.extensions import db
 from trikchi.outbox.models import Delivery
 

@@ -9,7 +9,8 @@ import jwt
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD
-from trikchi.auth.models import AuthEvent, AuthSession, RefreshToken
+from trikchi.auth.models import AuthSession, RefreshToken
+from trikchi.events import AuthEvent
 from trikchi.extensions import db
 
 

@@ -10,8 +10,9 @@ import jwt
 from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD
-from trikchi.auth.models import AuthEvent, AuthSession
+from trikchi.auth.models import AuthSession
 from trikchi.database import utcnow
+from trikchi.events import AuthEvent
 from trikchi.extensions import db
 
 NEW_PASSWORD = "a different horse battery"

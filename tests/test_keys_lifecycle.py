@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from config import ConfigError, load_config
 from tests.conftest import PASSWORD, make_app
-from trikchi.auth.models import AuthEvent
 from trikchi.database import utcnow
+from trikchi.events import AuthEvent
 from trikchi.extensions import db
 from trikchi.keys import material, ring, services
 from trikchi.keys.models import CURRENT, PREVIOUS, RETIRED, STANDBY, SigningKey

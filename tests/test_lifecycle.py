@@ -12,7 +12,8 @@ from sqlalchemy import select, update
 from tests.conftest import AuthActions, make_app
 from tests.support.mails import FRONTEND
 from tests.support.outbox import background_worker
-from trikchi.auth.models import AuthEvent, User
+from trikchi.auth.models import User
+from trikchi.events import AuthEvent
 from trikchi.extensions import db
 
 

@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD, make_app
-from trikchi.auth.models import AuthEvent, AuthSession
+from trikchi.auth.models import AuthSession, MfaChallenge
 from trikchi.database import utcnow
+from trikchi.events import AuthEvent
 from trikchi.extensions import db
-from trikchi.mfa.models import MfaChallenge, RecoveryCode, TotpCredential
+from trikchi.mfa.models import RecoveryCode, TotpCredential
 
 # TOTP checks read the clock through trikchi.mfa.totp.utcnow; it stands still in these tests, so
 # that "the previous, this and the next step" mean the same on the app's side as on the test's.

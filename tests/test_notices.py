@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import PASSWORD, AuthActions
 from tests.support.mails import link_token, subjects_to, text_of, unique, wait_for_subject
-from trikchi.auth.events import record_event
+from trikchi.events import record_event
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
 from trikchi.mails import mail_user

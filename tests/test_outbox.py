@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from tests.conftest import AuthActions, make_app
-from trikchi.auth.models import AuthEvent
+from trikchi.events import AuthEvent
 from trikchi.extensions import db
 from trikchi.outbox.models import Delivery
 from trikchi.outbox.worker import deliver_due

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from tests.conftest import AuthActions, make_app
 from tests.support.webhooks import SECRET
-from trikchi.auth.events import Events, record_event
+from trikchi.events import Events, record_event
 from trikchi.extensions import db
 from trikchi.outbox.models import Delivery
 

@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import delete, func, select, update
 
 from tests.conftest import PASSWORD, make_app
-from trikchi.auth.models import AuthEvent, AuthSession, User
+from trikchi.auth.models import AuthSession, User
 from trikchi.database import utcnow
+from trikchi.events import AuthEvent
 from trikchi.extensions import db
 from trikchi.mfa.models import Passkey, WebAuthnChallenge
 

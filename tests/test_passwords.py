@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from tests.conftest import PASSWORD
 from trikchi.auth.models import User
-from trikchi.auth.passwords import common_passwords, password_problems
-from trikchi.extensions import db, passwords
+from trikchi.auth.passwords import common_passwords, password_problems, passwords
+from trikchi.extensions import db
 
 
 def test_testing_uses_cheap_parameters(app):

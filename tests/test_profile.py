@@ -10,9 +10,10 @@ from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD, AuthActions
 from tests.support.mails import link_token, subjects_to, unique, wait_for_subject
-from trikchi.auth import profile
-from trikchi.auth.models import AuthEvent, AuthSession, User
+from trikchi.account import profile
+from trikchi.auth.models import AuthSession, User
 from trikchi.database import utcnow
+from trikchi.events import AuthEvent
 from trikchi.extensions import db
 
 CONFIRM = "Confirm your new email for trikchi.uz"

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.support import seed
-from trikchi.auth.events import Events
-from trikchi.auth.models import AuthEvent, User
+from trikchi.auth.models import User
+from trikchi.events import AuthEvent, Events
 from trikchi.extensions import db
 
 SOURCES = [

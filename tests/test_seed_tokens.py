@@ -13,9 +13,9 @@ from sqlalchemy import select, update
 from config import ConfigError, load_config
 from tests.conftest import PASSWORD, AuthActions, make_app
 from tests.support import seed
-from trikchi.auth.events import Events
-from trikchi.auth.models import AuthEvent, AuthSession, User
+from trikchi.auth.models import AuthSession, User
 from trikchi.database import utcnow
+from trikchi.events import AuthEvent, Events
 from trikchi.extensions import db
 from trikchi.seed.models import SeedTokenExchange
 

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from tests.conftest import PASSWORD, AuthActions, make_app, require_or_skip
 from tests.support.oidc import VARIANTS, OIDCProvider, node_available, sign_in_at_provider
-from trikchi.auth.models import AuthEvent, AuthSession, User
+from trikchi.auth.models import AuthSession, User
+from trikchi.events import AuthEvent
 from trikchi.extensions import db
 from trikchi.social.models import Identity
 

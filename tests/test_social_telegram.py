@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import AuthActions, make_app
-from trikchi.auth.models import AuthEvent, AuthSession, User
+from trikchi.auth.models import AuthSession, User
+from trikchi.events import AuthEvent
 from trikchi.extensions import db
 from trikchi.social.models import Identity
 

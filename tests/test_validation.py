@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import PASSWORD
-from trikchi.auth.models import AuthEvent, User
+from trikchi.auth.models import User
+from trikchi.events import AuthEvent
 from trikchi.extensions import db
 
 GOOD = {"name": "Ada", "email": "ada@example.com", "password": PASSWORD}

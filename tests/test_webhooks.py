@@ -10,9 +10,9 @@ from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD, AuthActions, make_app
 from tests.support.webhooks import SECRET, Receiver, body_of
-from trikchi.auth.events import Events, record_event
-from trikchi.auth.models import AuthEvent, User
+from trikchi.auth.models import User
 from trikchi.database import utcnow
+from trikchi.events import AuthEvent, Events, record_event
 from trikchi.extensions import db
 from trikchi.outbox.models import Delivery
 from trikchi.outbox.worker import deliver_due

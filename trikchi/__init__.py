@@ -27,6 +27,7 @@ def create_app(config: str | Config | Mapping[str, Any] | None = None) -> Flask:
     register_proxy_fix(app)
     register_database(app)
     register_extensions(app)
+    register_features(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -112,13 +113,13 @@ def register_extensions(app: Flask) -> None:
     """Bind the extension instances to this app."""
     from trikchi import i18n
     from trikchi.auth import tokens
+    from trikchi.auth.passwords import passwords
     from trikchi.database import ping_idle_connections
-    from trikchi.extensions import api, cors, db, jwt, limiter, migrate, passwords
+    from trikchi.extensions import cors, db, jwt, limiter, migrate
     from trikchi.keys import ring as key_ring
     from trikchi.mail import init_mail
-    from trikchi.metrics import init_app as init_metrics
+    from trikchi.openapi import api
 
-    init_metrics(app)
     db.init_app(app)
     with app.app_context():
         ping_idle_connections(db.engine)
@@ -148,17 +149,37 @@ def register_extensions(app: Flask) -> None:
     api.init_app(app)
 
 
+def register_features(app: Flask) -> None:
+    """Plug the features into the core: what the core asks of them (``auth.seams``: second factors,
+    ways to sign in, the seed's cookies, clean starts) and what they do when the core signals
+    (``trikchi.signals``: notices, webhooks, metrics)."""
+    from trikchi import metrics, notices
+    from trikchi.auth import seams
+    from trikchi.mfa import init_app as init_mfa
+    from trikchi.outbox import services as outbox
+    from trikchi.seed import exchange as seed
+    from trikchi.social import services as social
+
+    seams.init_app(app)
+    init_mfa(app)
+    social.init_app(app)
+    seed.init_app(app)
+    notices.init_app(app)
+    outbox.init_app(app)
+    metrics.init_app(app)
+
+
 def register_blueprints(app: Flask) -> None:
     """Mount the feature blueprints on the API (and so in the OpenAPI document)."""
+    from trikchi.account.routes import blp as profile_blp
+    from trikchi.admin.deliveries import blp as deliveries_blp
     from trikchi.admin.routes import blp as admin_blp
-    from trikchi.auth.profile_routes import blp as profile_blp
     from trikchi.auth.routes import blp as auth_blp
-    from trikchi.extensions import api
     from trikchi.keys.routes import blp as keys_blp
     from trikchi.mfa.routes import blp as mfa_blp
+    from trikchi.openapi import api
     from trikchi.ops.routes import blp as ops_blp
     from trikchi.ops.routes import register_swagger_assets
-    from trikchi.outbox.routes import blp as deliveries_blp
     from trikchi.social.routes import blp as social_blp
 
     api.spec.components.security_scheme(

@@ -16,7 +16,7 @@ import time
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 from trikchi.error_codes import ErrorCode, error_code_for
 from trikchi.extensions import db
 from trikchi.i18n import N_, translate, translate_errors
-from trikchi.metrics import count_database_error
+from trikchi.signals import database_failed
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def handle_app_error(error: AppError) -> Response:
 def handle_database_unavailable(error: Exception) -> Response:
     """The database is down, unreachable or locked for too long: 503, never 500."""
     log.error("database unavailable: %s", type(error).__name__, exc_info=error)
-    count_database_error("unavailable")
+    database_failed.send(current_app._get_current_object(), kind="unavailable")  # type: ignore[attr-defined]
     return handle_app_error(ServiceUnavailable())
 
 
@@ -231,5 +231,5 @@ def _handle_dbapi_error(error: DBAPIError) -> Response:
     """Lost connections are outages (503); other driver errors are bugs (500)."""
     if error.connection_invalidated:
         return handle_database_unavailable(error)
-    count_database_error("error")
+    database_failed.send(current_app._get_current_object(), kind="error")  # type: ignore[attr-defined]
     return handle_unexpected(error)

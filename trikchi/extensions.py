@@ -1,4 +1,7 @@
-"""Bare extension instances; ``create_app`` binds them to the app."""
+"""Bare extension instances of the libraries; ``create_app`` binds them to the app.
+
+Libraries only: trikchi's own instances (the password hasher, the API) live with their code.
+"""
 
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
@@ -8,9 +11,6 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
-
-from trikchi.auth.passwords import PasswordManager
-from trikchi.openapi import Api
 
 # Deterministic constraint names so that migrations can drop them on every backend.
 NAMING_CONVENTION = {
@@ -31,8 +31,6 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 jwt = JWTManager()
-api = Api()
-passwords = PasswordManager()
 # Keyed by the client address as ProxyFix resolved it from the trusted hops only.
 limiter = Limiter(key_func=get_remote_address)
 cors = CORS()

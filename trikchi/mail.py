@@ -1,7 +1,7 @@
 """Outgoing mail: written to the outbox in the caller's transaction, sent by the worker.
 
-``send_mail`` only adds a row; the caller's commit makes the mail exist together with the
-change that caused it, and ``flask worker`` (``trikchi.outbox.worker``) talks to the SMTP
+``trikchi.mails.mail_user`` only adds an outbox row; the caller's commit makes the mail exist
+together with the change that caused it, and ``flask worker`` (``trikchi.outbox.worker``) talks to the SMTP
 server, retrying on failure. A request that mails (password reset) therefore never waits
 for SMTP and takes the same time whether or not a mail goes out. With no ``MAIL_SERVER``,
 the worker writes the message to the log in development and testing; production logs
@@ -28,13 +28,6 @@ class MailNotConfigured(RuntimeError):
 def init_mail(app: Flask) -> None:
     """Bind Flask-Mail to the app."""
     mail.init_app(app)
-
-
-def send_mail(to: str, subject: str, text: str, html: str) -> None:
-    """Queue a plain-text + HTML message to ``to`` in the current transaction (the caller commits)."""
-    from trikchi.outbox.services import enqueue_mail
-
-    enqueue_mail(to, subject, text, html)
 
 
 def deliver_mail(to: str, subject: str, text: str, html: str, timeout: float) -> None:

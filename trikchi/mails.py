@@ -1,6 +1,6 @@
 """Mails from templates: ``templates/mail/<lang>/<kind>.txt`` (its ``subject`` set at the top)
 and ``.html``, one pair per kind and language, rendered in the recipient's language and
-handed to ``trikchi.mail.send_mail``.
+queued in the outbox (``trikchi.outbox.services.enqueue_mail``) in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from jinja2 import Environment, StrictUndefined
 
 from trikchi.database import utcnow
 from trikchi.i18n import LOCALES, user_locale
-from trikchi.mail import send_mail
+from trikchi.outbox.services import enqueue_mail
 
 # Every kind of mail; each exists as text and HTML in every language of ``LOCALES``.
 KINDS = (
@@ -57,7 +57,7 @@ def mail_user(user: Any, kind: str, to: str | None = None, **context: Any) -> bo
     if not address:  # an account without email (Telegram sign-in): nothing to send to
         return False
     subject, text, html = render_mail(kind, user_locale(user), name=user.name, **context)
-    send_mail(address, subject, text, html)
+    enqueue_mail(address, subject, text, html)
     return True
 
 

@@ -28,6 +28,10 @@ from prometheus_client import (
     multiprocess,
 )
 
+from trikchi import signals
+from trikchi.errors import error_response
+from trikchi.events import RecordedEvent
+
 REQUESTS = Counter(
     "trikchi_http_requests_total",
     "HTTP requests answered, by method, endpoint (URL rule) and status.",
@@ -73,8 +77,9 @@ _FAILED_SIGNINS = {
 _children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
 
-def count_event(type_: str, details: dict[str, Any] | None) -> None:
-    """Count an auth event in the metric it belongs to (if any)."""
+def count_event(_app: Flask, event: RecordedEvent) -> None:
+    """Count an auth event in the metric it belongs to, if any (a ``signals.event_recorded`` receiver)."""
+    type_, details = event.type, event.details
     if type_ == "login_succeeded":
         SIGNINS.labels(_method(details, "password"), "success").inc()
     elif type_ in _FAILED_SIGNINS:
@@ -83,7 +88,7 @@ def count_event(type_: str, details: dict[str, Any] | None) -> None:
         REUSE_DETECTIONS.inc()
 
 
-def count_refresh() -> None:
+def count_refresh(_app: Flask) -> None:
     """Count a refresh that rotated its token (recorded on the session row, not as an event)."""
     REFRESHES.inc()
 
@@ -98,8 +103,8 @@ def count_delivery(kind: str, result: str) -> None:
     DELIVERIES.labels(kind, result).inc()
 
 
-def count_database_error(kind: str) -> None:
-    """Count a request that failed on the database."""
+def count_database_error(_sender: Any, kind: str) -> None:
+    """Count a request (or the worker's round) that failed on the database."""
     DATABASE_ERRORS.labels(kind).inc()
 
 
@@ -114,7 +119,12 @@ def registry() -> CollectorRegistry:
 
 
 def init_app(app: Flask) -> None:
-    """Time and count every request and serve ``/metrics`` (unless ``METRICS_ENABLED`` is off)."""
+    """Count what the core signals; time and count every request and serve ``/metrics`` (unless
+    ``METRICS_ENABLED`` is off)."""
+    # Connected once for every app (blinker keeps one connection per receiver).
+    signals.event_recorded.connect(count_event)
+    signals.refresh_rotated.connect(count_refresh)
+    signals.database_failed.connect(count_database_error)
     if not app.config["METRICS_ENABLED"]:
         return
     allowed = [ipaddress.ip_network(item, strict=False) for item in app.config["METRICS_ALLOWED_IPS"]]
@@ -123,8 +133,6 @@ def init_app(app: Flask) -> None:
 
     def metrics_view() -> Response:
         """The Prometheus text format, to the addresses in ``METRICS_ALLOWED_IPS`` only."""
-        from trikchi.errors import error_response
-
         if not _allowed(request.remote_addr, allowed):
             return error_response(404, "There is nothing at this address.")
         response = Response(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)

@@ -1,7 +1,7 @@
 """Security notices by mail (SPEC §10), sent when the audit event that records the change is.
 
-``record_event`` calls ``notify_event`` for every event; the mapping below says which
-event types make a notice, of which mail kind, under which switch. A feature that adds a
+``notify_event`` receives every recorded audit event (``signals.event_recorded``); the mapping
+below says which event types make a notice, of which mail kind, under which switch. A feature that adds a
 security event (a second factor, a passkey) gets its notice by an entry here, without
 code of its own. The email change notices go to the *old* address, so the email service
 sends them itself (``notify_email_changed``).
@@ -13,8 +13,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, has_request_context
+from flask import Flask, current_app, has_request_context
 
+from trikchi import signals
+from trikchi.auth.devices import is_known_device
+from trikchi.auth.models import User
+from trikchi.events import RecordedEvent
+from trikchi.extensions import db
 from trikchi.http import ClientInfo
 from trikchi.mails import format_when, mail_user
 
@@ -44,10 +49,14 @@ SIGN_IN = "login_succeeded"
 _NOT_A_DEVICE = {"seed"}
 
 
-def notify_event(
-    type_: str, client: ClientInfo | None, user_id: int | None, details: dict[str, Any] | None
-) -> None:
+def init_app(_app: Flask) -> None:
+    """Mail the notices of recorded events (connected once, whatever the app)."""
+    signals.event_recorded.connect(notify_event)
+
+
+def notify_event(_app: Flask, event: RecordedEvent) -> None:
     """Mail the notice of an event to its user, if the event type has one and it is switched on."""
+    type_, client, user_id, details = event.type, event.client, event.user_id, event.details
     if user_id is None:
         return
     if type_ == SIGN_IN:
@@ -63,8 +72,6 @@ def notify_event(
 
 def _notify_sign_in(client: ClientInfo | None, user_id: int, details: dict[str, Any] | None) -> None:
     """A sign-in from a browser without a device cookie of the account: "new device"."""
-    from trikchi.auth.devices import is_known_device
-
     method = (details or {}).get("method")
     if not current_app.config["NOTIFY_NEW_DEVICE"] or method in _NOT_A_DEVICE or not has_request_context():
         return
@@ -87,7 +94,4 @@ def notify_email_changed(user: Any, old_email: str, new_email: str, kind: str) -
 
 
 def _user(user_id: int) -> Any:
-    from trikchi.auth.models import User
-    from trikchi.extensions import db
-
     return db.session.get(User, user_id)

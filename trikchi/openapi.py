@@ -67,6 +67,10 @@ class Api(flask_smorest.Api):
         """trikchi's lists carry their page in the body, not in an ``X-Pagination`` header."""
 
 
+#: The flask-smorest API (and so the OpenAPI document); ``create_app`` binds it.
+api = Api()
+
+
 def spec_options() -> dict[str, Any]:
     """``API_SPEC_OPTIONS``: what the document says about itself."""
     return {

@@ -11,9 +11,8 @@ from trikchi.admin.schemas import (
     UserPatchSchema,
     UserQuerySchema,
 )
-from trikchi.auth.guards import BEARER, current_user, role_required
+from trikchi.auth.guards import BEARER, current_user, enrollment_required, role_required
 from trikchi.http import Blueprint, client_info, document_errors
-from trikchi.mfa.policy import enrollment_required
 
 blp = Blueprint("admin", __name__, url_prefix="/admin", description="Staff administration (role admin).")
 

@@ -6,10 +6,10 @@ from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 
-from trikchi.auth.events import Events, record_event
-from trikchi.auth.models import MAX_ID, AuthEvent, User
+from trikchi.auth.models import MAX_ID, User
 from trikchi.auth.sessions import revoke_all_sessions
 from trikchi.errors import Conflict, ErrorCode, NotFound
+from trikchi.events import AuthEvent, Events, record_event
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
 

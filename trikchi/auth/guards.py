@@ -24,7 +24,9 @@ from sqlalchemy import bindparam, select
 from werkzeug.local import LocalProxy
 
 from trikchi.auth import claims as token_claims
+from trikchi.auth import signin
 from trikchi.auth.models import AuthSession, User
+from trikchi.auth.seams import seams
 from trikchi.auth.tokens import verify_access_token, verify_refresh_token
 from trikchi.database import HotStatement, driver_cursor
 from trikchi.errors import ErrorCode, Forbidden, Unauthorized
@@ -146,6 +148,25 @@ def role_required(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any
     return decorator
 
 
+def enrollment_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """403 ``mfa_enrollment_required`` for a user of an ``MFA_REQUIRED_ROLES`` role without a second
+    factor (TOTP or a passkey: whatever the features registered, ``auth.seams``).
+
+    Goes under a guard that has authenticated the request (``role_required``).
+    """
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if signin.requires_mfa(current_user.role) and not signin.has_second_factor(current_user.id):
+            raise Forbidden(
+                "Your role needs a second factor: set up TOTP or add a passkey first.",
+                error=ErrorCode.MFA_ENROLLMENT_REQUIRED,
+            )
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 def verify_refresh_cookie() -> dict[str, Any]:
     """The verified claims of the refresh cookie, its CSRF double submit checked; else ``Unauthorized``.
 
@@ -169,6 +190,26 @@ def verify_refresh_cookie() -> dict[str, Any]:
         raise Unauthorized(CSRF_FAILED, error=ErrorCode.CSRF_FAILED)
     g.trikchi_refresh_claims = claims
     return claims
+
+
+def refresh_cookie_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """``verify_refresh_cookie`` before the view; a cookie it refuses goes to the features' fallbacks
+    (``auth.seams.refresh_fallbacks``: the seed's cookies), the first answer of which is the
+    response. Without an answer, the refusal stands."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            verify_refresh_cookie()
+        except Unauthorized:
+            for fallback in seams().refresh_fallbacks:
+                response = fallback()
+                if response is not None:
+                    return response
+            raise
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 def refresh_claims() -> dict[str, Any]:

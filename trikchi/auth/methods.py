@@ -1,4 +1,5 @@
-"""The ways an account can sign in on its own: a password, each linked identity, each passkey.
+"""The ways an account can sign in on its own: a password, and whatever the features count
+(linked identities, passkeys: ``auth.seams.sign_in_methods``).
 
 One place counts them, so that removing any of them (unlinking an identity, deleting a
 passkey) refuses to take away the last one — an account with none could never sign in again.
@@ -6,14 +7,11 @@ passkey) refuses to take away the last one — an account with none could never 
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-
 from trikchi.auth.models import User
+from trikchi.auth.seams import seams
 from trikchi.errors import Conflict, ErrorCode
 from trikchi.extensions import db
 from trikchi.i18n import N_
-from trikchi.mfa.models import Passkey
-from trikchi.social.models import Identity
 
 LAST_METHOD = N_(
     "This is your last way to sign in: set a password (reset), link another account or add a passkey first."
@@ -22,11 +20,8 @@ LAST_METHOD = N_(
 
 def sign_in_methods_left(user: User) -> int:
     """How many independent ways ``user`` has to sign in."""
-    identities = db.session.scalar(
-        select(func.count()).select_from(Identity).where(Identity.user_id == user.id)
-    )
-    passkeys = db.session.scalar(select(func.count()).select_from(Passkey).where(Passkey.user_id == user.id))
-    return (1 if user.password_hash is not None else 0) + (identities or 0) + (passkeys or 0)
+    own = 1 if user.password_hash is not None else 0
+    return own + sum(count(user.id) for count in seams().sign_in_methods)
 
 
 def refuse_removing_the_last(user: User) -> None:

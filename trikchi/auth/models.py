@@ -1,11 +1,12 @@
-"""Users, their server-side sessions, refresh tokens and the auth event log."""
+"""Users, their server-side sessions and refresh tokens, and pending second steps of a sign-in
+(the audit log is ``trikchi.events``)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, false, true
+from sqlalchemy import Boolean, ForeignKey, Integer, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from trikchi.database import UTCDateTime, utcnow
@@ -103,18 +104,13 @@ class RefreshToken(db.Model):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class AuthEvent(db.Model):
-    """An audit record of an auth event; never holds a password or a token."""
+class MfaChallenge(db.Model):
+    """The pending second step of a sign-in (``auth.signin``): an ``mfa_token``, by its SHA-256 only."""
 
-    __tablename__ = "auth_events"
+    __tablename__ = "mfa_challenges"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    type: Mapped[str] = mapped_column(String(40), index=True)
-    user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True
-    )
-    session_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
-    user_agent: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    details: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

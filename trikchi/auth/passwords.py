@@ -86,3 +86,7 @@ class PasswordManager:
     def needs_rehash(self, password_hash: str) -> bool:
         """Whether a stored hash was made with other parameters than the current ones."""
         return self.hasher.check_needs_rehash(password_hash)
+
+
+#: The one password hasher; ``create_app`` binds it to the app's ``ARGON2_*`` settings.
+passwords = PasswordManager()

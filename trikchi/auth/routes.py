@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app, jsonify, request
 from flask_babel import gettext
 
-from trikchi.auth import account, limits, services, sessions
+from trikchi.auth import limits, services, sessions
 from trikchi.auth.devices import set_device_cookie
 from trikchi.auth.guards import (
     BEARER,
@@ -15,15 +15,15 @@ from trikchi.auth.guards import (
     current_user_record,
     fresh_required,
     refresh_claims,
+    refresh_cookie_required,
     verify_refresh_cookie,
 )
+from trikchi.auth.responses import sign_in_response
 from trikchi.auth.schemas import (
-    LinkTokenSchema,
     LoginSchema,
     MessageSchema,
+    MfaRequiredSchema,
     PasswordChangeSchema,
-    PasswordResetRequestSchema,
-    PasswordResetSchema,
     ReauthenticateSchema,
     RegisterSchema,
     SessionSchema,
@@ -31,13 +31,11 @@ from trikchi.auth.schemas import (
     UserSchema,
     user_body,
 )
+from trikchi.auth.signin import MfaRequired
 from trikchi.auth.tokens import clear_refresh_cookies, token_response
 from trikchi.errors import ErrorCode, Unauthorized
 from trikchi.http import Blueprint, client_info, document_errors
-from trikchi.mfa.schemas import MfaRequiredSchema
-from trikchi.mfa.signin import MfaRequired
 from trikchi.openapi import SET_REFRESH_COOKIES, refresh_parameters
-from trikchi.seed.exchange import refresh_or_seed_token
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Registration, sign-in, sessions.")
 
@@ -79,18 +77,15 @@ def login(args):
     `POST /auth/mfa/verify` within 5 minutes.
     """
     result = services.authenticate(args["email"], args["password"], client_info())
-    if isinstance(result, MfaRequired):
-        response = jsonify(result.body())
-        response.headers["Cache-Control"] = "no-store"
-        return response
-    response = token_response(result)
-    set_device_cookie(response, args["email"])
+    response = sign_in_response(result)
+    if not isinstance(result, MfaRequired):
+        set_device_cookie(response, args["email"])
     return response
 
 
 @blp.route("/refresh_token", methods=["POST"])
 @limits.refresh_attempts
-@refresh_or_seed_token
+@refresh_cookie_required
 @blp.response(200, TokenSchema, headers=SET_REFRESH_COOKIES)
 @blp.doc(operationId="refreshToken", parameters=refresh_parameters(required=True))
 @document_errors(blp, 401, 429)
@@ -101,7 +96,8 @@ def refresh_token():
     the answer sets its successor. Presenting a used one again revokes the whole session (401
     `refresh_token_reused`), except within a few seconds of its rotation, when it gets the session's
     current token (two tabs refreshing at once). While `SEED_JWT_SECRET` is set, a refresh cookie
-    minted by the seed's service is also accepted, once and without the header: it opens a session.
+    minted by the seed's service is also accepted, once and without the header: it signs in like a
+    login (a session, or the second step when TOTP is on).
     """
     return token_response(sessions.rotate_refresh_token(refresh_claims(), client_info()))
 
@@ -243,68 +239,4 @@ def change_password(args):
         client_info(),
         current_user.session_id,
     )
-    return current_app.response_class(status=204)
-
-
-@blp.route("/verify_email/request", methods=["POST"])
-@access_required
-@limits.verify_email_requests
-@blp.response(202, MessageSchema)
-@blp.doc(operationId="requestEmailVerification", security=BEARER)
-@document_errors(blp, 401, 429)
-def request_email_verification():
-    """Mail a single-use verification link to the signed-in user's address.
-
-    The link is valid for `EMAIL_VERIFY_HOURS` and only for the current address. Nothing is sent
-    when the address is already verified.
-    """
-    account.request_email_verification(current_user, client_info())
-    return {"message": gettext("If the address is not verified yet, a link is on its way.")}
-
-
-@blp.route("/verify_email", methods=["POST"])
-@limits.verify_email_requests
-@blp.arguments(LinkTokenSchema)
-@blp.response(200, UserSchema)
-@blp.doc(operationId="verifyEmail")
-@document_errors(blp, 400, 401, 413, 415, 429)
-def verify_email(args):
-    """Confirm the address with the token from the mailed link.
-
-    The token comes from the mailed link. It works once, and not after the email has changed (401
-    `invalid_link`).
-    """
-    return account.verify_email(args["token"], client_info())
-
-
-@blp.route("/password_reset/request", methods=["POST"])
-@limits.password_reset_requests
-@limits.password_reset_requests_per_email
-@blp.arguments(PasswordResetRequestSchema)
-@blp.response(202, MessageSchema)
-@blp.doc(operationId="requestPasswordReset")
-@document_errors(blp, 400, 413, 415, 429)
-def request_password_reset(args):
-    """Mail a reset link; the answer is the same whether or not the address exists.
-
-    Answers 202 whether or not an account exists for the address, in the same time, so the answer
-    tells nothing about who has an account.
-    """
-    account.request_password_reset(args["email"], client_info())
-    return {"message": gettext("If an account exists for this address, a reset link is on its way.")}
-
-
-@blp.route("/password_reset", methods=["POST"])
-@limits.password_reset_requests
-@blp.arguments(PasswordResetSchema)
-@blp.response(204)
-@blp.doc(operationId="resetPassword")
-@document_errors(blp, 400, 401, 413, 415, 429)
-def reset_password(args):
-    """Set a new password with the token from the mailed link; every session ends.
-
-    The token comes from the mailed link and works once (it dies when the password changes). Every
-    session of the account ends.
-    """
-    account.reset_password(args["token"], args["new_password"], client_info())
     return current_app.response_class(status=204)

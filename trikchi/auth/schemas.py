@@ -242,3 +242,17 @@ class EmailChangeSchema(StrictSchema):
         if isinstance(data, dict) and isinstance(data.get("new_email"), str):
             data = {**data, "new_email": normalize_email(data["new_email"])}
         return data
+
+
+class MfaRequiredSchema(Schema):
+    """A sign-in answered with the second step (SPEC §13): no token, no cookie yet."""
+
+    mfa_required = fields.Boolean(required=True, metadata={"example": True})
+    mfa_token = fields.String(
+        required=True, metadata={"description": "Send to POST /auth/mfa/verify within 5 minutes."}
+    )
+    methods = fields.List(
+        fields.String(validate=validate.OneOf(["totp", "recovery_code"])),
+        required=True,
+        metadata={"example": ["totp", "recovery_code"]},
+    )

@@ -1,32 +1,35 @@
 """Accounts and passwords: registration, password sign-in, password change and re-authentication.
 
 Services own the transaction (they commit), raise ``trikchi.errors`` domain
-errors, and never touch the request or build a response. Sessions and refresh
-rotation live in ``auth.sessions``, the audit log in ``auth.events``.
+errors, and never touch the request or build a response. A right password ends in the
+sign-in decision (``auth.signin``); sessions and refresh rotation live in
+``auth.sessions``, the audit log in ``trikchi.events``.
 """
 
 from __future__ import annotations
+
+from typing import NoReturn
 
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from trikchi.auth.events import Events, record_event
+from trikchi.auth import signin
+from trikchi.auth.limits import check_code_budget, spend_code_attempt
 from trikchi.auth.models import User
-from trikchi.auth.passwords import password_problems
+from trikchi.auth.passwords import password_problems, passwords
 from trikchi.auth.schemas import normalize_email
-from trikchi.auth.sessions import mark_authenticated, open_session, revoke_all_sessions
+from trikchi.auth.sessions import mark_authenticated, revoke_all_sessions
 from trikchi.auth.tokens import TokenPair, issue_access_token
 from trikchi.database import utcnow
 from trikchi.errors import Conflict, ErrorCode, Unauthorized, ValidationFailed
-from trikchi.extensions import db, passwords
+from trikchi.events import Events, record_event
+from trikchi.extensions import db
 from trikchi.http import ClientInfo
 from trikchi.i18n import N_
-from trikchi.mfa import signin, totp
-from trikchi.mfa.limits import check_code_budget, spend_code_attempt
-from trikchi.mfa.signin import MfaRequired
 
 INVALID_CREDENTIALS = N_("Invalid email or password.")
+WRONG_CODE = N_("The code is wrong or was already used.")
 
 
 def register_user(
@@ -49,30 +52,29 @@ def register_user(
     return user
 
 
-def authenticate(email: str, password: str, client: ClientInfo) -> TokenPair | MfaRequired:
-    """Check credentials and open a new session; one generic error for every failure.
-
-    With TOTP on, a right password opens no session yet: the answer is an ``mfa_token``
-    for the second step (``trikchi.mfa.signin``).
-    """
+def authenticate(email: str, password: str, client: ClientInfo) -> signin.SignInResult:
+    """Check credentials, then the sign-in decision: a session, or the second step when a second
+    factor is on; one generic error for every failure."""
     email = normalize_email(email)
     user = db.session.scalar(select(User).where(User.email == email))
     # Unknown emails are verified against a dummy hash: same time, same answer.
     valid = passwords.verify(user.password_hash if user else None, password)
-    if not valid or user is None or not user.is_active:
-        record_event(
-            Events.LOGIN_FAILED,
-            client,
-            user_id=user.id if user else None,
-            details={"reason": "inactive" if valid else "bad_credentials"},
-        )
-        db.session.commit()
-        raise Unauthorized(INVALID_CREDENTIALS, error=ErrorCode.INVALID_CREDENTIALS)
+    if not valid or user is None:
+        _login_failed(client, user, "bad_credentials")
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash(password)
-    if totp.is_enabled(user.id):
-        return signin.start(user)
-    return open_session(user, client, method="password")
+    try:
+        return signin.decide(user, client, "password")
+    except signin.AccountRefused as refused:
+        db.session.rollback()
+        _login_failed(client, user, refused.reason)
+
+
+def _login_failed(client: ClientInfo, user: User | None, reason: str) -> NoReturn:
+    """Audit a refused password sign-in, commit, and answer the one generic 401."""
+    record_event(Events.LOGIN_FAILED, client, user_id=user.id if user else None, details={"reason": reason})
+    db.session.commit()
+    raise Unauthorized(INVALID_CREDENTIALS, error=ErrorCode.INVALID_CREDENTIALS)
 
 
 def change_password(
@@ -114,14 +116,14 @@ def reauthenticate(
         db.session.commit()
         raise Unauthorized("The password is wrong.", error=ErrorCode.INVALID_CREDENTIALS)
     method = "password"
-    if totp.is_enabled(user.id):
+    if signin.second_step_methods(user.id):
         if code is None:
             message = (
                 "Two-factor sign-in is on: enter a code from your authenticator app (or a recovery code)."
             )
             raise ValidationFailed(message, errors={"code": [message]})
         check_code_budget(user.id)
-        method = totp.verify_code(user.id, code)
+        method = signin.verify_second_factor(user.id, code)
         if method is None:
             db.session.rollback()
             spend_code_attempt(user.id)
@@ -130,10 +132,10 @@ def reauthenticate(
                 client,
                 user_id=user.id,
                 session_id=session_id,
-                details={"reason": "wrong_code", "method": totp.code_method(code)},
+                details={"reason": "wrong_code"},
             )
             db.session.commit()
-            raise Unauthorized(totp.WRONG_CODE, error=ErrorCode.INVALID_MFA_CODE)
+            raise Unauthorized(WRONG_CODE, error=ErrorCode.INVALID_MFA_CODE)
     now = utcnow()
     mark_authenticated(session_id, now, method=method)
     record_event(

@@ -8,7 +8,7 @@ Functions that change state own the transaction (they commit) and raise
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
@@ -16,40 +16,52 @@ from flask import current_app
 from sqlalchemy import bindparam, case, delete, exists, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from trikchi.auth.events import Events, record_event
 from trikchi.auth.models import AuthSession, RefreshToken, User
 from trikchi.auth.tokens import TokenPair, issue_token_pair
 from trikchi.database import HotStatement, UTCDateTime, driver_cursor, serialized_writes, utcnow
 from trikchi.errors import ErrorCode, NotFound, Unauthorized
+from trikchi.events import Events, record_event
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
 from trikchi.i18n import N_
-from trikchi.metrics import count_refresh
+from trikchi.signals import refresh_rotated
 
 SESSION_ENDED = N_("The session has ended; sign in again.")
 
 
-def open_session(user: User, client: ClientInfo, method: str) -> TokenPair:
-    """Open a session for ``user`` after an interactive sign-in by ``method``; commit; its tokens.
+def open_session(
+    user: User,
+    client: ClientInfo,
+    method: str,
+    auth_time: datetime | None = None,
+    on_open: Callable[[AuthSession], None] | None = None,
+) -> TokenPair:
+    """Open a session for ``user`` signed in by ``method``; commit; its tokens.
 
-    Every way of signing in (password, second factor, passkey, OpenID Connect, Telegram,
-    a seed token) ends here, so each gets the same session, cookies, rotation and event.
-    The sign-in time is the session's ``auth_time`` (SPEC §8): refreshes carry it on,
-    only an interactive authentication (``mark_authenticated``) moves it.
+    Only the sign-in decision (``auth.signin``) calls this, so every way of signing in gets
+    the same checks, session, cookies, rotation and event. The sign-in time is the session's
+    ``auth_time`` (SPEC §8) unless told otherwise (a sign-in that was not interactive):
+    refreshes carry it on, only an interactive authentication (``mark_authenticated``) moves it.
+    ``on_open`` records more about the new session in the same transaction.
     """
-    _session, pair = start_session(user, client, method)
+    session, pair = start_session(user, client, method, auth_time)
+    if on_open is not None:
+        on_open(session)
     db.session.commit()
     return pair
 
 
-def start_session(user: User, client: ClientInfo, method: str) -> tuple[AuthSession, TokenPair]:
+def start_session(
+    user: User, client: ClientInfo, method: str, auth_time: datetime | None = None
+) -> tuple[AuthSession, TokenPair]:
     """``open_session`` without the commit: for a caller that records more in the same transaction."""
     now = utcnow()
+    auth_time = auth_time or now
     session = AuthSession(
         user_id=user.id,
         created_at=now,
         last_used_at=now,
-        auth_time=now,
+        auth_time=auth_time,
         auth_method=method,
         absolute_expires_at=now + timedelta(days=current_app.config["SESSION_MAX_DAYS"]),
         user_agent=client.user_agent,
@@ -63,7 +75,7 @@ def start_session(user: User, client: ClientInfo, method: str) -> tuple[AuthSess
         Events.LOGIN_SUCCEEDED, client, user_id=user.id, session_id=session.id, details={"method": method}
     )
     pair = issue_token_pair(
-        current_app, user.id, user.role, session.id, token.jti, token.expires_at, now, auth_time=now
+        current_app, user.id, user.role, session.id, token.jti, token.expires_at, now, auth_time=auth_time
     )
     return session, pair
 
@@ -229,9 +241,10 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
         if pair is None:
             raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
         return pair
-    count_refresh()  # committed; the tokens are signed outside the write slot
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # not a proxy lookup per setting
+    refresh_rotated.send(app)  # committed; the tokens are signed outside the write slot
     return issue_token_pair(
-        current_app._get_current_object(),  # type: ignore[attr-defined]  # not a proxy lookup per setting
+        app,
         user_id,
         session.role,
         session_id,

@@ -12,9 +12,8 @@ from flask import current_app
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from trikchi.auth.events import record_event
-from trikchi.auth.models import AuthEvent
 from trikchi.database import utcnow
+from trikchi.events import AuthEvent, record_event
 from trikchi.extensions import db
 from trikchi.keys import material
 from trikchi.keys.models import CURRENT, PREVIOUS, RETIRED, STANDBY, SigningKey

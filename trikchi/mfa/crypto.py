@@ -10,12 +10,12 @@ can guess offline — so a user can still sign in and set TOTP up again.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 
+from trikchi.auth.digests import sha256_hex
 from trikchi.keys.material import derived_fernet
 
 log = logging.getLogger(__name__)
@@ -41,4 +41,4 @@ def decrypt_secret(ciphertext: str) -> str | None:
 
 def digest(value: str) -> str:
     """SHA-256 hex of a high-entropy random value (tokens, challenges, recovery codes)."""
-    return hashlib.sha256(value.encode()).hexdigest()
+    return sha256_hex(value)

@@ -39,18 +39,6 @@ class RecoveryCode(db.Model):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class MfaChallenge(db.Model):
-    """The pending second step of a password sign-in: an ``mfa_token``, by its SHA-256 only."""
-
-    __tablename__ = "mfa_challenges"
-
-    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-
-
 class Passkey(db.Model):
     """A WebAuthn credential (discoverable) registered by a user."""
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import webauthn
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, parse_client_data_json
 from webauthn.helpers.structs import (
@@ -29,13 +29,13 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from trikchi.auth.events import Events, record_event
+from trikchi.auth import signin
 from trikchi.auth.methods import refuse_removing_the_last
 from trikchi.auth.models import User
-from trikchi.auth.sessions import open_session
 from trikchi.auth.tokens import TokenPair
 from trikchi.database import serialized_writes, utcnow
 from trikchi.errors import ErrorCode, NotFound, Unauthorized, ValidationFailed
+from trikchi.events import Events, record_event
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
 from trikchi.i18n import N_
@@ -253,8 +253,12 @@ def authenticate(credential: dict[str, Any], client: ClientInfo) -> tuple[User, 
         if handle and handle.rstrip("=") != passkey.user_handle:
             raise _Refused("user_handle_mismatch")
         user = db.session.get(User, passkey.user_id)
-        if user is None or not user.is_active:
+        if user is None:
             raise _Refused("inactive")
+        try:
+            signin.check_account(user)
+        except signin.AccountRefused as refused:
+            raise _Refused(refused.reason) from None
         stored, presented = passkey.sign_count, verified.new_sign_count
         if (presented > 0 or stored > 0) and presented <= stored:
             _counter_regressed(passkey, stored, presented, client)
@@ -281,7 +285,10 @@ def authenticate(credential: dict[str, Any], client: ClientInfo) -> tuple[User, 
         )
         db.session.commit()
         raise Unauthorized(REFUSED, error=ErrorCode.PASSKEY_INVALID) from None
-    return user, open_session(user, client, method="passkey")
+    # A passkey with user verification is two factors in one: it completes the sign-in alone.
+    result = signin.decide(user, client, "passkey", multi_factor=True)
+    assert isinstance(result, TokenPair)  # noqa: S101 - a multi-factor method never gets a second step
+    return user, result
 
 
 def _counter_regressed(passkey: Passkey, stored: int, presented: int, client: ClientInfo) -> None:
@@ -293,6 +300,22 @@ def _counter_regressed(passkey: Passkey, stored: int, presented: int, client: Cl
     )
     db.session.commit()
     raise _Refused("counter_regressed")
+
+
+def count(user_id: int) -> int:
+    """How many passkeys the user has: each is a way to sign in."""
+    return db.session.scalar(select(func.count()).select_from(Passkey).where(Passkey.user_id == user_id)) or 0
+
+
+def has_passkey(user_id: int) -> bool:
+    """Whether the user has a passkey (a second factor of its own, ``MFA_REQUIRED_ROLES``)."""
+    return db.session.scalar(select(Passkey.id).where(Passkey.user_id == user_id).limit(1)) is not None
+
+
+def remove_all(user_id: int) -> None:
+    """Delete the user's passkeys (an account starting clean; the caller commits)."""
+    db.session.execute(delete(Passkey).where(Passkey.user_id == user_id))
+    db.session.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.user_id == user_id))
 
 
 def list_passkeys(user_id: int) -> Sequence[Passkey]:

@@ -68,20 +68,6 @@ class MfaVerifySchema(StrictSchema):
             raise ValidationError("Send either code or recovery_code.", field_name="code")
 
 
-class MfaRequiredSchema(Schema):
-    """``POST /auth/login`` answer when a second factor is on: no token, no cookie yet."""
-
-    mfa_required = fields.Boolean(required=True, metadata={"example": True})
-    mfa_token = fields.String(
-        required=True, metadata={"description": "Send to POST /auth/mfa/verify within 5 minutes."}
-    )
-    methods = fields.List(
-        fields.String(validate=validate.OneOf(["totp", "recovery_code"])),
-        required=True,
-        metadata={"example": ["totp", "recovery_code"]},
-    )
-
-
 class PasskeySchema(Schema):
     """One of the caller's passkeys."""
 

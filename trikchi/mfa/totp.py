@@ -20,10 +20,10 @@ import segno
 from flask import current_app
 from sqlalchemy import delete, func, insert, select, update
 
-from trikchi.auth.events import Events, record_event
 from trikchi.auth.models import User
 from trikchi.database import utcnow
 from trikchi.errors import Conflict, ErrorCode, ValidationFailed
+from trikchi.events import Events, record_event
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
 from trikchi.i18n import N_
@@ -130,6 +130,12 @@ def disable(user: User, code: str, client: ClientInfo, session_id: str | None) -
         Events.MFA_TOTP_DISABLED, client, user_id=user.id, session_id=session_id, details={"method": method}
     )
     db.session.commit()
+
+
+def remove_all(user_id: int) -> None:
+    """Delete the user's TOTP secret and recovery codes (an account starting clean; the caller commits)."""
+    db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+    db.session.execute(delete(TotpCredential).where(TotpCredential.user_id == user_id))
 
 
 def regenerate_recovery_codes(user: User, client: ClientInfo, session_id: str | None) -> list[str]:

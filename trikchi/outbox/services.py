@@ -1,4 +1,8 @@
-"""Writing deliveries into the current transaction, and the admin's view of them."""
+"""Writing deliveries into the current transaction, and the admin's view of them.
+
+Webhooks: ``queue_webhooks`` receives every recorded audit event (``signals.event_recorded``)
+and adds a delivery per receiver to the event's own transaction.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,30 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import delete, func, insert, select
 
+from trikchi import signals
 from trikchi.auth.models import MAX_ID
 from trikchi.database import utcnow
 from trikchi.errors import Conflict, NotFound
+from trikchi.events import RecordedEvent
 from trikchi.extensions import db
 from trikchi.outbox.models import Delivery
 
 _INSERT = insert(Delivery.__table__)
+
+
+def init_app(_app: Flask) -> None:
+    """Queue the webhooks of every recorded event (connected once, whatever the app)."""
+    signals.event_recorded.connect(queue_webhooks)
+
+
+def queue_webhooks(_app: Flask, event: RecordedEvent) -> None:
+    """Add the webhook deliveries of a recorded event to its transaction, if it is announced."""
+    if webhooks_wanted(event.type):
+        body = webhook_body(event.type, event.created_at, event.user_id, event.session_id, event.details)
+        enqueue_webhooks(event.id, event.type, body, event.created_at)
 
 
 def webhooks_wanted(type_: str) -> bool:

@@ -36,9 +36,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from trikchi.database import serialized_writes, utcnow
 from trikchi.extensions import db
 from trikchi.mail import deliver_mail
-from trikchi.metrics import count_database_error, count_delivery
+from trikchi.metrics import count_delivery
 from trikchi.outbox import webhooks
 from trikchi.outbox.models import Delivery
+from trikchi.signals import database_failed
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class Worker:
                     except SQLAlchemyError:
                         # The database is away: keep the process, try again a little later.
                         log.exception("outbox worker: database error; retrying")
-                        count_database_error("worker")
+                        database_failed.send(current_app._get_current_object(), kind="worker")  # type: ignore[attr-defined]
                         db.session.remove()
                         if once:
                             raise

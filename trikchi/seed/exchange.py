@@ -14,31 +14,33 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import wraps
-from typing import Any
 
 import jwt as pyjwt
-from flask import current_app, request
+from flask import Flask, Response, current_app, request
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from trikchi.auth import claims as token_claims
-from trikchi.auth.events import Events, record_event
-from trikchi.auth.guards import verify_refresh_cookie
+from trikchi.auth import signin
 from trikchi.auth.jws import TokenError, unverified_parts
 from trikchi.auth.models import AuthSession, User
-from trikchi.auth.sessions import SESSION_ENDED, current_token_pair, reuse_detected, start_session
-from trikchi.auth.tokens import TokenPair, token_response
+from trikchi.auth.responses import sign_in_response
+from trikchi.auth.seams import of
+from trikchi.auth.sessions import SESSION_ENDED, current_token_pair, reuse_detected
+from trikchi.auth.tokens import TokenPair
 from trikchi.database import serialized_writes, utcnow
 from trikchi.errors import ErrorCode, Unauthorized
+from trikchi.events import Events, record_event
 from trikchi.extensions import db
 from trikchi.http import ClientInfo, client_info
 from trikchi.i18n import N_
 from trikchi.seed.models import SeedTokenExchange, SeedUser
 
+# The seed's refresh tokens live 30 days (its SPEC §2) and carry no iat: a token was issued
+# this long before it expires.
+SEED_REFRESH_LIFETIME = timedelta(days=30)
 # Claims only trikchi's own tokens carry: such a cookie is never taken for a seed token.
 _TRIKCHI_CLAIMS = frozenset({"iss", "sid", "csrf"})
 INVALID = N_("The token is invalid.")
@@ -53,26 +55,22 @@ class SeedToken:
     digest: str
 
 
-def refresh_or_seed_token(view: Callable[..., Any]) -> Callable[..., Any]:
-    """The refresh cookie and its CSRF header (``verify_refresh_cookie``), with the claims kept for
-    the view; and, while seed tokens are accepted, a seed cookie opens a session.
+def init_app(app: Flask) -> None:
+    """Let ``POST /auth/refresh_token`` take the seed's cookies (``auth.seams.refresh_fallbacks``)."""
+    of(app).refresh_fallbacks.append(seed_cookie_sign_in)
+
+
+def seed_cookie_sign_in() -> Response | None:
+    """The answer to a refresh cookie trikchi refused, when it is a seed token and seed tokens are
+    accepted: a sign-in like a login (a session, or the second step); None otherwise.
 
     The seed's frontends never sent the CSRF header, so a seed token needs none (the
     cookie is SameSite=Lax: a cross-site POST does not carry it).
     """
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            verify_refresh_cookie()
-        except Unauthorized:
-            token = seed_cookie()
-            if token is None:
-                raise  # a trikchi token, or no seed acceptance: the usual answer
-            return token_response(exchange_seed_token(token, client_info()))
-        return view(*args, **kwargs)
-
-    return wrapper
+    token = seed_cookie()
+    if token is None:
+        return None  # a trikchi token, or no seed acceptance: the usual answer
+    return sign_in_response(exchange_seed_token(token, client_info()))
 
 
 def seed_tokens_accepted(now: datetime) -> bool:
@@ -128,12 +126,13 @@ def verify_seed_token(token: str, now: datetime) -> SeedToken:
     )
 
 
-def exchange_seed_token(token: str, client: ClientInfo) -> TokenPair:
-    """Open a session for a verified seed refresh token, once; commit; its tokens.
+def exchange_seed_token(token: str, client: ClientInfo) -> signin.SignInResult:
+    """Sign in with a verified seed refresh token, once, through the sign-in decision; commit.
 
-    Presented again within ``REFRESH_REUSE_GRACE_SECONDS`` (two tabs), the token gets
-    that session's current tokens; after it, the session is revoked (theft), as for a
-    reused trikchi refresh token.
+    The token is spent whatever the decision: a session (not fresh: a cookie is no interactive
+    sign-in), or the second step when TOTP is on. Presented again within
+    ``REFRESH_REUSE_GRACE_SECONDS`` (two tabs), the token gets that session's current tokens;
+    after it, the session is revoked (theft), as for a reused trikchi refresh token.
     """
     now = utcnow()
     seed = verify_seed_token(token, now)
@@ -143,7 +142,7 @@ def exchange_seed_token(token: str, client: ClientInfo) -> TokenPair:
             return _exchanged_again(exchange, client, now)
         user = db.session.get(User, seed.user_id)
         imported = db.session.get(SeedUser, seed.user_id) is not None
-        if user is None or not user.is_active or not imported:
+        if user is None or not imported:
             db.session.rollback()
             raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
         db.session.add(
@@ -160,16 +159,23 @@ def exchange_seed_token(token: str, client: ClientInfo) -> TokenPair:
                 raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
             return _exchanged_again(exchange, client, now)
         record_event(Events.SEED_TOKEN_EXCHANGED, client, user_id=user.id)
-        # The exchange names its session in the same transaction: a racing second tab never sees
-        # an exchange without its session.
-        session, pair = start_session(user, client, method="seed")
-        db.session.execute(
-            update(SeedTokenExchange.__table__)
-            .where(SeedTokenExchange.token_digest == seed.digest)
-            .values(session_id=session.id)
-        )
-        db.session.commit()
-        return pair
+
+        def name_the_session(session: AuthSession) -> None:
+            # In the session's transaction: a racing second tab never sees an exchange without it.
+            db.session.execute(
+                update(SeedTokenExchange.__table__)
+                .where(SeedTokenExchange.token_digest == seed.digest)
+                .values(session_id=session.id)
+            )
+
+        # Issued (at the latest) a refresh lifetime before it expires, and never fresh.
+        fresh_since = now - timedelta(seconds=current_app.config["FRESH_SIGNIN_SECONDS"] + 1)
+        signed_in_at = min(seed.expires_at - SEED_REFRESH_LIFETIME, fresh_since)
+        try:
+            return signin.decide(user, client, "seed", auth_time=signed_in_at, on_open=name_the_session)
+        except signin.AccountRefused:
+            db.session.rollback()
+            raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
 
 
 def _exchanged_again(exchange: SeedTokenExchange, client: ClientInfo, now: datetime) -> TokenPair:

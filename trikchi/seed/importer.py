@@ -24,10 +24,10 @@ from sqlalchemy import Engine, column, create_engine, func, insert, inspect, sel
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from trikchi.auth.events import Events, record_event
 from trikchi.auth.models import MAX_ID, ROLES, User
 from trikchi.auth.schemas import EMAIL_MAX, NAME_MAX, normalize_email
 from trikchi.database import utcnow
+from trikchi.events import Events, record_event
 from trikchi.extensions import db
 from trikchi.seed.models import SeedUser
 

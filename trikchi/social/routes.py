@@ -9,9 +9,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from flask import current_app, redirect, request, url_for
 from werkzeug.wrappers import Response
 
+from trikchi.auth import signin
 from trikchi.auth.guards import BEARER, access_required, current_user, fresh_required
-from trikchi.auth.schemas import TokenSchema
-from trikchi.auth.tokens import set_refresh_cookies, token_response
+from trikchi.auth.responses import sign_in_response
+from trikchi.auth.schemas import MfaRequiredSchema, TokenSchema
+from trikchi.auth.tokens import set_refresh_cookies
 from trikchi.errors import ErrorCode, NotFound, ServiceUnavailable, Unauthorized, ValidationFailed
 from trikchi.http import Blueprint, client_info, document_errors
 from trikchi.openapi import SET_REFRESH_COOKIES
@@ -138,10 +140,12 @@ def oauth_callback(provider):
 
     Checks `state` against the flow's cookie, exchanges the code (with the PKCE verifier) and
     verifies the ID token (signature from the provider's JWKS, `iss`, `aud`, `exp`, `nonce`), then
-    opens a session as a password sign-in does: the refresh and CSRF cookies are set and the
-    browser goes to `FRONTEND_URL` + `redirect_to` + `#csrf_token=<value>`, where the frontend
-    calls `POST /auth/refresh_token` (with that value as `X-CSRF-TOKEN`) for its access token (the
-    fragment replaces any fragment of `redirect_to`). A failure signs nobody in and goes to the
+    signs in as a password does: the refresh and CSRF cookies are set and the browser goes to
+    `FRONTEND_URL` + `redirect_to` + `#csrf_token=<value>`, where the frontend calls
+    `POST /auth/refresh_token` (with that value as `X-CSRF-TOKEN`) for its access token (the
+    fragment replaces any fragment of `redirect_to`). When the account has TOTP on, no cookie is
+    set: the fragment is `#mfa_token=<token>&methods=totp,recovery_code`, and the frontend posts
+    the token with a code to `POST /auth/mfa/verify`. A failure signs nobody in and goes to the
     frontend with `?error=` one of `invalid_state`, `provider_denied`, `invalid_request`,
     `token_exchange_failed`, `invalid_id_token`, `provider_unavailable`, `unknown_provider`,
     `account_disabled`. The flow's cookie is cleared either way: a callback works once.
@@ -152,21 +156,27 @@ def oauth_callback(provider):
         return redirect(_frontend("/", error="unknown_provider"), code=302)
     flow = oidc.load_flow(provider, request.cookies.get(oidc.cookie_name(provider)))
     args = {key: value for key, value in request.args.items() if len(value) <= 4096}
+    audited = False
     try:
         profile = oidc.complete(flow, args, _redirect_uri(provider))
-        pair = services.sign_in(profile, client)
+        result = services.sign_in(profile, client)
     except oidc.OIDCFailure as failure:
         reason = failure.reason
-    except services.AccountDisabled:
-        reason = "account_disabled"
+    except signin.AccountRefused as refused:
+        reason, audited = services.refusal_reason(refused), True
     else:
+        if isinstance(result, signin.MfaRequired):
+            # The second step: the token for POST /auth/mfa/verify in the fragment, and no cookie.
+            second_step = {"mfa_token": result.mfa_token, "methods": ",".join(result.methods)}
+            return _finish(redirect(_frontend(flow.redirect_to, fragment=urlencode(second_step))), provider)
         # The CSRF value goes in the fragment (never sent to a server, removed by the page): a
         # frontend on another host cannot read the csrf_refresh_token cookie, and needs it for
         # its first refresh. It is not a credential: without the HttpOnly cookie it opens nothing.
-        response = redirect(_frontend(flow.redirect_to, fragment=urlencode({"csrf_token": pair.csrf_token})))
-        set_refresh_cookies(response, pair)
+        fragment = urlencode({"csrf_token": result.csrf_token})
+        response = redirect(_frontend(flow.redirect_to, fragment=fragment))
+        set_refresh_cookies(response, result)
         return _finish(response, provider)
-    if reason != "account_disabled":  # already audited with its user
+    if not audited:  # a refused account is audited with its user
         services.record_failure(provider, reason, client)
     # The flow's own redirect_to only when the cookie was ours; the front page otherwise.
     return _finish(redirect(_frontend(flow.redirect_to if flow else "/", error=reason), code=302), provider)
@@ -181,7 +191,7 @@ def _finish(response: Response, provider: str) -> Response:
 @blp.route("/telegram", methods=["POST"])
 @limits.social_attempts
 @blp.arguments(TelegramLoginSchema)
-@blp.response(200, TokenSchema, headers=SET_REFRESH_COOKIES)
+@blp.response(200, {"oneOf": [TokenSchema, MfaRequiredSchema]}, headers=SET_REFRESH_COOKIES)
 @blp.doc(operationId="telegramLogin")
 @document_errors(blp, 400, 401, 404, 413, 415, 429)
 def telegram_login(args):
@@ -191,18 +201,19 @@ def telegram_login(args):
     `photo_url`, `auth_date`, `hash`). Its HMAC-SHA256 signature under the bot token is checked
     and `auth_date` must be within `TELEGRAM_AUTH_MAX_AGE_SECONDS`; otherwise 401
     `social_login_failed`. 404 when `TELEGRAM_BOT_TOKEN` is not set. A new Telegram user gets a new
-    account (without email or password).
+    account (without email or password). When the account has TOTP on, the answer is the second
+    step, as for a login: `{"mfa_required": true, "mfa_token", "methods"}` and no cookie.
     """
     if not current_app.config["TELEGRAM_BOT_TOKEN"]:
         raise NotFound("Telegram sign-in is not configured.")
     client = client_info()
     try:
         profile = telegram.verify(args)
-        return token_response(services.sign_in(profile, client))
+        return sign_in_response(services.sign_in(profile, client))
     except telegram.TelegramFailure as failure:
         services.record_failure(telegram.PROVIDER, failure.reason, client)
-    except services.AccountDisabled:
-        pass
+    except signin.AccountRefused:
+        pass  # audited with its user
     raise Unauthorized(services.SIGN_IN_FAILED, error=ErrorCode.SOCIAL_LOGIN_FAILED)
 
 

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from flask import Flask
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from trikchi.auth.events import Events, record_event
+from trikchi.auth import signin
 from trikchi.auth.methods import refuse_removing_the_last
 from trikchi.auth.models import MAX_ID, User
-from trikchi.auth.sessions import open_session, revoke_all_sessions
-from trikchi.auth.tokens import TokenPair
+from trikchi.auth.seams import of
+from trikchi.auth.sessions import revoke_all_sessions
 from trikchi.database import serialized_writes, utcnow
 from trikchi.errors import ErrorCode, NotFound, Unauthorized
+from trikchi.events import Events, record_event
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
 from trikchi.i18n import N_
@@ -33,14 +35,40 @@ from trikchi.social.models import Identity
 from trikchi.social.profile import ProviderProfile
 
 SIGN_IN_FAILED = N_("The sign-in could not be verified.")
+# The audit reason of a refusal by the sign-in decision (the callback's ``?error=``).
+_REFUSALS = {"inactive": "account_disabled"}
 
 
-class AccountDisabled(Exception):
-    """The identity belongs to a deactivated account."""
+def refusal_reason(refused: signin.AccountRefused) -> str:
+    """The reason a refused account gives the frontend (``?error=``) and the audit log."""
+    return _REFUSALS.get(refused.reason, refused.reason)
 
 
-def sign_in(profile: ProviderProfile, client: ClientInfo) -> TokenPair:
-    """Sign in the user of a verified provider identity (linking or creating one first); commit."""
+def init_app(app: Flask) -> None:
+    """Register linked identities with the core: ways to sign in, removed by a clean start."""
+    registry = of(app)
+    registry.sign_in_methods.append(count_identities)
+    registry.credential_resets.append(remove_identities)
+
+
+def count_identities(user_id: int) -> int:
+    """How many identities the user has linked: each is a way to sign in."""
+    return (
+        db.session.scalar(select(func.count()).select_from(Identity).where(Identity.user_id == user_id)) or 0
+    )
+
+
+def remove_identities(user_id: int) -> None:
+    """Unlink every identity of the user (an account starting clean; the caller commits)."""
+    db.session.execute(delete(Identity).where(Identity.user_id == user_id))
+
+
+def sign_in(profile: ProviderProfile, client: ClientInfo) -> signin.SignInResult:
+    """Sign in the user of a verified provider identity (linking or creating one first) through the
+    sign-in decision: a session, or the second step when TOTP is on; commit.
+
+    ``signin.AccountRefused`` (audited, nothing else written) when the account may not sign in.
+    """
     for attempt in (1, 2):
         try:
             user = _user_for(profile, client)
@@ -51,11 +79,14 @@ def sign_in(profile: ProviderProfile, client: ClientInfo) -> TokenPair:
             db.session.rollback()
             if attempt == 2:
                 raise
-    if not user.is_active:
+    try:
+        return signin.decide(user, client, profile.method)
+    except signin.AccountRefused as refused:
         db.session.rollback()
-        record_failure(profile.provider, "account_disabled", client, user_id=user.id)
-        raise AccountDisabled
-    return open_session(user, client, method=profile.method)
+        record_failure(
+            profile.provider, _REFUSALS.get(refused.reason, refused.reason), client, user_id=user.id
+        )
+        raise
 
 
 def _user_for(profile: ProviderProfile, client: ClientInfo) -> User:
@@ -148,7 +179,6 @@ def unlink_identity(user_id: int, identity_id: int, client: ClientInfo, session_
 
 __all__ = [
     "SIGN_IN_FAILED",
-    "AccountDisabled",
     "list_identities",
     "record_failure",
     "sign_in",

@@ -15,14 +15,14 @@ from urllib.parse import urlencode
 from flask import current_app
 from sqlalchemy import select
 
-from trikchi.auth.events import Events, record_event
 from trikchi.auth.links import INVALID_LINK, dump_link, fingerprint, load_link
 from trikchi.auth.models import User
-from trikchi.auth.passwords import password_problems
+from trikchi.auth.passwords import password_problems, passwords
 from trikchi.auth.schemas import normalize_email
 from trikchi.auth.sessions import revoke_all_sessions
 from trikchi.errors import ErrorCode, Unauthorized, ValidationFailed
-from trikchi.extensions import db, passwords
+from trikchi.events import Events, record_event
+from trikchi.extensions import db
 from trikchi.http import ClientInfo
 from trikchi.mails import mail_user
 

@@ -1,21 +1,44 @@
-"""The audit log: auth event names and ``record_event`` (adds an event and its webhooks to a transaction)."""
+"""The audit log: the ``auth_events`` table, event names, and ``record_event``.
+
+``record_event`` adds one row to the caller's transaction and sends ``signals.event_recorded``:
+features subscribe to it (notices mail, the outbox queues webhooks, metrics count) without
+the core knowing them, and what they write joins the same commit.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from flask import current_app
+from sqlalchemy import JSON, ForeignKey, Integer, String, insert
+from sqlalchemy.orm import Mapped, mapped_column
 
-from trikchi.auth.models import AuthEvent
-from trikchi.database import utcnow
+from trikchi.database import UTCDateTime, utcnow
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
-from trikchi.metrics import count_event
-from trikchi.notices import notify_event
-from trikchi.outbox.services import enqueue_webhooks, webhook_body, webhooks_wanted
+from trikchi.signals import event_recorded
 
 log = logging.getLogger(__name__)
+
+
+class AuthEvent(db.Model):
+    """An audit record of an auth event; never holds a password or a token."""
+
+    __tablename__ = "auth_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    type: Mapped[str] = mapped_column(String(40), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    session_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    details: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class Events:
@@ -61,6 +84,19 @@ class Events:
     SOCIAL_LOGIN_FAILED = "social_login_failed"
 
 
+@dataclass(frozen=True)
+class RecordedEvent:
+    """What ``signals.event_recorded`` carries: the event's row (its id included) and its client."""
+
+    id: int
+    type: str
+    created_at: datetime
+    user_id: int | None
+    session_id: str | None
+    details: dict[str, Any] | None
+    client: ClientInfo | None
+
+
 def record_event(
     type_: str,
     client: ClientInfo | None,
@@ -68,9 +104,10 @@ def record_event(
     session_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Add an audit event (and its webhook deliveries) to the current transaction; log and count it.
+    """Add an audit event to the current transaction, log it, and tell the subscribers.
 
-    The caller commits: the event and its deliveries are written, or neither is.
+    The caller commits: the event and whatever its subscribers wrote (webhook deliveries,
+    notice mails) are written, or none of them is.
     """
     log.info(
         "auth event %s",
@@ -82,7 +119,6 @@ def record_event(
             "ip": client.ip if client else None,
         },
     )
-    count_event(type_, details)
     # One INSERT on the transaction's connection (the ORM's unit of work cost more than the
     # row); pending ORM changes are flushed first so that the event can refer to them.
     db.session.flush()
@@ -96,16 +132,9 @@ def record_event(
         "user_agent": client.user_agent if client else None,
         "details": details,
     }
-    if webhooks_wanted(type_):
-        # Webhooks: the receivers' deliveries join the event's transaction (the outbox), named by its id.
-        event_id = db.session.connection().execute(_INSERT_EVENT_RETURNING_ID, row).scalar_one()
-        enqueue_webhooks(event_id, type_, webhook_body(type_, now, user_id, session_id, details), now)
-    else:
-        db.session.connection().execute(_INSERT_EVENT, row)
-    # Security notices (SPEC §10) of the event types that have one; mailed from here so that
-    # every feature's events get them without code of their own.
-    notify_event(type_, client, user_id, details)
+    event_id = db.session.connection().execute(_INSERT_EVENT, row).scalar_one()
+    event = RecordedEvent(event_id, type_, now, user_id, session_id, details, client)
+    event_recorded.send(current_app._get_current_object(), event=event)  # type: ignore[attr-defined]
 
 
-_INSERT_EVENT = insert(AuthEvent.__table__)
-_INSERT_EVENT_RETURNING_ID = insert(AuthEvent.__table__).returning(AuthEvent.__table__.c.id)
+_INSERT_EVENT = insert(AuthEvent.__table__).returning(AuthEvent.__table__.c.id)

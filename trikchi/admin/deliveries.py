@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from trikchi.admin.delivery_schemas import DeliveryPageSchema, DeliveryQuerySchema, DeliverySchema
 from trikchi.admin.routes import admin_required
 from trikchi.auth.guards import BEARER
 from trikchi.http import Blueprint, document_errors
 from trikchi.outbox import services
-from trikchi.outbox.schemas import DeliveryPageSchema, DeliveryQuerySchema, DeliverySchema
 
 blp = Blueprint(
     "deliveries",

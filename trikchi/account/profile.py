@@ -20,11 +20,11 @@ from flask import current_app
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from trikchi.auth.events import Events, record_event
 from trikchi.auth.links import INVALID_LINK, dump_link, fingerprint, load_link
-from trikchi.auth.models import AuthEvent, AuthSession, RefreshToken, User
+from trikchi.auth.models import AuthSession, RefreshToken, User
 from trikchi.auth.schemas import normalize_email
 from trikchi.errors import Conflict, ErrorCode, Unauthorized, ValidationFailed
+from trikchi.events import AuthEvent, Events, record_event
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
 from trikchi.i18n import N_

@@ -1,17 +1,21 @@
-"""Self-service endpoints (SPEC §10): ``PATCH``/``DELETE /auth/me``, the email change."""
+"""Self-service endpoints (SPEC §5, §10): email verification, password reset, ``PATCH``/``DELETE
+/auth/me``, the email change: thin views over ``account.services`` and ``account.profile``."""
 
 from __future__ import annotations
 
 from flask import current_app
 from flask_babel import gettext
 
-from trikchi.auth import limits, profile
+from trikchi.account import profile, services
+from trikchi.auth import limits
 from trikchi.auth.devices import clear_device_cookie
 from trikchi.auth.guards import BEARER, access_required, current_user, current_user_model, fresh_required
 from trikchi.auth.schemas import (
     EmailChangeSchema,
     LinkTokenSchema,
     MessageSchema,
+    PasswordResetRequestSchema,
+    PasswordResetSchema,
     ProfileUpdateSchema,
     UserSchema,
 )
@@ -90,3 +94,67 @@ def confirm_email_change(args):
     409 `email_taken` when another account has registered the address in the meantime.
     """
     return profile.confirm_email_change(args["token"], client_info())
+
+
+@blp.route("/verify_email/request", methods=["POST"])
+@access_required
+@limits.verify_email_requests
+@blp.response(202, MessageSchema)
+@blp.doc(operationId="requestEmailVerification", security=BEARER)
+@document_errors(blp, 401, 429)
+def request_email_verification():
+    """Mail a single-use verification link to the signed-in user's address.
+
+    The link is valid for `EMAIL_VERIFY_HOURS` and only for the current address. Nothing is sent
+    when the address is already verified.
+    """
+    services.request_email_verification(current_user, client_info())
+    return {"message": gettext("If the address is not verified yet, a link is on its way.")}
+
+
+@blp.route("/verify_email", methods=["POST"])
+@limits.verify_email_requests
+@blp.arguments(LinkTokenSchema)
+@blp.response(200, UserSchema)
+@blp.doc(operationId="verifyEmail")
+@document_errors(blp, 400, 401, 413, 415, 429)
+def verify_email(args):
+    """Confirm the address with the token from the mailed link.
+
+    The token comes from the mailed link. It works once, and not after the email has changed (401
+    `invalid_link`).
+    """
+    return services.verify_email(args["token"], client_info())
+
+
+@blp.route("/password_reset/request", methods=["POST"])
+@limits.password_reset_requests
+@limits.password_reset_requests_per_email
+@blp.arguments(PasswordResetRequestSchema)
+@blp.response(202, MessageSchema)
+@blp.doc(operationId="requestPasswordReset")
+@document_errors(blp, 400, 413, 415, 429)
+def request_password_reset(args):
+    """Mail a reset link; the answer is the same whether or not the address exists.
+
+    Answers 202 whether or not an account exists for the address, in the same time, so the answer
+    tells nothing about who has an account.
+    """
+    services.request_password_reset(args["email"], client_info())
+    return {"message": gettext("If an account exists for this address, a reset link is on its way.")}
+
+
+@blp.route("/password_reset", methods=["POST"])
+@limits.password_reset_requests
+@blp.arguments(PasswordResetSchema)
+@blp.response(204)
+@blp.doc(operationId="resetPassword")
+@document_errors(blp, 400, 401, 413, 415, 429)
+def reset_password(args):
+    """Set a new password with the token from the mailed link; every session ends.
+
+    The token comes from the mailed link and works once (it dies when the password changes). Every
+    session of the account ends.
+    """
+    services.reset_password(args["token"], args["new_password"], client_info())
+    return current_app.response_class(status=204)
