@@ -43,6 +43,7 @@ TABLES = (
     "seed_users",
     "sessions",
     "signing_keys",
+    "used_telegram_payloads",
     "users",
     "webauthn_challenges",
 )

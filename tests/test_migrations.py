@@ -28,7 +28,7 @@ def tables(url: str) -> set[str]:
 def test_upgrade_downgrade_upgrade_and_no_drift(backend, request, tmp_path):
     url = empty_database_url(backend, request, tmp_path)
     app = make_app(url)
-    expected = {"users", "sessions", "refresh_tokens", "auth_events", "identities"}
+    expected = {"users", "sessions", "refresh_tokens", "auth_events", "identities", "used_telegram_payloads"}
     with app.app_context():
         upgrade()
         assert expected <= tables(url)

@@ -1,4 +1,5 @@
-"""Identities: an account at a provider (``provider``, ``subject``) that signs in a trikchi user."""
+"""Identities: an account at a provider (``provider``, ``subject``) that signs in a trikchi user;
+the Telegram payloads that already signed someone in."""
 
 from __future__ import annotations
 
@@ -30,3 +31,19 @@ class Identity(db.Model):
     last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     user: Mapped[User] = relationship()
+
+
+class UsedTelegramPayload(db.Model):
+    """A Telegram Login payload that signed someone in, so that it signs in once.
+
+    Keyed by the SHA-256 of its ``hash`` field in lowercase hex (the schema takes either
+    case of one signature). That digest names the signed payload without holding a
+    credential (the ``hash`` with the public fields would sign in) or anything about the
+    person (a digest of the names and ``auth_date`` could be confirmed by guessing).
+    Kept until ``expires_at``, when the payload is too old to be accepted anyway.
+    """
+
+    __tablename__ = "used_telegram_payloads"
+
+    hash_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -199,16 +199,18 @@ def telegram_login(args):
 
     Send the widget's user object as it came (`id`, `first_name`, `last_name`, `username`,
     `photo_url`, `auth_date`, `hash`). Its HMAC-SHA256 signature under the bot token is checked
-    and `auth_date` must be within `TELEGRAM_AUTH_MAX_AGE_SECONDS`; otherwise 401
-    `social_login_failed`. 404 when `TELEGRAM_BOT_TOKEN` is not set. A new Telegram user gets a new
-    account (without email or password). When the account has TOTP on, the answer is the second
-    step, as for a login: `{"mfa_required": true, "mfa_token", "methods"}` and no cookie.
+    and `auth_date` must be within `TELEGRAM_AUTH_MAX_AGE_SECONDS`; a payload signs in once. A
+    forged, stale or already used payload is 401 `social_login_failed`. 404 when
+    `TELEGRAM_BOT_TOKEN` is not set. A new Telegram user gets a new account (without email or
+    password). When the account has TOTP on, the answer is the second step, as for a login:
+    `{"mfa_required": true, "mfa_token", "methods"}` and no cookie.
     """
     if not current_app.config["TELEGRAM_BOT_TOKEN"]:
         raise NotFound("Telegram sign-in is not configured.")
     client = client_info()
     try:
         profile = telegram.verify(args)
+        telegram.claim(args)
         return sign_in_response(services.sign_in(profile, client))
     except telegram.TelegramFailure as failure:
         services.record_failure(telegram.PROVIDER, failure.reason, client)

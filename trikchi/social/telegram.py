@@ -4,7 +4,9 @@ https://core.telegram.org/widgets/login#checking-authorization:
 the data-check-string is every received field but ``hash``, as ``key=value``, sorted by key,
 joined by newlines; the expected ``hash`` is its HMAC-SHA256 (hex) under SHA256(bot token).
 ``auth_date`` must be recent (``TELEGRAM_AUTH_MAX_AGE_SECONDS``), so that an old payload
-that leaked (logs, history) does not sign anyone in.
+that leaked (logs, history) does not sign anyone in; and a payload signs in once (SPEC §13):
+``claim`` remembers it until it is too old anyway, so a copy taken meanwhile (a proxy's log
+or the browser's history, when the widget redirects with it) is refused.
 """
 
 from __future__ import annotations
@@ -12,14 +14,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import delete, insert
+from sqlalchemy.exc import IntegrityError
 
+from trikchi.database import utcnow
+from trikchi.extensions import db
+from trikchi.social.models import UsedTelegramPayload
 from trikchi.social.profile import ProviderProfile, clean_name
 
 PROVIDER = "telegram"
 # A widget's clock and ours may differ a little; an auth_date further in the future is forged.
+# A used payload is also remembered this much longer than it can be accepted: a margin for
+# the clocks of several hosts that share the database.
 FUTURE_SKEW_SECONDS = 60
 
 
@@ -60,3 +70,38 @@ def verify(fields: dict[str, Any], now: float | None = None) -> ProviderProfile:
         method=PROVIDER,
         name=clean_name(full_name, fields.get("username"), default="Telegram user"),
     )
+
+
+def claim(fields: dict[str, Any]) -> None:
+    """Remember a payload ``verify`` accepted, in the sign-in's transaction; ``TelegramFailure``
+    ("replayed") when it was already used.
+
+    One INSERT keyed by the payload's digest is the claim: of two racing copies one inserts,
+    the other waits for its commit (on the uncommitted key in PostgreSQL, on the write lock in
+    SQLite) and fails on the key, so exactly one signs in. The row is committed with the
+    sign-in; if the sign-in fails before its commit, the claim goes with it and the payload can
+    be tried again. One gap: ``services.sign_in`` retries once after a racing first sign-in of
+    the same new Telegram user (with another payload) by rolling the whole transaction back,
+    this claim included; that payload signs in unclaimed and would be accepted once more.
+    """
+    now = utcnow()
+    # Payloads too old to be accepted are forgotten here rather than in a cron job: one
+    # indexed DELETE, so the table holds at most a window's worth of sign-ins.
+    db.session.execute(delete(UsedTelegramPayload).where(UsedTelegramPayload.expires_at <= now))
+    # ``verify`` bounded auth_date (at most FUTURE_SKEW_SECONDS ahead): a representable time.
+    max_age = current_app.config["TELEGRAM_AUTH_MAX_AGE_SECONDS"]
+    too_old = int(fields["auth_date"]) + max_age + FUTURE_SKEW_SECONDS
+    try:
+        db.session.execute(
+            insert(UsedTelegramPayload).values(
+                hash_digest=payload_digest(fields), expires_at=datetime.fromtimestamp(too_old, UTC)
+            )
+        )
+    except IntegrityError:
+        db.session.rollback()
+        raise TelegramFailure("replayed") from None
+
+
+def payload_digest(fields: dict[str, Any]) -> str:
+    """The SHA-256 (hex) of the payload's ``hash`` in lowercase: one value per signed payload."""
+    return hashlib.sha256(str(fields["hash"]).lower().encode()).hexdigest()
