@@ -172,3 +172,93 @@ def test_a_malformed_chunked_body_read_by_the_app_is_400_json(server):
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 "), raw[:200]
     assert json.loads(body)["error"] == "bad_request" and b"<html" not in raw.lower()
+
+
+# Bodies the app itself refuses: its own error shape (with the status's RFC reason phrase), never HTML.
+
+
+def post(path: str, body: bytes, *, chunked: bool = False) -> bytes:
+    """A JSON POST of ``body``, with a Content-Length or chunked in 16 KiB chunks; the server then closes."""
+    if chunked:
+        framing = b"Transfer-Encoding: chunked\r\n"
+        pieces = [body[i : i + 16384] for i in range(0, len(body), 16384)]
+        body = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+    else:
+        framing = b"Content-Length: %d\r\n" % len(body)
+    head = b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" % path.encode()
+    return head + framing + b"Connection: close\r\n\r\n" + body
+
+
+def assert_app_error(raw: bytes, status: int, error: str) -> dict:
+    """The response is the app's JSON error in the common shape: no page, no traceback."""
+    assert b"<html" not in raw.lower() and b"Traceback" not in raw, raw[:300]
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    assert status_line.startswith(f"HTTP/1.1 {status} "), raw[:300]
+    headers = dict(
+        (name.strip().lower(), value.strip())
+        for name, _, value in (line.partition(":") for line in header_lines)
+    )
+    assert headers["content-type"] == "application/json" and headers["cache-control"] == "no-store"
+    document = json.loads(body)
+    assert (
+        {"code", "status", "message", "error"}
+        <= set(document)
+        <= {"code", "status", "message", "error", "errors"}
+    )
+    assert document["code"] == status and document["error"] == error, document
+    return document
+
+
+DEEP = b"[" * 5000
+DIGITS = b"1" * 60000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        pytest.param("/auth/login", DEEP, id="5000-open-brackets"),
+        pytest.param("/auth/login", DEEP + b"]" * 5000, id="5000-nested-arrays"),
+        pytest.param(
+            "/auth/login", b'{"email": "a@b.uz", "password": ' + DEEP + b"]" * 5000 + b"}", id="deep-field"
+        ),
+        pytest.param(
+            "/auth/register", b'{"name": ' + b'{"a": ' * 3000 + b"1" + b"}" * 3000 + b"}", id="deep-objects"
+        ),
+        pytest.param(
+            "/auth/login", b'{"email": "a@b.uz", "password": ' + DIGITS + b"}", id="60000-digit-field"
+        ),
+        pytest.param("/auth/login", DIGITS, id="60000-digit-body"),
+        pytest.param("/auth/register", b"-" + DIGITS, id="60000-digit-negative-body"),
+        pytest.param(
+            "/auth/telegram", b'{"id": ' + DIGITS + b', "auth_date": 1}', id="60000-digit-integer-field"
+        ),
+    ],
+)
+def test_json_that_python_cannot_parse_is_400_invalid_json(server, path, body):
+    # json raises RecursionError past its nesting depth and ValueError past int's 4300 digits: were 500.
+    assert_app_error(exchange(server, post(path, body)), 400, "invalid_json")
+
+
+@pytest.mark.slow
+def test_a_chunked_body_over_64_kib_is_413_as_with_a_content_length(server):
+    # werkzeug read a chunked body up to MAX_CONTENT_LENGTH and parsed the cut-off JSON: was 400.
+    body = json.dumps({"email": "a@b.uz", "password": "p" * 70000}).encode()
+    with_length = assert_app_error(exchange(server, post("/auth/login", body)), 413, "payload_too_large")
+    chunked = assert_app_error(
+        exchange(server, post("/auth/login", body, chunked=True)), 413, "payload_too_large"
+    )
+    assert chunked == with_length
+
+
+@pytest.mark.slow
+def test_a_chunked_body_of_exactly_64_kib_is_read_whole(server):
+    # 65,536 bytes, the limit: the app parses all of it (a password too long is 422, not 413 or 400).
+    padding = 65536 - len(json.dumps({"email": "a@b.uz", "password": ""}))
+    body = json.dumps({"email": "a@b.uz", "password": "p" * padding}).encode()
+    assert len(body) == 65536
+    document = assert_app_error(
+        exchange(server, post("/auth/login", body, chunked=True)), 422, "validation_failed"
+    )
+    assert set(document["errors"]) == {"password"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 
@@ -89,6 +91,76 @@ def test_body_over_64_kib_is_413(app, client):
     assert response.status_code == 413
     assert response.is_json and response.json["code"] == 413
     assert rows(app, User) == 0
+
+
+DEEP = "[" * 5000
+DIGITS = "1" * 60000
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        pytest.param("/auth/register", DEEP, id="5000-open-brackets"),
+        pytest.param("/auth/register", DEEP + "]" * 5000, id="5000-nested-arrays"),
+        pytest.param(
+            "/auth/register",
+            '{"name": "Ada", "email": "ada@example.com", "password": ' + DEEP,
+            id="deep-field",
+        ),
+        pytest.param("/auth/register", DIGITS, id="60000-digit-body"),
+        pytest.param(
+            "/auth/register",
+            f'{{"name": "Ada", "email": "ada@example.com", "password": {DIGITS}}}',
+            id="60000-digit-field",
+        ),
+        # Login reads the body twice: the per-account rate limit's key (request.get_json) and the view.
+        pytest.param("/auth/login", DEEP + "]" * 5000, id="login-deep"),
+        pytest.param(
+            "/auth/login", f'{{"email": "ada@example.com", "password": {DIGITS}}}', id="login-digits"
+        ),
+    ],
+)
+def test_json_python_cannot_parse_is_400_invalid_json_and_stores_nothing(app, client, path, body):
+    response = client.post(path, data=body, content_type="application/json")
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json["error"] == "invalid_json"
+    assert rows(app, User) == 0
+    assert rows(app, AuthEvent) == 0
+
+
+def test_unparsable_login_json_leaves_the_rate_limiter_alone(client, caplog):
+    # The per-account limit keys on the body's email (request.get_json(silent=True)); a RecursionError
+    # there was swallowed by Flask-Limiter, which logged it and fell back to in-memory storage.
+    for body in (DEEP + "]" * 5000, f'{{"email": "ada@example.com", "password": {DIGITS}}}'):
+        response = client.post("/auth/login", data=body, content_type="application/json")
+        assert response.status_code == 400 and response.json["error"] == "invalid_json"
+    assert not [record for record in caplog.records if record.name == "flask-limiter"]
+
+
+def post_chunked(client, path: str, body: str):
+    """``body`` without a Content-Length, as gunicorn passes a chunked body on (wsgi.input_terminated)."""
+    return client.post(
+        path,
+        data=body,
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_a_chunked_body_over_64_kib_is_413_as_with_a_content_length(app, client):
+    body = json.dumps({**GOOD, "name": "x" * (65 * 1024)})
+    with_length = client.post("/auth/register", data=body, content_type="application/json")
+    chunked = post_chunked(client, "/auth/register", body)
+    assert chunked.status_code == with_length.status_code == 413
+    assert chunked.json == with_length.json and chunked.json["error"] == "payload_too_large"
+    assert rows(app, User) == 0
+
+
+def test_a_chunked_body_of_exactly_64_kib_is_read_whole(client):
+    padding = 64 * 1024 - len(json.dumps({**GOOD, "name": ""}))
+    response = post_chunked(client, "/auth/register", json.dumps({**GOOD, "name": "x" * padding}))
+    assert response.status_code == 422 and set(response.json["errors"]) == {"name"}  # too long, not cut off
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ def create_app(config: str | Config | Mapping[str, Any] | None = None) -> Flask:
     register_logging(app)
     register_security_headers(app)
     register_sessions(app)
+    register_request_parsing(app)
     register_proxy_fix(app)
     register_database(app)
     register_extensions(app)
@@ -91,6 +92,14 @@ def register_sessions(app: Flask) -> None:
     from trikchi.http import NoCookieSessions
 
     app.session_interface = NoCookieSessions()
+
+
+def register_request_parsing(app: Flask) -> None:
+    """Request bodies: over ``MAX_CONTENT_LENGTH`` 413 however sent; JSON parsed one way (trikchi.http)."""
+    from trikchi.http import JSONProvider, Request
+
+    app.request_class = Request
+    app.json = JSONProvider(app)
 
 
 def register_proxy_fix(app: Flask) -> None:

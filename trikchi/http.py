@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import typing
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -9,11 +10,75 @@ from http import HTTPStatus
 import flask
 import flask_smorest
 from flask import request
+from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SessionInterface
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.utils import cached_property
+from werkzeug.wsgi import LimitedStream
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def parse_json(data: str | bytes, **kwargs: typing.Any) -> typing.Any:
+    """A request body as JSON (UTF-8, as webargs reads it); what json cannot take in is invalid JSON.
+
+    ``json.loads`` raises ``RecursionError`` for ``[[[[…`` nested past the interpreter's
+    recursion limit and a bare ``ValueError`` for an integer of more digits than ``int``
+    converts (``sys.get_int_max_str_digits()``, 4300): both were 500s. As
+    ``JSONDecodeError`` they are webargs' 400 ``invalid_json`` and ``get_json(silent=True)``'s
+    ``None``. A ``UnicodeDecodeError`` is left as it is: both already treat it as invalid.
+    """
+    text = data if isinstance(data, str) else data.decode("utf-8")
+    try:
+        return json.loads(text, **kwargs)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise json.JSONDecodeError("Nested too deeply", text, 0) from None
+    except ValueError:
+        raise json.JSONDecodeError("A number with too many digits", text, 0) from None
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, except that ``request.get_json`` parses with ``parse_json`` like the views."""
+
+    def loads(self, s: str | bytes, **kwargs: typing.Any) -> typing.Any:
+        return parse_json(s, **kwargs)
+
+
+class _BodyUpToMax(LimitedStream):
+    """A body of unknown length (chunked) read up to ``MAX_CONTENT_LENGTH``; a longer one is 413.
+
+    werkzeug's ``LimitedStream(..., is_max=True).readall()`` (3.1) stops at the limit and returns
+    what it has read, so ``get_data()`` handed the first 64 KiB of a longer chunked body to the
+    parser: a 400 ``invalid_json`` where the same body with a Content-Length is a 413. One byte
+    more from the server's stream tells a body of exactly the limit from a longer one.
+    """
+
+    def __init__(self, stream: typing.IO[bytes], limit: int) -> None:
+        super().__init__(stream, limit, is_max=True)
+        self._source = stream
+
+    def readall(self) -> bytes:
+        data = super().readall()
+        if self.is_exhausted and self._source.read(1):
+            raise RequestEntityTooLarge()
+        return data
+
+
+class Request(flask.Request):
+    """Flask's request, whose body over ``MAX_CONTENT_LENGTH`` is 413 with or without a Content-Length."""
+
+    @cached_property
+    def stream(self) -> typing.IO[bytes]:
+        stream = super().stream
+        # Without a Content-Length, werkzeug limits the stream to max_content_length (a server
+        # that terminates the input, as gunicorn does, sets wsgi.input_terminated).
+        if isinstance(stream, LimitedStream) and self.content_length is None:
+            return _BodyUpToMax(self.environ["wsgi.input"], stream.limit)
+        return stream
 
 
 class JSONOnlyParser(FlaskParser):
@@ -24,7 +89,7 @@ class JSONOnlyParser(FlaskParser):
             if req.method in _BODY_METHODS:
                 abort(415, messages={"json": ["Content-Type must be application/json."]})
             return core.missing
-        return core.parse_json(req.get_data(cache=True))
+        return parse_json(req.get_data(cache=True))
 
 
 class Blueprint(flask_smorest.Blueprint):
