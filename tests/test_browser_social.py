@@ -1,6 +1,7 @@
 """Social sign-in through the reference frontend (examples/web) in headless Chromium: the whole
 OpenID Connect code + PKCE flow against a real provider (Node's oidc-provider), the API under
-gunicorn, and the Telegram widget's callback."""
+gunicorn, and the Telegram widget's callback; with TOTP on, both end in the page's second step
+(SPEC §13)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import hmac
 import time
 from urllib.parse import urlencode
 
+import pyotp
 import pytest
 
 from tests.conftest import require_or_skip
@@ -67,6 +69,44 @@ def wait_status(page, expected: str) -> None:
     )
 
 
+def refresh_cookies(page) -> list[str]:
+    """The names of the refresh and CSRF-refresh cookies the browser holds (HttpOnly ones too)."""
+    return [cookie["name"] for cookie in page.context.cookies() if "refresh" in cookie["name"]]
+
+
+def telegram_user(**fields) -> dict:
+    """The widget's user object with these fields, signed for BOT_TOKEN as Telegram does."""
+    check = "\n".join(f"{key}={value}" for key, value in sorted(fields.items()))
+    digest = hmac.new(hashlib.sha256(BOT_TOKEN.encode()).digest(), check.encode(), hashlib.sha256)
+    return {**fields, "hash": digest.hexdigest()}
+
+
+def enrol_totp(page) -> pyotp.TOTP:
+    """Turn TOTP on through the signed-in page (its sign-in is fresh); the authenticator app."""
+    page.locator("#totp-setup").click()
+    page.wait_for_function("() => !document.querySelector('#totp-enrol').hidden")
+    app = pyotp.TOTP(page.locator("#totp-secret").inner_text())
+    confirm = page.locator("#totp-confirm-form")
+    # The previous step's code (accepted, ±1 step): the next step's stays free for the sign-in.
+    confirm.locator("input[name=code]").fill(app.generate_otp(int(time.time()) // 30 - 1))
+    confirm.locator("button").click()
+    page.wait_for_function("() => document.querySelector('#mfa-status').textContent.includes(': on')")
+    return app
+
+
+def answer_second_step(page, app: pyotp.TOTP) -> None:
+    """The page asks for the code, nobody is signed in yet; enter the next step's code."""
+    page.wait_for_function("() => !document.querySelector('#mfa-form').hidden", timeout=15000)
+    assert page.locator("#status").inner_text() == "Signed out"
+    assert page.locator("#message").inner_text() == "Enter the code from your authenticator app."
+    assert refresh_cookies(page) == []  # no session before the second factor
+    page.locator("#mfa-form input[name=code]").fill(app.generate_otp(int(time.time()) // 30 + 1))
+    page.locator("#mfa-form button").click()
+    wait_status(page, "Signed in")
+    assert page.locator("#mfa-form").is_hidden()
+    assert refresh_cookies(page)  # the session's cookie, set by POST /auth/mfa/verify
+
+
 def test_sign_in_with_the_provider_through_the_page(page, web_origin, provider):  # noqa: F811
     button = page.locator("#social-buttons a[data-provider=test]")
     button.wait_for()
@@ -110,14 +150,7 @@ def test_cancelling_at_the_provider_lands_signed_out_with_the_error(page, web_or
 
 
 def test_telegram_widget_callback_signs_in(page):
-    fields = {"id": 42424242, "first_name": "Bobur", "username": "bobur", "auth_date": int(time.time())}
-    check = "\n".join(f"{key}={value}" for key, value in sorted(fields.items()))
-    signed = {
-        **fields,
-        "hash": hmac.new(
-            hashlib.sha256(BOT_TOKEN.encode()).digest(), check.encode(), hashlib.sha256
-        ).hexdigest(),
-    }
+    signed = telegram_user(id=42424242, first_name="Bobur", username="bobur", auth_date=int(time.time()))
     # The widget's script is there (from telegram.org, blocked here); it would call this.
     assert page.locator("#telegram-widget script").get_attribute("data-telegram-login") == "trikchi_test_bot"
     page.wait_for_function("() => typeof window.onTelegramAuth === 'function'")
@@ -125,3 +158,58 @@ def test_telegram_widget_callback_signs_in(page):
     wait_status(page, "Signed in")
     assert page.locator("#profile-name").inner_text() == "Bobur"
     assert "telegram" in page.locator("#identities li").inner_text()
+
+
+def test_provider_sign_in_with_totp_on_asks_for_the_code_on_the_page(page, web_origin, provider):  # noqa: F811
+    page.locator("#social-buttons a[data-provider=test]").click()
+    page.wait_for_url(provider.issuer + "/**")
+    page.locator("input[name=login]").fill("mira@example.com")
+    page.locator("input[name=password]").fill("any password")
+    page.locator("button[type=submit]").click()
+    page.locator("button[type=submit]", has_text="Continue").click()  # consent
+    page.wait_for_url(web_origin + "/**")
+    wait_status(page, "Signed in")
+    app = enrol_totp(page)
+    page.locator("#logout").click()
+    wait_status(page, "Signed out")
+    assert refresh_cookies(page) == []
+
+    # Still signed in at the provider (its session and the consent): straight back to the page,
+    # whose URL fragment now carries the second step instead of a CSRF value.
+    fragments = []
+    page.on("framenavigated", lambda frame: fragments.append(frame.url.partition("#")[2]))
+    page.locator("#social-buttons a[data-provider=test]").click()
+    page.wait_for_url(web_origin + "/**")
+    answer_second_step(page, app)
+    assert any(
+        "mfa_token=" in fragment and "methods=totp%2Crecovery_code" in fragment for fragment in fragments
+    )
+    # The token is out of the address bar, and the session is a real one.
+    assert "#" not in page.url and "mfa_token" not in page.url
+    assert page.locator("#profile-email").inner_text() == "mira@example.com"
+    assert page.evaluate("async () => (await window.trikchi.me()).email") == "mira@example.com"
+    screenshot(page, "social-mfa-signed-in")
+    page.reload()
+    wait_status(page, "Signed in")
+
+
+def test_telegram_sign_in_with_totp_on_asks_for_the_code_on_the_page(page):
+    page.wait_for_function("() => typeof window.onTelegramAuth === 'function'")
+    now = int(time.time())
+    page.evaluate(
+        "(user) => window.onTelegramAuth(user)",
+        telegram_user(id=51515151, first_name="Dilnoza", auth_date=now - 1),
+    )
+    wait_status(page, "Signed in")
+    app = enrol_totp(page)
+    page.locator("#logout").click()
+    wait_status(page, "Signed out")
+
+    # A new widget payload (the first one signs in once): the second step, then the code.
+    page.evaluate(
+        "(user) => window.onTelegramAuth(user)",
+        telegram_user(id=51515151, first_name="Dilnoza", auth_date=now),
+    )
+    answer_second_step(page, app)
+    assert page.locator("#profile-name").inner_text() == "Dilnoza"
+    assert page.evaluate("async () => (await window.trikchi.me()).name") == "Dilnoza"

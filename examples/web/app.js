@@ -80,11 +80,14 @@ function form(selector, handler) {
   });
 }
 
-form("#login-form", async ({ email, password }) => {
-  const answer = await client.login(email, password);
+// Every first step (password, Telegram, a provider's redirect) ends here: signed in, or asked
+// for the second factor.
+async function afterSignIn(answer) {
   if (answer.mfa_required) return mfa.askForCode(answer); // a second factor is on
   await showSignedIn();
-});
+}
+
+form("#login-form", async ({ email, password }) => afterSignIn(await client.login(email, password)));
 
 form("#register-form", async ({ name, email, password }) => {
   await client.register(name, email, password);
@@ -106,9 +109,15 @@ $("#logout-all").addEventListener("click", async () => { await client.logoutAll(
 
 // Silent sign-in on load: the HttpOnly refresh cookie is all a returning visitor needs (and all
 // a visitor coming back from a social sign-in has, with the CSRF value in the URL fragment).
-social.acceptRedirect(client, say);
-social.renderButtons(client, showSignedIn, say);
+// Back from a provider with a second factor on, there is no cookie yet: ask for the code.
+const secondStep = social.acceptRedirect(client, say);
+social.renderButtons(client, afterSignIn, say);
 (async () => {
+  if (secondStep) {
+    showSignedOut();
+    await afterSignIn(secondStep);
+    return;
+  }
   if (await client.refresh()) {
     try { await showSignedIn(); return; } catch (error) { say(explain(error)); }
   }

@@ -146,7 +146,7 @@ export function installMfa(client, { showSignedIn, say, explain }) {
     }
   }
 
-  // Signed out: the second step of a password sign-in, and passkey sign-in.
+  // Signed out: the second step of a sign-in (password, provider, Telegram), and passkey sign-in.
   guarded("#mfa-form", "submit", async (event) => {
     const code = new FormData(event.target).get("code").trim();
     const proof = /^\d{6}$/.test(code.replace(/\s/g, "")) ? { code: code.replace(/\s/g, "") } : { recoveryCode: code };
@@ -216,7 +216,7 @@ export function installMfa(client, { showSignedIn, say, explain }) {
 
   return {
     render,
-    /** The password was right and a second factor is on: ask for the code. */
+    /** The first step (password, provider, Telegram) was right and a second factor is on: ask for the code. */
     askForCode(answer) {
       mfaToken = answer.mfa_token;
       $("#mfa-form").hidden = false;

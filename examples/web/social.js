@@ -11,14 +11,17 @@ const ERRORS = {
   account_disabled: "This account is disabled.",
 };
 
-/** Show the result of a provider redirect, if this page load is one. */
+/** Show the result of a provider redirect, if this page load is one; returns its second step
+ *  (``{mfa_required, mfa_token, methods}``) when the account has a second factor on. */
 export function acceptRedirect(client, say) {
-  const error = client.acceptSocialRedirect();
+  const { error, mfa } = client.acceptSocialRedirect();
   if (error) say(ERRORS[error] || `The sign-in did not work (${error}); try again.`);
+  return mfa;
 }
 
-/** Render the sign-in buttons the API offers. ``onSignedIn`` runs after a Telegram sign-in. */
-export async function renderButtons(client, onSignedIn, say) {
+/** Render the sign-in buttons the API offers. ``afterSignIn`` gets a Telegram sign-in's answer
+ *  (the tokens, or the second step when a second factor is on). */
+export async function renderButtons(client, afterSignIn, say) {
   let providers;
   try {
     providers = await client.providers();
@@ -42,8 +45,7 @@ export async function renderButtons(client, onSignedIn, say) {
     // The widget calls this with the Telegram user, signed by Telegram for our bot.
     window.onTelegramAuth = async (user) => {
       try {
-        await client.telegramLogin(user);
-        await onSignedIn();
+        await afterSignIn(await client.telegramLogin(user));
       } catch (error) {
         say(error instanceof TrikchiError ? error.message : String(error));
       }

@@ -72,10 +72,11 @@ export class TrikchiClient {
     return tokens;
   }
 
-  /** Sign in with the Telegram Login widget's user object, passed on unchanged. */
+  /** Sign in with the Telegram Login widget's user object, passed on unchanged. With a second
+   *  factor on, the answer is ``{mfa_required, mfa_token, methods}``, as for ``login``. */
   async telegramLogin(user) {
     const body = await this.#json("POST", "/auth/telegram", user);
-    this.#accept(body);
+    if (!body.mfa_required) this.#accept(body);
     return body;
   }
 
@@ -87,19 +88,25 @@ export class TrikchiClient {
 
   /**
    * Back from a provider: keep the CSRF value of the URL fragment (#csrf_token=…) for the first
-   * refresh and take it out of the address bar; returns the callback's ?error=, if any.
+   * refresh, or read the second step of an account with a second factor on
+   * (#mfa_token=…&methods=…, and no cookie), and take either out of the address bar.
+   * Returns ``{error, mfa}``: the callback's ?error=, if any, and the second step shaped like
+   * ``login``'s answer (``{mfa_required, mfa_token, methods}``; finish with ``verifyMfa``), if any.
    */
   acceptSocialRedirect() {
     const fragment = new URLSearchParams(location.hash.slice(1));
     const query = new URLSearchParams(location.search);
     const error = query.get("error");
+    const mfa = fragment.has("mfa_token")
+      ? { mfa_required: true, mfa_token: fragment.get("mfa_token"), methods: (fragment.get("methods") || "").split(",").filter(Boolean) }
+      : null;
     if (fragment.has("csrf_token")) localStorage.setItem(CSRF_KEY, fragment.get("csrf_token"));
-    if (fragment.has("csrf_token") || error) {
+    if (fragment.has("csrf_token") || mfa || error) {
       query.delete("error");
       const search = query.toString();
       history.replaceState(null, "", location.pathname + (search ? `?${search}` : ""));
     }
-    return error;
+    return { error, mfa };
   }
 
   providers() { return this.#json("GET", "/auth/providers"); }
