@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import MetaData, Table, create_engine, insert, inspect, text
 
 from tests.conftest import make_app
+from trikchi.auth.tokens import issue_token_pair
+from trikchi.database import utcnow
 from trikchi.extensions import db
 
 
@@ -64,11 +69,11 @@ def test_refresh_tokens_rekeyed_by_session_keep_every_token_both_ways(backend, r
     app = make_app(url, REFRESH_REUSE_GRACE_SECONDS=0)
     with app.app_context():
         upgrade(revision="e4a9c2f7b1d8")
-        customer = AuthActions(app.test_client())
-        customer.signup()
-        spent = customer.refresh_cookie()
-        assert customer.refresh().status_code == 200
         db.engine.dispose()
+        live, spent, csrf = signed_in_before(app, url)
+        customer = AuthActions(app.test_client())
+        customer.client.set_cookie("refresh_token", live)
+        customer.client.set_cookie("csrf_refresh_token", csrf)
 
         upgrade()
         engine = create_engine(url)
@@ -84,7 +89,8 @@ def test_refresh_tokens_rekeyed_by_session_keep_every_token_both_ways(backend, r
                 assert "WITHOUT ROWID" in ddl
         finally:
             engine.dispose()
-        assert customer.refresh().status_code == 200
+        refreshed = customer.refresh()
+        assert refreshed.status_code == 200, refreshed.json
         assert count_tokens() == 3
         thief = AuthActions(app.test_client())
         thief.client.set_cookie("refresh_token", spent)
@@ -104,6 +110,73 @@ def test_refresh_tokens_rekeyed_by_session_keep_every_token_both_ways(backend, r
             engine.dispose()
         upgrade()
         db.engine.dispose()
+
+
+def signed_in_before(app, url: str) -> tuple[str, str, str]:
+    """A customer signed in and refreshed once under the schema the database has now, written as
+    that schema's rows (today's models have columns it lacks): the live refresh cookie, the spent
+    one, and the CSRF value."""
+    engine = create_engine(url)
+    meta = MetaData()
+    users, sessions, tokens = (
+        Table(name, meta, autoload_with=engine) for name in ("users", "sessions", "refresh_tokens")
+    )
+    now = utcnow()
+    session_id, spent_jti, live_jti = uuid.uuid4().hex, str(uuid.uuid4()), str(uuid.uuid4())
+    ends = now + timedelta(days=30)
+
+    def row(table: Table, **values: object) -> dict[str, object]:
+        return {key: value for key, value in values.items() if key in table.c}
+
+    try:
+        with engine.begin() as conn:
+            user_id = conn.execute(
+                insert(users).values(
+                    row(
+                        users,
+                        name="Ada",
+                        email="ada@example.com",
+                        password_hash="not-a-hash",
+                        role="customer",
+                        is_active=True,
+                        email_verified=False,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            ).inserted_primary_key[0]
+            conn.execute(
+                insert(sessions).values(
+                    row(
+                        sessions,
+                        id=session_id,
+                        user_id=user_id,
+                        created_at=now,
+                        last_used_at=now,
+                        expires_at=ends,
+                        absolute_expires_at=now + timedelta(days=90),
+                        auth_time=now,
+                        auth_method="password",
+                        rotation_count=1,
+                    )
+                )
+            )
+            for jti, parent, used_at in ((spent_jti, None, now), (live_jti, spent_jti, None)):
+                conn.execute(
+                    insert(tokens).values(
+                        jti=jti,
+                        session_id=session_id,
+                        parent_jti=parent,
+                        issued_at=now,
+                        expires_at=ends,
+                        used_at=used_at,
+                    )
+                )
+    finally:
+        engine.dispose()
+    live = issue_token_pair(app, user_id, "customer", session_id, live_jti, ends, now, auth_time=now)
+    spent = issue_token_pair(app, user_id, "customer", session_id, spent_jti, ends, now, auth_time=now)
+    return live.refresh_token, spent.refresh_token, live.csrf_token
 
 
 def count_tokens() -> int:

@@ -205,6 +205,7 @@ def test_a_seed_cookie_with_totp_on_ends_in_the_second_step(servers):
     assert login.status_code == 200, login.text
     authenticator = enrol_totp(api, login.json()["access_token"])
     before = sessions_of(servers.database, SEED_USER)
+    time.sleep(1.1)  # a cookie the seed minted after TOTP went on (its times are whole seconds)
 
     browser = requests.Session()
     browser.cookies.set("refresh_token", seed.create_refresh_token(SEED_USER), domain="127.0.0.1", path="/")

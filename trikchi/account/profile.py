@@ -1,9 +1,11 @@
 """Self-service (SPEC §10): the profile (name, language), changing the email, deleting the account.
 
 An email change is confirmed by a signed link mailed to the new address (nothing is
-stored): the token names the new address and is bound to the current one, so it dies
-the moment the email changes, by this link or any other. The unique-email rule is
-checked again when the link is used, and the unique index decides a race.
+stored): the token names the new address and is bound to the current one and to the
+account's security stamp (``auth.security``), so it dies the moment the email changes, the
+password changes, every session is ended or a second factor changes. Its use changes the
+stamp in one conditional write: it works once. The unique-email rule is checked again when
+the link is used, and the unique index decides a race.
 
 Deleting an account removes the user row and everything that cascades from it
 (sessions, refresh tokens, and the per-user tables of other features); the audit
@@ -20,6 +22,7 @@ from flask import current_app
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from trikchi.auth import security
 from trikchi.auth.links import INVALID_LINK, dump_link, fingerprint, load_link
 from trikchi.auth.models import AuthSession, RefreshToken, User
 from trikchi.auth.schemas import normalize_email
@@ -73,7 +76,8 @@ def request_email_change(user: User, new_email: str, client: ClientInfo, session
     if new_email == user.email:
         raise ValidationFailed(SAME_EMAIL, errors={"new_email": [SAME_EMAIL]})
     token = dump_link(
-        EMAIL_CHANGE_SALT, {"uid": user.id, "em": fingerprint(user.email or ""), "new": new_email}
+        EMAIL_CHANGE_SALT,
+        {"uid": user.id, "em": fingerprint(user.email or ""), "new": new_email, "st": user.security_stamp},
     )
     link = f"{current_app.config['FRONTEND_URL']}/confirm-email?{urlencode({'token': token})}"
     hours = current_app.config["EMAIL_CHANGE_HOURS"]
@@ -98,19 +102,21 @@ def confirm_email_change(token: str, client: ClientInfo) -> User:
         or user is None
         or not user.is_active
         or not hmac.compare_digest(str(data.get("em")), fingerprint(user.email or ""))
+        or not security.matches(user, data.get("st"))
     ):
         raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK)
     if _email_taken(new_email, user.id):
         raise Conflict(EMAIL_TAKEN, error=ErrorCode.EMAIL_TAKEN)
     old_email = user.email
-    user.email = new_email
-    user.email_verified = True
     try:
-        db.session.flush()
+        used = security.consume(user, data.get("st"), email=new_email, email_verified=True)
     except IntegrityError:
         # Another account took the address between our check and this write.
         db.session.rollback()
         raise Conflict(EMAIL_TAKEN, error=ErrorCode.EMAIL_TAKEN) from None
+    if not used:  # another use of the link (or a security change) came first
+        db.session.rollback()
+        raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK)
     record_event(Events.EMAIL_CHANGED, client, user_id=user.id)
     if old_email:
         notify_email_changed(user, old_email, new_email, "email_changed")

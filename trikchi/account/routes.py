@@ -108,7 +108,7 @@ def request_email_verification():
     The link is valid for `EMAIL_VERIFY_HOURS` and only for the current address. Nothing is sent
     when the address is already verified.
     """
-    services.request_email_verification(current_user, client_info())
+    services.request_email_verification(current_user_model(), client_info())
     return {"message": gettext("If the address is not verified yet, a link is on its way.")}
 
 

@@ -1,10 +1,11 @@
 """Email verification and password reset: signed, expiring, single-use link tokens.
 
 Nothing is stored for a link. Each token is signed with ``SECRET_KEY`` (its own
-salt per purpose), expires, and is bound to the state it changes: a verification
-token to the current email (useless after the email changes, and spent once the
-address is verified), a reset token to the current password hash (spent the
-moment the password changes, by this token or any other way).
+salt per purpose), expires, and is bound to the account's security stamp
+(``auth.security``): a verification token also to the current email (useless after
+the email changes, and spent once the address is verified), a reset token to the
+stamp alone, which its use changes — by one conditional write, so it works once however
+many requests race with it — as does any other change of the account's security.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import hmac
 from urllib.parse import urlencode
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from trikchi.auth import security, signin
 from trikchi.auth.links import INVALID_LINK, dump_link, fingerprint, load_link
 from trikchi.auth.models import User
 from trikchi.auth.passwords import password_problems, passwords
@@ -39,7 +41,7 @@ def request_email_verification(user: User, client: ClientInfo) -> None:
     """Mail a verification link for the user's current email (nothing if verified or there is none)."""
     if user.email_verified or not user.email:
         return
-    token = dump_link(VERIFY_SALT, {"uid": user.id, "em": fingerprint(user.email)})
+    token = dump_link(VERIFY_SALT, {"uid": user.id, "em": fingerprint(user.email), "st": user.security_stamp})
     _send(user, "verify_email", "verify-email", token, hours=current_app.config["EMAIL_VERIFY_HOURS"])
     record_event(Events.EMAIL_VERIFICATION_REQUESTED, client, user_id=user.id)
     db.session.commit()
@@ -51,13 +53,28 @@ def verify_email(token: str, client: ClientInfo) -> User:
     user = db.session.get(User, data["uid"])
     if (
         user is None
-        or not user.is_active
-        or user.email_verified
         or user.email is None
         or not hmac.compare_digest(str(data.get("em")), fingerprint(user.email))
+        or not security.matches(user, data.get("st"))
     ):
         raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK)
-    user.email_verified = True
+    # Used once: one conditional write, whatever races it.
+    verified = db.session.execute(
+        update(User)
+        .where(
+            User.id == user.id,
+            User.email == user.email,
+            User.email_verified.is_(False),
+            User.security_stamp == user.security_stamp,
+            User.is_active.is_(True),
+        )
+        .values(email_verified=True)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if verified != 1:
+        db.session.rollback()
+        raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK)
+    db.session.refresh(user)
     record_event(Events.EMAIL_VERIFIED, client, user_id=user.id)
     db.session.commit()
     return user
@@ -71,8 +88,9 @@ def request_password_reset(email: str, client: ClientInfo) -> None:
         record_event(Events.PASSWORD_RESET_REQUESTED, client, details={"account": "none"})
         db.session.commit()
         return
-    # An account without a password (social sign-in) gets one this way; "" stands for none.
-    token = dump_link(RESET_SALT, {"uid": user.id, "ph": fingerprint(user.password_hash or "")})
+    # An account without a password (social sign-in) gets one this way. The link is bound to the
+    # account's security state: any password change, reset or other security change kills it.
+    token = dump_link(RESET_SALT, {"uid": user.id, "st": user.security_stamp})
     minutes = current_app.config["PASSWORD_RESET_MINUTES"]
     _send(user, "password_reset", "reset-password", token, minutes=minutes)
     record_event(Events.PASSWORD_RESET_REQUESTED, client, user_id=user.id)
@@ -80,20 +98,28 @@ def request_password_reset(email: str, client: ClientInfo) -> None:
 
 
 def reset_password(token: str, new_password: str, client: ClientInfo) -> None:
-    """Set a new password from a reset link, then end every session of the account."""
+    """Set a new password from a reset link, then end every session of the account.
+
+    The link is used once: its stamp is consumed by one conditional write, whatever races it.
+    The link reached the address, so the address is proven: a never-verified account starts
+    clean (``signin.start_clean``): whoever set it up before may not have owned the address.
+    """
     data = load_link(token, RESET_SALT, current_app.config["PASSWORD_RESET_MINUTES"] * 60)
     user = db.session.get(User, data["uid"])
-    if (
-        user is None
-        or not user.is_active
-        or not hmac.compare_digest(str(data.get("ph")), fingerprint(user.password_hash or ""))
-    ):
+    if user is None or not user.is_active or not security.matches(user, data.get("st")):
         raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK)
     problems = password_problems(new_password, user.email)
     if problems:
         refused = {"new_password": problems}
         raise ValidationFailed(errors=refused)
-    user.password_hash = passwords.hash(new_password)
-    count = revoke_all_sessions(user.id, "password_reset", except_session_id=None)
-    record_event(Events.PASSWORD_RESET, client, user_id=user.id, details={"revoked_sessions": count})
+    claimed = not user.email_verified
+    if not security.consume(user, data.get("st"), password_hash=passwords.hash(new_password)):
+        db.session.rollback()
+        raise Unauthorized(INVALID_LINK, error=ErrorCode.INVALID_LINK)
+    details: dict[str, object] = {}
+    if claimed:
+        details = signin.start_clean(user, "account_claimed")
+    else:
+        details["revoked_sessions"] = revoke_all_sessions(user.id, "password_reset", except_session_id=None)
+    record_event(Events.PASSWORD_RESET, client, user_id=user.id, details=details)
     db.session.commit()

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 
+from trikchi.auth import security
 from trikchi.auth.models import MAX_ID, User
 from trikchi.auth.sessions import revoke_all_sessions
 from trikchi.errors import Conflict, ErrorCode, NotFound
@@ -86,6 +87,7 @@ def update_user(
             record_event(Events.USER_REACTIVATED, client, user_id=user.id, details={"by": actor})
         else:
             revoked = revoke_all_sessions(user.id, "deactivated", except_session_id=None)
+            security.bump(user)
             record_event(
                 Events.USER_DEACTIVATED,
                 client,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import datetime
 
@@ -20,6 +21,11 @@ MAX_ID = 2**31 - 1
 def new_id() -> str:
     """An opaque, unguessable identifier for sessions and token rows."""
     return uuid.uuid4().hex
+
+
+def new_stamp() -> str:
+    """A fresh security stamp (``User.security_stamp``)."""
+    return secrets.token_hex(16)
 
 
 class User(db.Model):
@@ -41,6 +47,12 @@ class User(db.Model):
     locale: Mapped[str | None] = mapped_column(String(8), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The account's security state (``auth.security``): every mailed link and every cookie that
+    # grants access or changes the account is bound to it, and dies when it changes (password
+    # change or reset, sign-out everywhere, email change, second factors, a claim).
+    security_stamp: Mapped[str] = mapped_column(String(32), default=new_stamp)
+    # When the stamp last changed; None: not since the account (or the upgrade) began.
+    security_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     sessions: Mapped[list[AuthSession]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True

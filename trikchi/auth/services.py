@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from trikchi.auth import signin
+from trikchi.auth import security, signin
 from trikchi.auth.limits import check_code_budget, spend_code_attempt
 from trikchi.auth.models import User
 from trikchi.auth.passwords import password_problems, passwords
@@ -92,6 +92,7 @@ def change_password(
         refused = {"new_password": problems}
         raise ValidationFailed(errors=refused)
     user.password_hash = passwords.hash(new_password)
+    security.bump(user)
     count = revoke_all_sessions(user.id, "password_changed", except_session_id=current_session_id)
     record_event(
         Events.PASSWORD_CHANGED,

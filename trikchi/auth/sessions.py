@@ -16,6 +16,7 @@ from flask import current_app
 from sqlalchemy import bindparam, case, delete, exists, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
+from trikchi.auth import security
 from trikchi.auth.models import AuthSession, RefreshToken, User
 from trikchi.auth.tokens import TokenPair, issue_token_pair
 from trikchi.database import HotStatement, UTCDateTime, driver_cursor, serialized_writes, utcnow
@@ -362,8 +363,10 @@ def revoke_session(user: User, session_id: str, client: ClientInfo) -> None:
 
 
 def logout_all(user: User, client: ClientInfo, current_session_id: str | None) -> int:
-    """Revoke every session of the user; returns how many were live."""
+    """Revoke every session of the user (and every link made before: ``auth.security``); returns
+    how many were live."""
     count = revoke_all_sessions(user.id, "logout_all", except_session_id=None)
+    security.bump_by_id(user.id)
     record_event(
         Events.LOGOUT_ALL, client, user_id=user.id, session_id=current_session_id, details={"revoked": count}
     )

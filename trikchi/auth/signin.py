@@ -27,10 +27,11 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import delete, select, update
 
+from trikchi.auth import security
 from trikchi.auth.digests import sha256_hex
 from trikchi.auth.models import AuthSession, MfaChallenge, User
 from trikchi.auth.seams import seams
-from trikchi.auth.sessions import open_session
+from trikchi.auth.sessions import open_session, revoke_all_sessions
 from trikchi.auth.tokens import TokenPair
 from trikchi.database import utcnow
 from trikchi.errors import ErrorCode, Unauthorized
@@ -202,3 +203,20 @@ def finish_second_step(pending: PendingSignIn, client: ClientInfo, method: str) 
         db.session.rollback()
         raise Unauthorized(TOKEN_INVALID, error=ErrorCode.MFA_TOKEN_INVALID)
     return open_session(pending.user, client, method=method)
+
+
+def start_clean(user: User, reason: str) -> dict[str, Any]:
+    """The owner of a never-verified address has proven it: whatever was set up before goes.
+
+    Removes what the features registered (passkeys, TOTP and recovery codes, linked identities:
+    ``auth.seams.credential_resets``), pending second steps, and every session; the address
+    counts as verified; the stamp changes (pending email changes and every other link die).
+    The password is the caller's to replace or remove. Returns the audit details.
+    """
+    for reset in seams().credential_resets:
+        reset(user.id)
+    db.session.execute(delete(MfaChallenge).where(MfaChallenge.user_id == user.id))
+    revoked = revoke_all_sessions(user.id, reason, except_session_id=None)
+    user.email_verified = True
+    security.bump(user)
+    return {"started_clean": True, "revoked_sessions": revoked}

@@ -29,7 +29,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from trikchi.auth import signin
+from trikchi.auth import security, signin
 from trikchi.auth.methods import refuse_removing_the_last
 from trikchi.auth.models import User
 from trikchi.auth.tokens import TokenPair
@@ -197,6 +197,7 @@ def register(
             errors={"credential": ["This passkey is already registered."]},
             error=ErrorCode.PASSKEY_INVALID,
         ) from None
+    security.bump_by_id(user.id)
     record_event(
         Events.PASSKEY_ADDED,
         client,
@@ -357,6 +358,7 @@ def remove(user_id: int, passkey_id: str, client: ClientInfo, session_id: str | 
         if user is not None:
             refuse_removing_the_last(user)
         db.session.delete(passkey)
+        security.bump_by_id(user_id)
         record_event(
             Events.PASSKEY_REMOVED,
             client,

@@ -20,6 +20,7 @@ import segno
 from flask import current_app
 from sqlalchemy import delete, func, insert, select, update
 
+from trikchi.auth import security
 from trikchi.auth.models import User
 from trikchi.database import utcnow
 from trikchi.errors import Conflict, ErrorCode, ValidationFailed
@@ -110,6 +111,7 @@ def confirm_setup(user: User, code: str, client: ClientInfo, session_id: str | N
         raise ValidationFailed(WRONG_CODE, errors={"code": [WRONG_CODE]}, error=ErrorCode.INVALID_MFA_CODE)
     row.confirmed_at = now
     codes = _new_recovery_codes(user.id, now)
+    security.bump_by_id(user.id, now)
     record_event(Events.MFA_TOTP_ENABLED, client, user_id=user.id, session_id=session_id)
     db.session.commit()
     return codes
@@ -126,6 +128,7 @@ def disable(user: User, code: str, client: ClientInfo, session_id: str | None) -
         raise ValidationFailed(WRONG_CODE, errors={"code": [WRONG_CODE]}, error=ErrorCode.INVALID_MFA_CODE)
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     db.session.execute(delete(TotpCredential).where(TotpCredential.user_id == user.id))
+    security.bump_by_id(user.id)
     record_event(
         Events.MFA_TOTP_DISABLED, client, user_id=user.id, session_id=session_id, details={"method": method}
     )
@@ -143,6 +146,7 @@ def regenerate_recovery_codes(user: User, client: ClientInfo, session_id: str | 
     if _enabled_row(user.id) is None:
         raise Conflict("TOTP is not on.", error=ErrorCode.TOTP_NOT_ENABLED)
     codes = _new_recovery_codes(user.id, utcnow())
+    security.bump_by_id(user.id)
     record_event(Events.MFA_RECOVERY_CODES_REGENERATED, client, user_id=user.id, session_id=session_id)
     db.session.commit()
     return codes

@@ -23,7 +23,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from trikchi.auth import claims as token_claims
-from trikchi.auth import signin
+from trikchi.auth import security, signin
 from trikchi.auth.jws import TokenError, unverified_parts
 from trikchi.auth.models import AuthSession, User
 from trikchi.auth.responses import sign_in_response
@@ -142,7 +142,10 @@ def exchange_seed_token(token: str, client: ClientInfo) -> signin.SignInResult:
             return _exchanged_again(exchange, client, now)
         user = db.session.get(User, seed.user_id)
         imported = db.session.get(SeedUser, seed.user_id) is not None
-        if user is None or not imported:
+        issued_at = seed.expires_at - SEED_REFRESH_LIFETIME
+        if user is None or not imported or security.issued_before_last_change(user, issued_at):
+            # Also a cookie from before the account's last security change (a password change or
+            # reset, sign-out everywhere, …): it was meant to die with the sessions of that time.
             db.session.rollback()
             raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
         db.session.add(
@@ -170,7 +173,7 @@ def exchange_seed_token(token: str, client: ClientInfo) -> signin.SignInResult:
 
         # Issued (at the latest) a refresh lifetime before it expires, and never fresh.
         fresh_since = now - timedelta(seconds=current_app.config["FRESH_SIGNIN_SECONDS"] + 1)
-        signed_in_at = min(seed.expires_at - SEED_REFRESH_LIFETIME, fresh_since)
+        signed_in_at = min(issued_at, fresh_since)
         try:
             return signin.decide(user, client, "seed", auth_time=signed_in_at, on_open=name_the_session)
         except signin.AccountRefused:

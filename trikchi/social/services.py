@@ -5,8 +5,9 @@ Linking rules (SPEC §9), against the pre-account-takeover traps:
 - A known (provider, subject) signs in its user.
 - A new identity is linked to an existing account only when the provider asserts the email
   is verified and it equals the account's. If that account's own address was never
-  verified, whoever set its password never proved they own the address: the password is
-  removed and its sessions end (the owner, now proven, can set one by a reset).
+  verified, whoever set it up never proved they own the address: the account starts clean
+  (``signin.start_clean``: its password, passkeys, TOTP, other identities, pending email
+  changes and sessions go; the owner, now proven, can set a password by a reset).
 - Otherwise a new account is created, never merged. It gets the provider's address only
   when the provider verified it (and it is free); an unverified address is kept on the
   identity only, so it can neither take an address nor receive someone else's reset link.
@@ -24,7 +25,6 @@ from trikchi.auth import signin
 from trikchi.auth.methods import refuse_removing_the_last
 from trikchi.auth.models import MAX_ID, User
 from trikchi.auth.seams import of
-from trikchi.auth.sessions import revoke_all_sessions
 from trikchi.database import serialized_writes, utcnow
 from trikchi.errors import ErrorCode, NotFound, Unauthorized
 from trikchi.events import Events, record_event
@@ -83,9 +83,7 @@ def sign_in(profile: ProviderProfile, client: ClientInfo) -> signin.SignInResult
         return signin.decide(user, client, profile.method)
     except signin.AccountRefused as refused:
         db.session.rollback()
-        record_failure(
-            profile.provider, _REFUSALS.get(refused.reason, refused.reason), client, user_id=user.id
-        )
+        record_failure(profile.provider, refusal_reason(refused), client, user_id=user.id)
         raise
 
 
@@ -104,12 +102,12 @@ def _user_for(profile: ProviderProfile, client: ClientInfo) -> User:
         user = _create_user(profile, client)
         details["new_account"] = True
     elif not user.email_verified:
-        # Whoever set this account's password never proved the address; the provider did.
-        user.email_verified = True
+        # Whoever set this account up never proved the address; the provider did. The account
+        # starts clean: the password, passkeys, TOTP, identities and links set up before go.
         if user.password_hash is not None:
             user.password_hash = None
             details["password_removed"] = True
-        details["revoked_sessions"] = revoke_all_sessions(user.id, "identity_linked", except_session_id=None)
+        details.update(signin.start_clean(user, "identity_linked"))
     now = utcnow()
     db.session.add(
         Identity(
