@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import MetaData, func, select, update
 
 from tests.conftest import PASSWORD, AuthActions
-from tests.support.mails import text_of, unique, wait_for_subject
+from tests.support.mails import link_token, text_of, unique, wait_for_subject
 from trikchi.auth.models import AuthEvent, AuthSession, User
 from trikchi.database import utcnow
 from trikchi.extensions import db
@@ -177,3 +177,30 @@ def test_an_admin_with_another_admin_can_delete_itself(app, make_auth):
         db.session.commit()
     assert first.client.delete("/auth/me", headers=first.headers()).status_code == 204
     assert second.me().json["role"] == "admin"
+
+
+CONFIRM = "Confirm your new email for trikchi.uz"
+
+
+def test_a_new_account_never_gets_the_id_of_a_deleted_one(mail_app, smtp_server):
+    """Ids are never reused (SQLite handed the newest id out again once its row was deleted): an
+    email-change link of a deleted account names its id, and dies with it, even when a new account
+    registers the same address."""
+    email, wanted = unique("gone"), unique("wanted")
+    leaver = AuthActions(mail_app.test_client())
+    leaver.signup(email=email)
+    old_id = leaver.me().json["id"]
+    requested = leaver.client.post("/auth/email", json={"new_email": wanted}, headers=leaver.headers())
+    assert requested.status_code == 202
+    token = link_token(wait_for_subject(smtp_server, wanted, CONFIRM), "confirm-email")
+    assert leaver.client.delete("/auth/me", headers=leaver.headers()).status_code == 204
+
+    newcomer = AuthActions(mail_app.test_client())
+    registered = newcomer.register(email=email, name="Newcomer")
+
+    assert registered.status_code == 201
+    assert registered.json["id"] > old_id
+    used = mail_app.test_client().post("/auth/email/confirm", json={"token": token})
+    assert used.status_code == 401 and used.json["error"] == "invalid_link"
+    assert newcomer.login(email=email).status_code == 200
+    assert newcomer.me().json["email"] == email
