@@ -5,16 +5,19 @@ or IP address; the audit events stay without them; the address can register agai
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import MetaData, func, select, update
+import requests
+from sqlalchemy import MetaData, create_engine, delete, func, select, text, update
 
 from tests.conftest import PASSWORD, AuthActions
 from tests.support.mails import link_token, text_of, unique, wait_for_subject
 from trikchi.auth.models import AuthEvent, AuthSession, User
 from trikchi.database import utcnow
 from trikchi.extensions import db
+from trikchi.mfa.models import MfaChallenge
 from trikchi.outbox.models import Delivery
 
 DELETED = "Your trikchi.uz account was deleted"
@@ -204,3 +207,192 @@ def test_a_new_account_never_gets_the_id_of_a_deleted_one(mail_app, smtp_server)
     assert used.status_code == 401 and used.json["error"] == "invalid_link"
     assert newcomer.login(email=email).status_code == 200
     assert newcomer.me().json["email"] == email
+
+
+def delete_user_meanwhile(user_id: int) -> None:
+    """Delete the user row on a connection of its own, as a concurrent ``DELETE /auth/me`` commits it
+    (its sessions go with it by ON DELETE CASCADE)."""
+    with db.engine.connect() as connection:
+        connection.execute(delete(User).where(User.id == user_id))
+        connection.commit()
+
+
+@pytest.mark.parametrize("first_write", ["session", "rehashed_password", "second_factor_challenge"])
+def test_a_sign_in_whose_account_is_deleted_midway_is_refused(app, auth, monkeypatch, first_write):
+    """The account goes between the password check and the sign-in's first write naming it: the
+    generic 401 (not a foreign-key failure or StaleDataError, a 500), recorded, nothing written."""
+    from trikchi.auth import passwords as password_module
+    from trikchi.mfa import totp
+
+    assert auth.register().status_code == 201
+    if first_write == "rehashed_password":
+        monkeypatch.setattr(password_module.PasswordManager, "needs_rehash", lambda _self, _hash: True)
+
+    def account_deleted_now(checked_user_id):
+        delete_user_meanwhile(checked_user_id)
+        return first_write == "second_factor_challenge"
+
+    monkeypatch.setattr(totp, "is_enabled", account_deleted_now)
+
+    response = auth.login()
+
+    assert response.status_code == 401, response.json
+    assert response.json["error"] == "invalid_credentials"
+    assert auth.client.get_cookie("refresh_token") is None
+    with app.app_context():
+        failed = db.session.execute(
+            select(AuthEvent.user_id, AuthEvent.details).where(AuthEvent.type == "login_failed")
+        ).one()
+        assert failed == (None, {"method": "password", "reason": "account_deleted"})
+        assert db.session.scalar(select(func.count()).select_from(AuthSession)) == 0
+        assert db.session.scalar(select(func.count()).select_from(MfaChallenge)) == 0
+
+
+def test_patch_me_whose_account_is_deleted_midway_is_401(app, auth, monkeypatch):
+    """The account goes between the guard's read and the profile's UPDATE: 401 session_ended, as for
+    any request of a deleted account (not StaleDataError, a 500)."""
+    from trikchi.auth import profile_routes
+
+    auth.signup()
+    loaded = profile_routes.current_user_model
+
+    def loaded_then_deleted():
+        user = loaded()
+        delete_user_meanwhile(user.id)
+        return user
+
+    monkeypatch.setattr(profile_routes, "current_user_model", loaded_then_deleted)
+
+    response = auth.client.patch("/auth/me", json={"name": "Bob"}, headers=auth.headers())
+
+    assert response.status_code == 401, response.json
+    assert response.json["error"] == "session_ended"
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User)) == 0
+        assert (
+            db.session.scalar(
+                select(func.count()).select_from(AuthEvent).where(AuthEvent.type == "profile_updated")
+            )
+            == 0
+        )
+
+
+def deleted_while_it_waits(backend: str, database_url: str, user_id: int, send):
+    """``send()`` run in a thread while the test holds the lock its first write needs; the user row is
+    deleted and committed while it waits for that lock, as a racing ``DELETE /auth/me`` would; its answer.
+
+    PostgreSQL: the test locks the user's row (FOR UPDATE), which the session INSERT's foreign-key
+    check and the profile's UPDATE wait for, and deletes once the request is seen waiting for a lock
+    in pg_stat_activity. SQLite: the test holds the write lock (BEGIN IMMEDIATE); a waiting writer
+    cannot be seen, so the deletion comes after a second (a request reaches its first write within
+    milliseconds). Reads never wait on either database: the request reads the user before it is gone.
+    """
+    engine = create_engine(database_url)
+    holder = engine.raw_connection()
+    try:
+        cursor = holder.cursor()
+        if backend == "sqlite":
+            cursor.execute("BEGIN IMMEDIATE")
+        else:
+            cursor.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user_id,))
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(send)
+            if backend == "sqlite":
+                time.sleep(1)
+            else:
+                wait_for_a_lock_waiter(engine, answer)
+            assert not answer.done(), answer.result().text  # it must still be waiting
+            cursor.execute(
+                "DELETE FROM users WHERE id = ?"
+                if backend == "sqlite"
+                else "DELETE FROM users WHERE id = %s",
+                (user_id,),
+            )
+            holder.commit()
+            return answer.result(timeout=60)
+    finally:
+        holder.close()
+        engine.dispose()
+
+
+def wait_for_a_lock_waiter(engine, answer, seconds: float = 30) -> None:
+    """Until a PostgreSQL backend of this database waits for a lock (or the request has answered)."""
+    deadline = time.monotonic() + seconds
+    while not answer.done():
+        with engine.connect() as connection:
+            waiting = connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        if waiting:
+            return
+        assert time.monotonic() < deadline, "the request never waited for the locked row"
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_a_sign_in_racing_the_deletion_of_its_account_gets_401_under_gunicorn(
+    racing_server, database_url, backend
+):
+    """gunicorn workers: a login whose account is deleted between its read of the user and its
+    session INSERT answers the generic 401 JSON error, not a 500 of the broken foreign key."""
+    credentials = {"email": "racer@example.com", "password": PASSWORD}
+    registered = requests.post(
+        racing_server.url + "/auth/register", json={"name": "Ada", **credentials}, timeout=30
+    )
+    assert registered.status_code == 201
+
+    response = deleted_while_it_waits(
+        backend,
+        database_url,
+        registered.json()["id"],
+        lambda: requests.post(racing_server.url + "/auth/login", json=credentials, timeout=60),
+    )
+
+    assert response.status_code == 401, (response.text, racing_server.log()[-3000:])
+    assert response.json()["error"] == "invalid_credentials"
+    assert "refresh_token" not in response.cookies
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            # The login had read the user (an unknown email is recorded as bad_credentials).
+            reasons = connection.scalars(
+                select(AuthEvent.details).where(AuthEvent.type == "login_failed")
+            ).all()
+            assert reasons == [{"method": "password", "reason": "account_deleted"}]
+            assert connection.scalar(select(func.count()).select_from(AuthSession)) == 0
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_profile_change_racing_the_deletion_of_its_account_gets_401_under_gunicorn(
+    racing_server, database_url, backend
+):
+    """gunicorn workers: PATCH /auth/me whose account is deleted between the guard's read and the
+    UPDATE answers 401 session_ended, not a 500 of StaleDataError."""
+    credentials = {"email": "racer@example.com", "password": PASSWORD}
+    registered = requests.post(
+        racing_server.url + "/auth/register", json={"name": "Ada", **credentials}, timeout=30
+    )
+    assert registered.status_code == 201
+    token = requests.post(racing_server.url + "/auth/login", json=credentials, timeout=30).json()[
+        "access_token"
+    ]
+
+    response = deleted_while_it_waits(
+        backend,
+        database_url,
+        registered.json()["id"],
+        lambda: requests.patch(
+            racing_server.url + "/auth/me",
+            json={"name": "Bob"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        ),
+    )
+
+    assert response.status_code == 401, (response.text, racing_server.log()[-3000:])
+    assert response.json()["error"] == "session_ended"

@@ -10,12 +10,18 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from trikchi.auth.events import Events, record_event
 from trikchi.auth.models import User
 from trikchi.auth.passwords import password_problems
 from trikchi.auth.schemas import normalize_email
-from trikchi.auth.sessions import mark_authenticated, open_session, revoke_all_sessions
+from trikchi.auth.sessions import (
+    mark_authenticated,
+    open_session,
+    refuse_if_account_gone,
+    revoke_all_sessions,
+)
 from trikchi.auth.tokens import TokenPair, issue_access_token
 from trikchi.database import utcnow
 from trikchi.errors import Conflict, ErrorCode, Unauthorized, ValidationFailed
@@ -68,11 +74,18 @@ def authenticate(email: str, password: str, client: ClientInfo) -> TokenPair | M
         )
         db.session.commit()
         raise Unauthorized(INVALID_CREDENTIALS, error=ErrorCode.INVALID_CREDENTIALS)
-    if passwords.needs_rehash(user.password_hash):
-        user.password_hash = passwords.hash(password)
-    if totp.is_enabled(user.id):
-        return signin.start(user)
-    return open_session(user, client, method="password")
+    user_id = user.id
+    try:
+        if passwords.needs_rehash(user.password_hash):
+            user.password_hash = passwords.hash(password)
+        if totp.is_enabled(user_id):
+            return signin.start(user)
+        return open_session(user, client, method="password")
+    except (IntegrityError, StaleDataError):
+        # The account was deleted since it was read (the rehash, the challenge or the session
+        # names it): the generic 401, as for an unknown email.
+        refuse_if_account_gone(user_id, client, "password")
+        raise
 
 
 def change_password(
