@@ -5,13 +5,15 @@ or IP address; the audit events stay without them; the address can register agai
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import MetaData, func, select, update
+import requests
+from sqlalchemy import MetaData, create_engine, func, select, text, update
 
 from tests.conftest import PASSWORD, AuthActions
-from tests.support.mails import text_of, unique, wait_for_subject
+from tests.support.mails import link_token, text_of, unique, wait_for_subject
 from trikchi.auth.models import AuthSession, User
 from trikchi.database import utcnow
 from trikchi.events import AuthEvent
@@ -178,3 +180,151 @@ def test_an_admin_with_another_admin_can_delete_itself(app, make_auth):
         db.session.commit()
     assert first.client.delete("/auth/me", headers=first.headers()).status_code == 204
     assert second.me().json["role"] == "admin"
+
+
+CONFIRM = "Confirm your new email for trikchi.uz"
+
+
+def test_a_new_account_never_gets_the_id_of_a_deleted_one(mail_app, smtp_server):
+    """Ids are never reused (SQLite handed the newest id out again once its row was deleted): an
+    email-change link of a deleted account names its id, and dies with it, even when a new account
+    registers the same address."""
+    email, wanted = unique("gone"), unique("wanted")
+    leaver = AuthActions(mail_app.test_client())
+    leaver.signup(email=email)
+    old_id = leaver.me().json["id"]
+    requested = leaver.client.post("/auth/email", json={"new_email": wanted}, headers=leaver.headers())
+    assert requested.status_code == 202
+    token = link_token(wait_for_subject(smtp_server, wanted, CONFIRM), "confirm-email")
+    assert leaver.client.delete("/auth/me", headers=leaver.headers()).status_code == 204
+
+    newcomer = AuthActions(mail_app.test_client())
+    registered = newcomer.register(email=email, name="Newcomer")
+
+    assert registered.status_code == 201
+    assert registered.json["id"] > old_id
+    used = mail_app.test_client().post("/auth/email/confirm", json={"token": token})
+    assert used.status_code == 401 and used.json["error"] == "invalid_link"
+    assert newcomer.login(email=email).status_code == 200
+    assert newcomer.me().json["email"] == email
+
+
+def deleted_while_it_waits(backend: str, database_url: str, user_id: int, send):
+    """``send()`` run in a thread while the test holds the lock its first write needs; the user row is
+    deleted and committed while it waits for that lock, as a racing ``DELETE /auth/me`` would; its answer.
+
+    PostgreSQL: the test locks the user's row (FOR UPDATE), which the session INSERT's foreign-key
+    check and the profile's UPDATE wait for, and deletes once the request is seen waiting for a lock
+    in pg_stat_activity. SQLite: the test holds the write lock (BEGIN IMMEDIATE); a waiting writer
+    cannot be seen, so the deletion comes after a second (a request reaches its first write within
+    milliseconds). Reads never wait on either database: the request reads the user before it is gone.
+    """
+    engine = create_engine(database_url)
+    holder = engine.raw_connection()
+    try:
+        cursor = holder.cursor()
+        if backend == "sqlite":
+            cursor.execute("BEGIN IMMEDIATE")
+        else:
+            cursor.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user_id,))
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(send)
+            if backend == "sqlite":
+                time.sleep(1)
+            else:
+                wait_for_a_lock_waiter(engine, answer)
+            assert not answer.done(), answer.result().text  # it must still be waiting
+            cursor.execute(
+                "DELETE FROM users WHERE id = ?"
+                if backend == "sqlite"
+                else "DELETE FROM users WHERE id = %s",
+                (user_id,),
+            )
+            holder.commit()
+            return answer.result(timeout=60)
+    finally:
+        holder.close()
+        engine.dispose()
+
+
+def wait_for_a_lock_waiter(engine, answer, seconds: float = 30) -> None:
+    """Until a PostgreSQL backend of this database waits for a lock (or the request has answered)."""
+    deadline = time.monotonic() + seconds
+    while not answer.done():
+        with engine.connect() as connection:
+            waiting = connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        if waiting:
+            return
+        assert time.monotonic() < deadline, "the request never waited for the locked row"
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_a_sign_in_racing_the_deletion_of_its_account_gets_401_under_gunicorn(
+    racing_server, database_url, backend
+):
+    """gunicorn workers: a login whose account is deleted between its read of the user and its
+    session INSERT answers the generic 401 JSON error, not a 500 of the broken foreign key."""
+    credentials = {"email": "racer@example.com", "password": PASSWORD}
+    registered = requests.post(
+        racing_server.url + "/auth/register", json={"name": "Ada", **credentials}, timeout=30
+    )
+    assert registered.status_code == 201
+
+    response = deleted_while_it_waits(
+        backend,
+        database_url,
+        registered.json()["id"],
+        lambda: requests.post(racing_server.url + "/auth/login", json=credentials, timeout=60),
+    )
+
+    assert response.status_code == 401, (response.text, racing_server.log()[-3000:])
+    assert response.json()["error"] == "invalid_credentials"
+    assert "refresh_token" not in response.cookies
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            # The login had read the user (an unknown email is recorded as bad_credentials).
+            reasons = connection.scalars(
+                select(AuthEvent.details).where(AuthEvent.type == "login_failed")
+            ).all()
+            assert reasons == [{"method": "password", "reason": "account_deleted"}]
+            assert connection.scalar(select(func.count()).select_from(AuthSession)) == 0
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_profile_change_racing_the_deletion_of_its_account_gets_401_under_gunicorn(
+    racing_server, database_url, backend
+):
+    """gunicorn workers: PATCH /auth/me whose account is deleted between the guard's read and the
+    UPDATE answers 401 session_ended, not a 500 of StaleDataError."""
+    credentials = {"email": "racer@example.com", "password": PASSWORD}
+    registered = requests.post(
+        racing_server.url + "/auth/register", json={"name": "Ada", **credentials}, timeout=30
+    )
+    assert registered.status_code == 201
+    token = requests.post(racing_server.url + "/auth/login", json=credentials, timeout=30).json()[
+        "access_token"
+    ]
+
+    response = deleted_while_it_waits(
+        backend,
+        database_url,
+        registered.json()["id"],
+        lambda: requests.patch(
+            racing_server.url + "/auth/me",
+            json={"name": "Bob"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        ),
+    )
+
+    assert response.status_code == 401, (response.text, racing_server.log()[-3000:])
+    assert response.json()["error"] == "session_ended"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import MetaData, Table, create_engine, insert, inspect, text
+from sqlalchemy import MetaData, Table, create_engine, insert, inspect, select, text
 
 from tests.conftest import make_app
 from trikchi.auth.tokens import issue_token_pair
@@ -182,3 +183,131 @@ def signed_in_before(app, url: str) -> tuple[str, str, str]:
 def count_tokens() -> int:
     with db.engine.connect() as conn:
         return conn.scalar(text("SELECT count(*) FROM refresh_tokens"))
+
+
+NEVER_REUSED = {"users", "identities", "auth_events", "outbox"}
+
+
+def every_row(url: str) -> dict[str, list[tuple]]:
+    """Every row of every table but alembic's, as text, sorted: to compare a database before and after."""
+    engine = create_engine(url)
+    try:
+        reflected = MetaData()
+        reflected.reflect(bind=engine)
+        with engine.connect() as conn:
+            return {
+                name: sorted(tuple(map(str, row)) for row in conn.execute(select(table)))
+                for name, table in reflected.tables.items()
+                if name != "alembic_version"
+            }
+    finally:
+        engine.dispose()
+
+
+def autoincrement_tables(url: str) -> set[str]:
+    """The SQLite tables declared AUTOINCREMENT."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(
+                conn.scalars(
+                    text("SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%AUTOINCREMENT%'")
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def some_of_everything(app) -> None:
+    """Three signed-in users (sessions, refresh tokens, events, mails), one with a linked identity."""
+    from tests.conftest import AuthActions
+    from trikchi.social.models import Identity
+
+    for n in (1, 2, 3):
+        AuthActions(app.test_client()).signup(email=f"user{n}@example.com")
+    db.session.add(Identity(user_id=3, provider="telegram", subject="42"))
+    db.session.commit()
+    db.session.remove()
+    db.engine.dispose()
+
+
+def foreign_keys_enforced() -> bool:
+    """Whether a connection from the app's pool enforces foreign keys (always, on PostgreSQL)."""
+    with db.engine.connect() as conn:
+        return conn.dialect.name != "sqlite" or conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_ids_migration_keeps_every_row_both_ways_and_ids_are_never_reused(backend, request, tmp_path):
+    """000fd5955eb1 makes SQLite's users, identities, auth_events and outbox AUTOINCREMENT by rebuilding
+    them: up and down with data, every row of every table stays as it was (dropping ``users`` with
+    foreign keys on would have emptied or unlinked every table that refers to it), and afterwards the
+    id of a deleted newest account is never handed out again."""
+    url = empty_database_url(backend, request, tmp_path)
+    app = make_app(url)
+    with app.app_context():
+        upgrade(revision="5b2e8c1d9f04")
+        some_of_everything(app)
+        before = every_row(url)
+        for table in ("users", "sessions", "refresh_tokens", "auth_events", "identities", "outbox"):
+            assert before[table], table
+
+        upgrade()
+        assert every_row(url) == before
+        assert foreign_keys_enforced()
+        if backend == "sqlite":
+            assert autoincrement_tables(url) == NEVER_REUSED
+        with db.engine.begin() as conn:
+            conn.execute(text("DELETE FROM users WHERE id = 3"))  # the newest account goes
+        from tests.conftest import AuthActions
+
+        registered = AuthActions(app.test_client()).register("user4@example.com")
+        assert registered.status_code == 201
+        assert registered.json["id"] == 4
+        db.session.remove()
+        db.engine.dispose()
+        kept = every_row(url)
+
+        downgrade(revision="5b2e8c1d9f04")
+        assert every_row(url) == kept
+        assert foreign_keys_enforced()
+        if backend == "sqlite":
+            assert autoincrement_tables(url) == set()
+        upgrade()
+        assert every_row(url) == kept
+        db.engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # PostgreSQL has nothing to rebuild
+def test_a_failed_ids_rebuild_leaves_the_tables_and_foreign_keys_as_they_were(
+    backend, request, tmp_path, monkeypatch
+):
+    """The rebuild turns SQLite's foreign keys off on its connection: when it fails, that connection is
+    never handed out again (the next one enforces them), nothing changed, and the migration can run again."""
+    from alembic.operations import Operations
+
+    url = empty_database_url(backend, request, tmp_path)
+    app = make_app(url)
+    with app.app_context():
+        upgrade(revision="5b2e8c1d9f04")
+        some_of_everything(app)
+        before = every_row(url)
+        rebuild = Operations.batch_alter_table
+
+        def failing_at_the_third_table(self, table_name, **kwargs):
+            if table_name == "auth_events":
+                raise RuntimeError("the disk is full")
+            return rebuild(self, table_name, **kwargs)
+
+        monkeypatch.setattr(Operations, "batch_alter_table", failing_at_the_third_table)
+        with pytest.raises(SystemExit):  # Flask-Migrate logs the error and exits
+            upgrade()
+        monkeypatch.undo()
+
+        assert foreign_keys_enforced()
+        assert every_row(url) == before
+        with db.engine.connect() as conn:
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "5b2e8c1d9f04"
+        upgrade()
+        assert every_row(url) == before
+        assert autoincrement_tables(url) == NEVER_REUSED
+        db.engine.dispose()

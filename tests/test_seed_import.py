@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
 
 from tests.support import seed
 from trikchi.auth.models import User
@@ -45,6 +46,17 @@ def seed_row(id_, email, password_hash, **extra):
 
 def import_seed(runner, url, *args):
     return runner.invoke(args=["users", "import-seed", url, *args])
+
+
+@contextmanager
+def seed_engine(url):
+    """A transaction on the seed's database."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
+        engine.dispose()
 
 
 def users(app):
@@ -181,13 +193,68 @@ def test_new_users_get_ids_above_the_imported_ones(app, runner, auth, seed_url, 
     )
     result = import_seed(runner, seed_url)
     assert result.exit_code == 0, result.output
-    if backend == "postgresql":
-        assert "New users get ids from 42 on." in result.output
+    assert "New users get ids from 42 on." in result.output
 
     response = auth.register("new@example.com")
 
     assert response.status_code == 201, response.json
     assert response.json["id"] == 42
+
+
+def test_new_users_never_get_the_id_of_a_skipped_seed_row(app, runner, auth, seed_url):
+    """Other services hold orders under every id of the seed's table, the skipped rows' too: a new
+    account gets an id above them all, on SQLite as on PostgreSQL."""
+    good = seed.hash_password(OLD_PASSWORD)
+    seed.create_seed_database(
+        seed_url,
+        [
+            seed_row(3, "old3@example.com", good),
+            seed_row(41, "old41@example.com", good),
+            seed_row(
+                77, "bcrypt@example.com", "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW"
+            ),
+        ],
+    )
+    result = import_seed(runner, seed_url)
+    assert result.exit_code == 0, result.output
+    assert "skipped seed id 77: malformed_hash" in result.output
+    assert "New users get ids from 78 on." in result.output
+
+    response = auth.register("new@example.com")
+
+    assert response.status_code == 201, response.json
+    assert response.json["id"] == 78
+    # The operator fixes the row and imports again: it comes in under its own id.
+    with seed_engine(seed_url) as connection:
+        connection.execute(seed.users.update().where(seed.users.c.id == 77).values(password_hash=good))
+    assert "Imported 1 user(s) of 3" in import_seed(runner, seed_url).output
+    assert users(app)[77] == ("bcrypt@example.com", "customer", "User 77")
+
+
+def test_a_sign_up_during_the_import_gets_an_id_above_the_seeds(app, auth, seed_url):
+    """The ids are reserved before the first row is imported: a customer registering meanwhile takes
+    no id of a seed row still to come (that row would be skipped, its orders the newcomer's)."""
+    from trikchi.seed.importer import import_seed_users, source_engine
+
+    good = seed.hash_password(OLD_PASSWORD)
+    seed.create_seed_database(seed_url, [seed_row(n, f"old{n}@example.com", good) for n in (5, 6, 9)])
+    registered = []
+
+    def meanwhile(done, _total):
+        if done == 1:  # seed user 5 is in; 6 and 9 are still to come
+            registered.append(auth.register("meanwhile@example.com"))
+
+    source = source_engine(seed_url)
+    try:
+        with app.app_context():
+            report = import_seed_users(source, batch_size=1, progress=meanwhile)
+    finally:
+        source.dispose()
+
+    assert registered[0].status_code == 201, registered[0].json
+    assert registered[0].json["id"] == 10
+    assert (report.imported, report.skipped) == (3, [])
+    assert sorted(users(app)) == [5, 6, 9, 10]
 
 
 def test_the_source_must_be_the_seeds_database(runner, tmp_path):

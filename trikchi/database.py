@@ -58,6 +58,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+# The table arguments of a table whose integer ids leave the service (user ids in tokens, links and
+# other services; event ids in webhooks; …): SQLite's AUTOINCREMENT, so that a new row's id is
+# larger than any the table ever held. Without it SQLite hands the largest id + 1 out again once
+# that row is deleted. PostgreSQL's sequences never go back anyway.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 def configure_engine_options(app: Flask) -> None:
     """Add connect timeouts: SQLite waits for the write lock, PostgreSQL fails fast."""
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])

@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import JSON, ForeignKey, Integer, String, insert
 from sqlalchemy.orm import Mapped, mapped_column
 
-from trikchi.database import UTCDateTime, utcnow
+from trikchi.database import NEVER_REUSE_IDS, UTCDateTime, utcnow
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
 from trikchi.signals import event_recorded
@@ -28,6 +28,7 @@ class AuthEvent(db.Model):
     """An audit record of an auth event; never holds a password or a token."""
 
     __tablename__ = "auth_events"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

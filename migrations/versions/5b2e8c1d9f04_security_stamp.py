@@ -31,15 +31,22 @@ RANDOM_STAMP = {
 
 
 def upgrade():
-    with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('security_stamp', sa.String(length=32), nullable=True))
-        batch_op.add_column(sa.Column('security_changed_at', sa.DateTime(timezone=True), nullable=True))
-    op.execute(f"UPDATE users SET security_stamp = {RANDOM_STAMP[op.get_bind().dialect.name]}")
-    with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.alter_column('security_stamp', existing_type=sa.String(length=32), nullable=False)
+    # Plain ALTER TABLE on both databases, never a rebuild of users: on SQLite a rebuild drops the
+    # table, and with foreign keys on that would empty every table that refers to it (sessions,
+    # second factors, identities).
+    # SQLite adds a NOT NULL column only with a default: '' until the UPDATE gives each row its
+    # own stamp (the default stays on SQLite, unused: trikchi always writes a stamp).
+    op.add_column(
+        'users', sa.Column('security_stamp', sa.String(length=32), nullable=False, server_default='')
+    )
+    op.add_column('users', sa.Column('security_changed_at', sa.DateTime(timezone=True), nullable=True))
+    dialect = op.get_bind().dialect.name
+    op.execute(f"UPDATE users SET security_stamp = {RANDOM_STAMP[dialect]}")
+    if dialect == 'postgresql':
+        op.alter_column('users', 'security_stamp', server_default=None)
 
 
 def downgrade():
-    with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.drop_column('security_changed_at')
-        batch_op.drop_column('security_stamp')
+    # SQLite drops a column in place (3.35 and later): no rebuild either way.
+    for column in ('security_changed_at', 'security_stamp'):
+        op.execute(f'ALTER TABLE users DROP COLUMN {column}')

@@ -21,11 +21,13 @@ from urllib.parse import urlencode
 from flask import current_app
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from trikchi.auth import security
 from trikchi.auth.links import INVALID_LINK, dump_link, fingerprint, load_link
 from trikchi.auth.models import AuthSession, RefreshToken, User
 from trikchi.auth.schemas import normalize_email
+from trikchi.auth.sessions import SESSION_ENDED
 from trikchi.errors import Conflict, ErrorCode, Unauthorized, ValidationFailed
 from trikchi.events import AuthEvent, Events, record_event
 from trikchi.extensions import db
@@ -54,6 +56,12 @@ def update_profile(
         user.locale = locale
         changed.append("locale")
     if changed:
+        try:
+            db.session.flush()
+        except StaleDataError:
+            # The account was deleted (DELETE /auth/me) since the guard read it: its sessions went with it.
+            db.session.rollback()
+            raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
         # The field names only: the audit log holds no name.
         record_event(
             Events.PROFILE_UPDATED,

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Integer, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from trikchi.database import UTCDateTime, utcnow
+from trikchi.database import NEVER_REUSE_IDS, UTCDateTime, utcnow
 from trikchi.extensions import db
 
 ROLES = ("customer", "admin")
@@ -32,6 +32,7 @@ class User(db.Model):
     """A shop customer or staff member."""
 
     __tablename__ = "users"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))

@@ -13,13 +13,14 @@ from typing import NoReturn
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from trikchi.auth import security, signin
 from trikchi.auth.limits import check_code_budget, spend_code_attempt
 from trikchi.auth.models import User
 from trikchi.auth.passwords import password_problems, passwords
 from trikchi.auth.schemas import normalize_email
-from trikchi.auth.sessions import mark_authenticated, revoke_all_sessions
+from trikchi.auth.sessions import mark_authenticated, refuse_if_account_gone, revoke_all_sessions
 from trikchi.auth.tokens import TokenPair, issue_access_token
 from trikchi.database import utcnow
 from trikchi.errors import Conflict, ErrorCode, Unauthorized, ValidationFailed
@@ -60,19 +61,25 @@ def authenticate(email: str, password: str, client: ClientInfo) -> signin.SignIn
     # Unknown emails are verified against a dummy hash: same time, same answer.
     valid = passwords.verify(user.password_hash if user else None, password)
     if not valid or user is None:
-        _login_failed(client, user, "bad_credentials")
-    if passwords.needs_rehash(user.password_hash):
-        user.password_hash = passwords.hash(password)
+        _login_failed(client, user.id if user else None, "bad_credentials")
+    user_id = user.id
     try:
+        if passwords.needs_rehash(user.password_hash):
+            user.password_hash = passwords.hash(password)
         return signin.decide(user, client, "password")
     except signin.AccountRefused as refused:
         db.session.rollback()
-        _login_failed(client, user, refused.reason)
+        _login_failed(client, user_id, refused.reason)
+    except (IntegrityError, StaleDataError):
+        # The account was deleted since it was read (the rehash, the second step or the session
+        # names it): the generic 401, as for an unknown email.
+        refuse_if_account_gone(user_id, client, "password")
+        raise
 
 
-def _login_failed(client: ClientInfo, user: User | None, reason: str) -> NoReturn:
+def _login_failed(client: ClientInfo, user_id: int | None, reason: str) -> NoReturn:
     """Audit a refused password sign-in, commit, and answer the one generic 401."""
-    record_event(Events.LOGIN_FAILED, client, user_id=user.id if user else None, details={"reason": reason})
+    record_event(Events.LOGIN_FAILED, client, user_id=user_id, details={"reason": reason})
     db.session.commit()
     raise Unauthorized(INVALID_CREDENTIALS, error=ErrorCode.INVALID_CREDENTIALS)
 

@@ -15,6 +15,8 @@ from typing import Any, NoReturn
 from flask import current_app
 from sqlalchemy import bindparam, case, delete, exists, insert, or_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from trikchi.auth import security
 from trikchi.auth.models import AuthSession, RefreshToken, User
@@ -28,6 +30,8 @@ from trikchi.i18n import N_
 from trikchi.signals import refresh_rotated
 
 SESSION_ENDED = N_("The session has ended; sign in again.")
+# A sign-in whose account was deleted meanwhile is refused as one of an unknown account.
+ACCOUNT_GONE = N_("Invalid email or password.")
 
 
 def open_session(
@@ -58,8 +62,9 @@ def start_session(
     """``open_session`` without the commit: for a caller that records more in the same transaction."""
     now = utcnow()
     auth_time = auth_time or now
+    user_id = user.id
     session = AuthSession(
-        user_id=user.id,
+        user_id=user_id,
         created_at=now,
         last_used_at=now,
         auth_time=auth_time,
@@ -70,7 +75,11 @@ def start_session(
     )
     session.expires_at = _sliding_end(session, now)
     db.session.add(session)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except (IntegrityError, StaleDataError):
+        refuse_if_account_gone(user_id, client, method)
+        raise
     token = _new_refresh_token(session, None, now)
     record_event(
         Events.LOGIN_SUCCEEDED, client, user_id=user.id, session_id=session.id, details={"method": method}
@@ -79,6 +88,23 @@ def start_session(
         current_app, user.id, user.role, session.id, token.jti, token.expires_at, now, auth_time=auth_time
     )
     return session, pair
+
+
+def refuse_if_account_gone(user_id: int, client: ClientInfo, method: str) -> None:
+    """After a sign-in's write naming ``user_id`` failed: if the account is gone, refuse the sign-in.
+
+    ``DELETE /auth/me`` can commit between a sign-in's read of the user and its first write
+    (the session row, the rehashed password, a second-factor challenge): the write then breaks
+    the foreign key to ``users`` (IntegrityError) or updates no row (StaleDataError). Rolled
+    back, recorded as a failed sign-in, and refused like a sign-in of an unknown account (401
+    ``invalid_credentials``). Any other failure returns here, and the caller raises it again.
+    """
+    db.session.rollback()
+    if db.session.scalar(select(User.id).where(User.id == user_id)) is not None:
+        return
+    record_event(Events.LOGIN_FAILED, client, details={"method": method, "reason": "account_deleted"})
+    db.session.commit()
+    raise Unauthorized(ACCOUNT_GONE, error=ErrorCode.INVALID_CREDENTIALS) from None
 
 
 def mark_authenticated(session_id: str, now: datetime, method: str) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from trikchi.database import UTCDateTime, utcnow
+from trikchi.database import NEVER_REUSE_IDS, UTCDateTime, utcnow
 from trikchi.extensions import db
 
 KINDS = ("webhook", "mail")
@@ -19,7 +19,10 @@ class Delivery(db.Model):
     """A webhook or a mail waiting for, undergoing or done with delivery."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        NEVER_REUSE_IDS,  # a mail's Message-ID is out_<id>, and /admin/deliveries/<id> names one
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(10))

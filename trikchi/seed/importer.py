@@ -115,14 +115,19 @@ def import_seed_users(
     users, columns = _seed_table(source)
     with source.connect() as connection:
         report.total = connection.scalar(select(func.count()).select_from(users)) or 0
+        if not dry_run:
+            # Before the first row: a sign-up during the import must not take a seed id either.
+            _continue_id_sequence(_highest_seed_id(connection, users))
+            db.session.commit()
         done = 0
         for rows in _batches(connection, users, batch_size):
             _import_batch([_parse(row, columns, roles) for row in rows], report, dry_run)
             done += len(rows)
             if progress is not None:
                 progress(done, report.total)
+        if not dry_run:
+            report.sequence_next = _continue_id_sequence(_highest_seed_id(connection, users))
     if not dry_run:
-        report.sequence_next = _continue_id_sequence()
         record_event(
             Events.SEED_USER_IMPORTED,
             None,
@@ -168,6 +173,11 @@ def _batches(connection: Any, users: Any, size: int) -> Iterator[Sequence[Any]]:
         if rows[-1]["id"] == last:  # cannot happen with a primary key; never loop on it
             return
         last = rows[-1]["id"]
+
+
+def _highest_seed_id(connection: Any, users: Any) -> int | None:
+    """The largest id of the seed's table that a trikchi user could have (the rows it skips too)."""
+    return connection.scalar(select(func.max(users.c.id)).where(users.c.id >= 1, users.c.id <= MAX_ID))
 
 
 def _parse(row: Mapping[str, Any], columns: Mapping[str, str], roles: Mapping[str, str]) -> _Row | Skipped:
@@ -336,13 +346,29 @@ def _write(parsed: list[_Row | Skipped], outcome: ImportReport) -> None:
     outcome.imported += len(new_users)
 
 
-def _continue_id_sequence() -> int | None:
-    """On PostgreSQL, move the users id sequence past the highest id (never back); the next id."""
-    if db.engine.dialect.name != "postgresql":
+def _continue_id_sequence(highest_seed_id: int | None) -> int | None:
+    """Move the users id sequence past the seed's ids and trikchi's own (never back); the next id.
+
+    Past every id of the seed's table, the skipped rows' included: other services hold orders
+    under those ids, and a new account must never inherit them. PostgreSQL: the column's
+    sequence (``setval``). SQLite: the table's ``sqlite_sequence`` row (``users`` is
+    AUTOINCREMENT: a new id is larger than the one recorded there).
+    """
+    known = [i for i in (highest_seed_id, db.session.scalar(select(func.max(User.id)))) if i is not None]
+    if not known:
         return None
-    highest = db.session.scalar(select(func.max(User.id)))
-    if highest is None:
-        return None
+    highest = max(known)
+    if db.engine.dialect.name == "sqlite":
+        recorded = db.session.scalar(text("SELECT seq FROM sqlite_sequence WHERE name = 'users'"))
+        if recorded is None:
+            db.session.execute(
+                text("INSERT INTO sqlite_sequence (name, seq) VALUES ('users', :seq)"), {"seq": highest}
+            )
+        elif recorded < highest:
+            db.session.execute(
+                text("UPDATE sqlite_sequence SET seq = :seq WHERE name = 'users'"), {"seq": highest}
+            )
+        return max(recorded or 0, highest) + 1
     sequence = db.session.scalar(text("SELECT pg_get_serial_sequence('users', 'id')"))
     if sequence is None:
         return None

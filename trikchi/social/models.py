@@ -9,7 +9,7 @@ from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from trikchi.auth.models import User
-from trikchi.database import UTCDateTime, utcnow
+from trikchi.database import NEVER_REUSE_IDS, UTCDateTime, utcnow
 from trikchi.extensions import db
 
 
@@ -17,7 +17,10 @@ class Identity(db.Model):
     """A provider's account (``oidc`` provider name or ``telegram``) linked to one user."""
 
     __tablename__ = "identities"
-    __table_args__ = (UniqueConstraint("provider", "subject", name="uq_identities_provider_subject"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "subject", name="uq_identities_provider_subject"),
+        NEVER_REUSE_IDS,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
