@@ -72,6 +72,19 @@ def test_rotating_ips_against_one_account_is_limited(limited_app):
     assert login_from(app, "203.0.113.50", "other@example.com").status_code == 401
 
 
+def test_spellings_of_one_address_count_against_one_account(limited_app):
+    app = limited_app(RATELIMIT_LOGIN_FAILURES_PER_IP="100 per minute")
+    spellings = [
+        "victim@example.com",
+        "VICTIM@example.com",
+        "victim@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com",  # fullwidth domain
+        "victim@EXAMPLE.com",
+    ]
+    for i, spelling in enumerate(spellings):
+        assert login_from(app, f"203.0.113.{i + 1}", spelling).status_code == 401
+    assert_429(login_from(app, "203.0.113.50", "Victim@\uff25XAMPLE.COM"))
+
+
 def test_successful_logins_do_not_count_as_failures(limited_app):
     app = limited_app()
     actions = AuthActions(app.test_client())

@@ -16,6 +16,8 @@ import socket
 from flask import Flask, current_app
 from flask_mail import Mail, Message
 
+from trikchi.addresses import smtp_address
+
 log = logging.getLogger(__name__)
 
 mail = Mail()
@@ -46,7 +48,7 @@ def deliver_mail(to: str, subject: str, text: str, html: str, timeout: float) ->
             raise MailNotConfigured("MAIL_SERVER is not set")
         log.warning("mail (not sent, no MAIL_SERVER)\nTo: %s\nSubject: %s\n\n%s", to, subject, text)
         return
-    message = Message(subject=subject, recipients=[to], body=text, html=html)
+    message = Message(subject=subject, recipients=[smtp_address(to)], body=text, html=html)
     # Flask-Mail opens smtplib connections without a timeout; a hung server must not hold the
     # worker (and outlive its lease), so new sockets get one for the time of the send.
     previous = socket.getdefaulttimeout()

@@ -15,6 +15,7 @@ from flask import current_app, request
 from flask.wrappers import Response
 from flask_limiter.util import get_remote_address
 
+from trikchi.addresses import normalize_email
 from trikchi.auth.devices import is_known_device
 from trikchi.extensions import limiter
 
@@ -30,10 +31,11 @@ def failed(response: Response) -> bool:
 
 
 def login_email() -> str | None:
-    """The normalised email of a login (or reset request) body, if it has one."""
+    """The email of a login (or reset request) body, if it has one, as accounts are looked up by it:
+    every spelling of one address counts against the one account."""
     body = request.get_json(silent=True)
     email = body.get("email") if isinstance(body, dict) else None
-    return email.strip().lower() if isinstance(email, str) and email.strip() else None
+    return normalize_email(email) if isinstance(email, str) and email.strip() else None
 
 
 def _email_key() -> str:
