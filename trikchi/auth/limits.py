@@ -4,11 +4,20 @@ Login has three limits: every attempt per IP (hashing is expensive), failed
 attempts per IP (one address spraying many accounts) and failed attempts per
 account (many addresses against one account) — the last one skipped for a
 browser with a device cookie of that account (see ``auth.devices``).
+
+The per-account limit counts each attempt *before* the password is checked, in
+one atomic step of the limiter's storage (a moving-window ``hit``: increment and
+test together, in process memory under a lock, in Redis in one Lua script), and a
+right password then clears the account's count. Counting only once a 401 was
+known (``deduct_when``) tested the count before and added to it after the
+password check: parallel attempts all passed the test before any was counted
+(25 parallel wrong passwords were answered 8 times against a limit of 5).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 
 from flask import current_app, request
@@ -18,6 +27,9 @@ from flask_limiter.util import get_remote_address
 from trikchi.addresses import normalize_email
 from trikchi.auth.devices import is_known_device
 from trikchi.extensions import limiter
+
+log = logging.getLogger(__name__)
+LOGIN_FAILURES_PER_EMAIL = "login-failures-email"
 
 
 def setting(name: str) -> Callable[[], str]:
@@ -54,11 +66,11 @@ login_attempts = limiter.limit(setting("RATELIMIT_LOGIN"), scope="login")
 login_failures_per_ip = limiter.limit(
     setting("RATELIMIT_LOGIN_FAILURES_PER_IP"), scope="login-failures-ip", deduct_when=failed
 )
+# No deduct_when: the attempt is counted (atomically) before the password is checked.
 login_failures_per_email = limiter.limit(
     setting("RATELIMIT_LOGIN_FAILURES_PER_EMAIL"),
     key_func=_email_key,
-    scope="login-failures-email",
-    deduct_when=failed,
+    scope=LOGIN_FAILURES_PER_EMAIL,
     exempt_when=_known_device,
 )
 register_attempts = limiter.limit(setting("RATELIMIT_REGISTER"), scope="register")
@@ -72,3 +84,18 @@ password_reset_requests_per_email = limiter.limit(
 )
 email_change_requests = limiter.limit(setting("RATELIMIT_EMAIL_CHANGE"), scope="email-change")
 account_deletions = limiter.limit(setting("RATELIMIT_PASSWORD"), scope="account-deletion")
+
+
+def forget_login_failures() -> None:
+    """The password was right: the account's failure count starts again, this attempt's included.
+
+    The moving window can take back no single attempt, so the whole count goes, as a
+    successful sign-in resets a lockout counter elsewhere (django-axes, Devise). Only a
+    right password gets here, which a guesser does not have.
+    """
+    try:
+        for limit in limiter.current_limits:
+            if limit.request_args[-1].rsplit(":", 1)[-1] == LOGIN_FAILURES_PER_EMAIL:
+                limiter.limiter.clear(limit.limit, *limit.request_args)
+    except Exception:  # noqa: BLE001 - a storage outage must not fail a sign-in (like the decorators)
+        log.exception("rate limit storage failed")

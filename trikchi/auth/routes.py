@@ -79,6 +79,7 @@ def login(args):
     `POST /auth/mfa/verify` within 5 minutes.
     """
     result = services.authenticate(args["email"], args["password"], client_info())
+    limits.forget_login_failures()
     if isinstance(result, MfaRequired):
         response = jsonify(result.body())
         response.headers["Cache-Control"] = "no-store"
