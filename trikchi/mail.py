@@ -2,8 +2,9 @@
 
 ``send_mail`` only adds a row; the caller's commit makes the mail exist together with the
 change that caused it, and ``flask worker`` (``trikchi.outbox.worker``) talks to the SMTP
-server, retrying on failure. A request that mails (password reset) therefore never waits
-for SMTP and takes the same time whether or not a mail goes out. With no ``MAIL_SERVER``,
+server, retrying on failure. A request that mails therefore never waits for SMTP; one that
+may or may not mail (password reset) queues a composed mail either way (``trikchi.mails``),
+so it does the same work whether or not a mail goes out. With no ``MAIL_SERVER``,
 the worker writes the message to the log in development and testing; production logs
 that nothing was sent (without the body) and retries it later.
 """

@@ -1,12 +1,19 @@
 """Mails from templates: ``templates/mail/<lang>/<kind>.txt`` (its ``subject`` set at the top)
 and ``.html``, one pair per kind and language, rendered in the recipient's language and
 handed to ``trikchi.mail.send_mail``.
+
+A *composed* mail is written by the outbox worker instead: the request queues only the
+name of its composer and a few secret-free values, and the composer (registered by the
+feature with ``@composer``) renders it at sending time, or decides there is nothing to
+send. A request that may or may not mail (a password reset for an address that may have
+no account) thus does the same work either way, and no live link waits in the outbox.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, current_app
 from jinja2 import Environment, StrictUndefined
@@ -59,6 +66,47 @@ def mail_user(user: Any, kind: str, to: str | None = None, **context: Any) -> bo
     subject, text, html = render_mail(kind, user_locale(user), name=user.name, **context)
     send_mail(address, subject, text, html)
     return True
+
+
+class ComposedMail(NamedTuple):
+    """What a composer makes: the recipient and the rendered mail."""
+
+    to: str
+    subject: str
+    text: str
+    html: str
+
+
+# name -> composer(values) -> the mail, or None when there is nothing to send.
+Composer = Callable[[dict[str, Any]], ComposedMail | None]
+_COMPOSERS: dict[str, Composer] = {}
+
+
+def composer(name: str) -> Callable[[Composer], Composer]:
+    """Register the function that writes composed mail ``name`` in the worker."""
+
+    def register(function: Composer) -> Composer:
+        _COMPOSERS[name] = function
+        return function
+
+    return register
+
+
+def queue_composed_mail(name: str, **values: Any) -> None:
+    """Queue mail ``name`` for the worker to compose, in the current transaction (the caller commits).
+
+    ``values`` (JSON, stored until the mail is sent) must hold no secret and no address.
+    """
+    from trikchi.outbox.services import enqueue_composed_mail
+
+    if name not in _COMPOSERS:
+        raise ValueError(f"no composer for mail {name!r}")
+    enqueue_composed_mail(name, values)
+
+
+def compose_mail(payload: dict[str, Any]) -> ComposedMail | None:
+    """The worker's side: the mail a queued payload stands for, or None (nothing to send)."""
+    return _COMPOSERS[payload["compose"]](payload.get("values") or {})
 
 
 def format_when(moment: datetime | None = None) -> str:

@@ -72,6 +72,22 @@ def enqueue_mail(to: str, subject: str, text: str, html: str) -> None:
     )
 
 
+def enqueue_composed_mail(name: str, values: dict[str, Any]) -> None:
+    """Add a mail that the worker composes (``trikchi.mails.composer``) when it sends it."""
+    now = utcnow()
+    db.session.connection().execute(
+        _INSERT,
+        {
+            "kind": "mail",
+            "payload": {"compose": name, "values": values},
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
+    )
+
+
 def forget_mails_to(address: str) -> int:
     """Delete the unsent mails (pending or dead) to ``address`` in the current transaction.
 
