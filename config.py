@@ -87,6 +87,19 @@ def env_roles(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def public_url(name: str) -> str | None:
+    """An http(s) base URL without query or fragment (trailing slash dropped), or None when unset."""
+    from urllib.parse import urlsplit
+
+    value = env_str(name)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"{name} must be an http(s) URL without query or fragment, got {value!r}")
+    return value.rstrip("/")
+
+
 def database_url(default: str) -> str:
     """Return ``DATABASE_URL`` with PostgreSQL URLs pointed at the psycopg 3 driver."""
     url = env_str("DATABASE_URL") or default
@@ -274,6 +287,9 @@ class Config:
         self.JWT_DECODE_LEEWAY = 5
         # iss on every token (the public URL of the service when other services verify them).
         self.JWT_ISSUER = env_str("JWT_ISSUER", "trikchi")
+        # This service's public base URL, for addresses it publishes (the discovery's jwks_uri) when
+        # JWT_ISSUER is no URL. Never taken from the request: its Host header is the client's to write.
+        self.PUBLIC_URL = public_url("PUBLIC_URL")
         # aud on every token and required on decode, when set.
         self.JWT_AUDIENCE = env_str("JWT_AUDIENCE")
         self.JWKS_MAX_AGE_SECONDS = env_int("JWKS_MAX_AGE_SECONDS", 600)

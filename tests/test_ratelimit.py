@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
+
 import pytest
 import requests
 
@@ -70,6 +73,31 @@ def test_rotating_ips_against_one_account_is_limited(limited_app):
         assert login_from(app, f"203.0.113.{i + 1}", "victim@example.com").status_code == 401
     assert_429(login_from(app, "203.0.113.50", "victim@example.com"))
     assert login_from(app, "203.0.113.50", "other@example.com").status_code == 401
+
+
+def test_spellings_of_one_address_count_against_one_account(limited_app):
+    app = limited_app(RATELIMIT_LOGIN_FAILURES_PER_IP="100 per minute")
+    spellings = [
+        "victim@example.com",
+        "VICTIM@example.com",
+        "victim@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com",  # fullwidth domain
+        "victim@EXAMPLE.com",
+    ]
+    for i, spelling in enumerate(spellings):
+        assert login_from(app, f"203.0.113.{i + 1}", spelling).status_code == 401
+    assert_429(login_from(app, "203.0.113.50", "Victim@\uff25XAMPLE.COM"))
+
+
+def test_a_right_password_starts_the_accounts_count_again(limited_app):
+    app = limited_app(RATELIMIT_LOGIN_FAILURES_PER_IP="100 per minute")
+    AuthActions(app.test_client()).register(email="ada@example.com")
+    for i in range(3):
+        assert login_from(app, f"203.0.113.{i + 1}", "ada@example.com").status_code == 401
+    # A new browser (no device cookie) with the right password: counted, then forgotten.
+    assert login_from(app, "198.51.100.1", "ada@example.com", password=PASSWORD).status_code == 200
+    for i in range(4):
+        assert login_from(app, f"203.0.113.{i + 10}", "ada@example.com").status_code == 401
+    assert_429(login_from(app, "203.0.113.50", "ada@example.com"))
 
 
 def test_successful_logins_do_not_count_as_failures(limited_app):
@@ -179,3 +207,45 @@ def test_two_gunicorn_instances_share_one_count_through_redis(database_url, redi
     finally:
         first.stop()
         second.stop()
+
+
+@pytest.mark.slow
+def test_parallel_wrong_passwords_never_pass_the_per_account_limit(database_url, limit_storage, tmp_path):
+    """25 wrong passwords for one account at once, through gunicorn: at most the limit gets a 401.
+
+    In memory the count lives in one process, so one worker with 8 threads races on it; with
+    Redis four worker processes race on the shared count.
+    """
+    shared = limit_storage.startswith("redis")
+    env = {
+        "TRIKCHI_CONFIG": "testing",
+        "DATABASE_URL": database_url,
+        "RATELIMIT_STORAGE_URI": limit_storage,
+        "RATELIMIT_LOGIN": "1000 per minute",
+        "RATELIMIT_LOGIN_FAILURES_PER_IP": "1000 per minute",
+        "RATELIMIT_LOGIN_FAILURES_PER_EMAIL": "5 per minute",
+        # A real hashing cost keeps each attempt busy for a while, as in production.
+        "ARGON2_MEMORY_COST": "8192",
+        "ARGON2_TIME_COST": "2",
+        "GUNICORN_THREADS": "1" if shared else "8",
+        "TRIKCHI_TEST_LOGDIR": str(tmp_path),
+    }
+    server = LiveServer(env, workers=4 if shared else 1).wait_ready()
+    try:
+        body = {"name": "Victim", "email": "victim@example.com", "password": PASSWORD}
+        assert requests.post(server.url + "/auth/register", json=body, timeout=30).status_code == 201
+        barrier = Barrier(25)
+
+        def attempt(_i: int) -> int:
+            barrier.wait()
+            wrong = {"email": "victim@example.com", "password": "wrong password 1"}
+            return requests.post(server.url + "/auth/login", json=wrong, timeout=60).status_code
+
+        with ThreadPoolExecutor(25) as pool:
+            statuses = list(pool.map(attempt, range(25)))
+        assert sorted(set(statuses)) == [401, 429], statuses
+        assert statuses.count(401) == 5, statuses
+        right = {"email": "victim@example.com", "password": PASSWORD}
+        assert requests.post(server.url + "/auth/login", json=right, timeout=30).status_code == 429
+    finally:
+        server.stop()

@@ -268,3 +268,21 @@ def test_the_source_must_be_the_seeds_database(runner, tmp_path):
     result = import_seed(runner, f"sqlite:///{other}")
     assert result.exit_code != 0
     assert "no users table" in result.output
+
+
+def test_seed_addresses_take_the_one_form(app, runner, auth, seed_url):
+    good = seed.hash_password(OLD_PASSWORD)
+    auth.register("ada@example.com")  # trikchi's user 1
+    seed.create_seed_database(
+        seed_url,
+        [
+            seed_row(2, "ada@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com", good),  # ada@ｅｘａｍｐｌｅ.com
+            seed_row(3, "\uff42\uff4f\uff42@example.com", good),  # ｂｏｂ@example.com: undeliverable
+            seed_row(4, "Eve@\u041f\u0420\u0418\u041c\u0415\u0420.\u0420\u0424", good),
+        ],
+    )
+    result = import_seed(runner, seed_url)
+    assert result.exit_code == 0, result.output
+    assert "skipped seed id 2: email_taken (user 1)" in result.output
+    assert "skipped seed id 3: invalid_email" in result.output
+    assert users(app)[4][0] == "eve@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444"

@@ -40,6 +40,7 @@ from cryptography.x509.oid import NameOID
 from flask import Flask
 from sqlalchemy import select
 
+from config import ConfigError, load_config
 from tests.conftest import PASSWORD, AuthActions, make_app, require_or_skip
 from tests.support.live import ROOT, LiveServer
 from tests.support.postgres import free_port
@@ -299,10 +300,10 @@ def test_hs256_mode_publishes_no_keys(database_url, monkeypatch):
         assert response.status_code == 200
         assert response.json == {"keys": []}
         assert response.headers["Cache-Control"] == "public, max-age=600"
-        # Not a URL: the JWKS is named by this server's own address.
+        # Not a URL and no PUBLIC_URL: the JWKS is named by its path, never by the Host header.
         document = client.get("/.well-known/openid-configuration").json
         assert document["issuer"] == "trikchi"
-        assert document["jwks_uri"] == "http://localhost/.well-known/jwks.json"
+        assert document["jwks_uri"] == "/.well-known/jwks.json"
         auth = AuthActions(client)
         header, claims = unverified(auth.signup().json["access_token"])
         assert header == {"alg": "HS256", "typ": "JWT"}
@@ -313,22 +314,47 @@ def test_hs256_mode_publishes_no_keys(database_url, monkeypatch):
             db.engine.dispose()
 
 
-def test_a_non_url_issuer_names_the_jwks_by_this_servers_address(database_url, monkeypatch):
+@pytest.mark.parametrize(
+    ("public_url", "expected"),
+    [
+        ("https://auth.trikchi.test/", "https://auth.trikchi.test/.well-known/jwks.json"),
+        (None, "/.well-known/jwks.json"),
+    ],
+)
+def test_a_non_url_issuer_names_the_jwks_by_the_configured_address_whatever_the_host(
+    database_url, monkeypatch, public_url, expected
+):
     monkeypatch.setenv("JWT_ALGORITHM", "ES256")
     monkeypatch.setenv("JWT_ISSUER", "trikchi-auth")
+    if public_url:
+        monkeypatch.setenv("PUBLIC_URL", public_url)
+    else:
+        monkeypatch.delenv("PUBLIC_URL", raising=False)
     app = make_app(database_url)
     try:
-        document = (
-            app.test_client().get("/.well-known/openid-configuration", base_url="http://auth.local").json
-        )
-        assert document == {
-            "issuer": "trikchi-auth",
-            "jwks_uri": "http://auth.local/.well-known/jwks.json",
-            "id_token_signing_alg_values_supported": ["ES256"],
-        }
+        client = app.test_client()
+        for headers in (
+            {},
+            {"Host": "evil.example"},
+            {"Host": "evil.example", "X-Forwarded-Host": "evil.example"},
+        ):
+            response = client.get("/.well-known/openid-configuration", headers=headers)
+            assert response.json == {
+                "issuer": "trikchi-auth",
+                "jwks_uri": expected,
+                "id_token_signing_alg_values_supported": ["ES256"],
+            }
+            assert response.headers["Cache-Control"] == "public, max-age=600"
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+@pytest.mark.parametrize("value", ["auth.trikchi.test", "ftp://auth.trikchi.test", "https://a.test/?x=1"])
+def test_a_public_url_that_is_no_http_url_is_refused_at_start(monkeypatch, value):
+    monkeypatch.setenv("PUBLIC_URL", value)
+    with pytest.raises(ConfigError, match="PUBLIC_URL"):
+        load_config("testing")
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, AuthActions
 from trikchi.auth.models import User
 from trikchi.events import AuthEvent
 from trikchi.extensions import db
@@ -186,3 +186,149 @@ def test_a_password_of_exactly_8_and_128_characters_is_accepted(auth):
 
 def test_no_composition_rules(auth):
     assert auth.register(password="lowercase only words here").status_code == 201
+
+
+# One mailbox, one account: addresses are stored and compared in one form (trikchi.addresses).
+FULLWIDTH_DOMAIN = "ada@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com"  # ada@ｅｘａｍｐｌｅ.com
+FULLWIDTH_LOCAL = "\uff41\uff44\uff41@example.com"  # ａｄａ@example.com
+
+
+def stored_emails(app) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(select(User.email).order_by(User.id)))
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        FULLWIDTH_DOMAIN,
+        "ADA@EXAMPLE.COM",
+        " Ada@Example.com ",
+        "ada@\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25.com",
+    ],
+)
+def test_an_address_written_another_way_is_the_same_account(app, auth, spelling):
+    user_id = auth.signup(email="ada@example.com").json["user_id"]
+    again = auth.client.post("/auth/register", json={**GOOD, "email": spelling})
+    assert again.status_code == 409 and again.json["error"] == "email_taken"
+    assert stored_emails(app) == ["ada@example.com"]
+    login = auth.login(email=spelling)
+    assert login.status_code == 200 and login.json["user_id"] == user_id
+
+
+def test_a_fullwidth_domain_reset_request_reaches_the_one_account(app, auth):
+    from trikchi.outbox.models import Delivery
+
+    auth.register(email="ada@example.com")
+    response = auth.client.post("/auth/password_reset/request", json={"email": FULLWIDTH_DOMAIN})
+    assert response.status_code == 202
+    with app.app_context():
+        (event,) = db.session.scalars(select(AuthEvent).where(AuthEvent.type == "password_reset_requested"))
+        assert event.user_id is not None  # the account was found under its stored form
+        assert db.session.scalar(select(func.count()).select_from(Delivery)) == 1
+
+
+@pytest.mark.parametrize(
+    "email", [FULLWIDTH_LOCAL, "\u043a\u0438\u0440\u0438\u043b\u043b@mail.ru", "\u00df@example.com"]
+)
+def test_a_local_part_mail_cannot_reach_is_refused(app, client, email):
+    response = client.post("/auth/register", json={**GOOD, "email": email})
+    assert response.status_code == 422, response.json
+    assert response.json["errors"]["email"] == [
+        "Write the part before the @ in Latin characters: mail cannot be delivered to other characters."
+    ]
+    assert rows(app, User) == 0
+    ru = client.post("/auth/register", json={**GOOD, "email": email}, headers={"Accept-Language": "ru"})
+    assert ru.json["errors"]["email"] == [
+        "Часть адреса до @ пишите латиницей: письма на другие символы не доставляются."
+    ]
+
+
+def test_an_email_change_to_an_undeliverable_or_same_address_is_refused(auth):
+    auth.signup(email="ada@example.com")
+    reauth = auth.client.post("/auth/reauthenticate", json={"password": PASSWORD}, headers=auth.headers())
+    headers = auth.headers(reauth.json["access_token"])
+    refused = auth.client.post("/auth/email", json={"new_email": FULLWIDTH_LOCAL}, headers=headers)
+    assert refused.status_code == 422 and "new_email" in refused.json["errors"]
+    same = auth.client.post("/auth/email", json={"new_email": FULLWIDTH_DOMAIN}, headers=headers)
+    assert same.status_code == 422 and same.json["errors"]["new_email"] == [
+        "This is already your email address."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("Ali.Valiyev+shop@Gmail.com", "ali.valiyev+shop@gmail.com"),
+        ("ivan_petrov@mail.ru", "ivan_petrov@mail.ru"),
+        ("zarina@umail.uz", "zarina@umail.uz"),
+        ("o'g'il@example.uz", "o'g'il@example.uz"),
+        (
+            "ada@\u041f\u0420\u0418\u041c\u0415\u0420.\u0420\u0424",
+            "ada@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444",
+        ),
+        ("ada@xn--e1afmkfd.xn--p1ai", "ada@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444"),
+    ],
+)
+def test_ordinary_and_international_domains_register_in_one_form(app, auth, typed, stored):
+    response = auth.register(email=typed)
+    assert response.status_code == 201, response.json
+    assert response.json["email"] == stored
+    assert auth.login(email=stored).status_code == 200
+    assert auth.login(email=typed).status_code == 200
+
+
+def test_an_idn_domain_written_as_punycode_is_the_same_account(auth):
+    assert auth.register(email="ada@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444").status_code == 201
+    again = auth.register(email="ada@xn--e1afmkfd.xn--p1ai")
+    assert again.status_code == 409 and again.json["error"] == "email_taken"
+
+
+@pytest.mark.parametrize("email", ["ada@example", "ada@localhost", "ada@[127.0.0.1]", '"a b"@example.com'])
+def test_addresses_mail_cannot_reach_are_invalid(app, client, email):
+    response = client.post("/auth/register", json={**GOOD, "email": email})
+    assert response.status_code == 422 and response.json["errors"]["email"] == ["Not a valid email address."]
+
+
+def test_an_account_stored_before_the_rule_still_signs_in(app, auth):
+    """Before trikchi.addresses an address was stored trimmed and lower-cased, nothing more."""
+    from trikchi.auth.passwords import passwords
+
+    with app.app_context():
+        db.session.add(User(name="Old", email=FULLWIDTH_LOCAL, password_hash=passwords.hash(PASSWORD)))
+        db.session.commit()
+    assert auth.login(email=FULLWIDTH_LOCAL).status_code == 200
+    reset = auth.client.post("/auth/password_reset/request", json={"email": FULLWIDTH_LOCAL})
+    assert reset.status_code == 202
+
+
+def test_provider_addresses_take_the_one_form_or_none():
+    from trikchi.social.profile import clean_email
+
+    assert clean_email(" Ada@" + FULLWIDTH_DOMAIN.split("@")[1]) == "ada@example.com"
+    assert clean_email(FULLWIDTH_LOCAL) is None
+    assert clean_email("ada@example") is None
+    assert clean_email(42) is None
+
+
+def test_the_smtp_envelope_carries_the_idna_2008_domain():
+    from trikchi.addresses import smtp_address
+
+    # Python's IDNA 2003 codec (Flask-Mail's) would send this to strasse.de, another domain.
+    assert smtp_address("ada@stra\u00dfe.de") == "ada@xn--strae-oqa.de"
+    assert (
+        smtp_address("ada@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444") == "ada@xn--e1afmkfd.xn--p1ai"
+    )
+    assert smtp_address("ada@example.com") == "ada@example.com"
+
+
+def test_mail_to_an_idn_domain_goes_to_its_idna_2008_address(mail_app_factory, smtp_server):
+    mail_app = mail_app_factory()
+    from tests.support.mails import unique
+
+    local = unique("idn").split("@")[0]
+    AuthActions(mail_app.test_client()).register(email=f"{local}@stra\u00dfe.de")
+    mail_app.test_client().post("/auth/password_reset/request", json={"email": f"{local}@STRASSE.de"})
+    mail_app.test_client().post("/auth/password_reset/request", json={"email": f"{local}@stra\u00dfe.de"})
+    assert "reset-password?token=" in str(smtp_server.wait_for(f"{local}@xn--strae-oqa.de"))
+    assert smtp_server.messages_to(f"{local}@strasse.de") == []

@@ -11,6 +11,7 @@ many requests race with it — as does any other change of the account's securit
 from __future__ import annotations
 
 import hmac
+from typing import Any
 from urllib.parse import urlencode
 
 from flask import current_app
@@ -26,7 +27,9 @@ from trikchi.errors import ErrorCode, Unauthorized, ValidationFailed
 from trikchi.events import Events, record_event
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
-from trikchi.mails import mail_user
+from trikchi.i18n import user_locale
+from trikchi.mails import mail_user, render_mail
+from trikchi.outbox.services import ComposedMail, composer, queue_composed_mail
 
 VERIFY_SALT = "trikchi.verify-email"
 RESET_SALT = "trikchi.password-reset"
@@ -81,20 +84,37 @@ def verify_email(token: str, client: ClientInfo) -> User:
 
 
 def request_password_reset(email: str, client: ClientInfo) -> None:
-    """Mail a reset link if the account exists; the caller answers the same either way."""
-    user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
-    if user is None or not user.is_active:
-        # The same kind of work as for an account: an event (no address), its webhooks, a commit.
-        record_event(Events.PASSWORD_RESET_REQUESTED, client, details={"account": "none"})
-        db.session.commit()
-        return
+    """Mail a reset link if the account exists; the caller answers the same either way.
+
+    The request does the same work whether or not it does: one composed mail queued (the
+    worker writes it, or drops it when there is no account), one event, one commit.
+    """
+    # Columns, not an entity: no ORM object is built for an account that exists (none is for none).
+    found = db.session.execute(
+        select(User.id, User.is_active, User.locale).where(User.email == normalize_email(email))
+    ).first()
+    account = found if found is not None and found.is_active else None
+    user_id = account.id if account is not None else None
+    queue_composed_mail("password_reset", user_id=user_id, locale=user_locale(account))
+    details = None if account is not None else {"account": "none"}  # no address for no account
+    record_event(Events.PASSWORD_RESET_REQUESTED, client, user_id=user_id, details=details)
+    db.session.commit()
+
+
+@composer("password_reset")
+def compose_password_reset(values: dict[str, Any]) -> ComposedMail | None:
+    """The reset mail, written by the worker when it sends it (a fresh link); None: no account."""
+    user = db.session.get(User, values["user_id"]) if values.get("user_id") else None
+    if user is None or not user.is_active or not user.email:
+        return None
     # An account without a password (social sign-in) gets one this way. The link is bound to the
     # account's security state: any password change, reset or other security change kills it.
     token = dump_link(RESET_SALT, {"uid": user.id, "st": user.security_stamp})
+    link = f"{current_app.config['FRONTEND_URL']}/reset-password?{urlencode({'token': token})}"
     minutes = current_app.config["PASSWORD_RESET_MINUTES"]
-    _send(user, "password_reset", "reset-password", token, minutes=minutes)
-    record_event(Events.PASSWORD_RESET_REQUESTED, client, user_id=user.id)
-    db.session.commit()
+    locale = values.get("locale") or current_app.config["DEFAULT_LOCALE"]
+    subject, text, html = render_mail("password_reset", locale, name=user.name, link=link, minutes=minutes)
+    return ComposedMail(user.email, subject, text, html)
 
 
 def reset_password(token: str, new_password: str, client: ClientInfo) -> None:

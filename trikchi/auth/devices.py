@@ -15,6 +15,7 @@ from flask import current_app, request
 from flask.wrappers import Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from trikchi.addresses import normalize_email
 from trikchi.auth.digests import keyed_digest
 
 COOKIE_NAME = "trikchi_device"
@@ -27,7 +28,7 @@ def _serializer() -> URLSafeTimedSerializer:
 
 def email_fingerprint(email: str) -> str:
     """A keyed hash of the email: the cookie names the account without revealing it."""
-    return keyed_digest(current_app.config["SECRET_KEY"], email.strip().lower())
+    return keyed_digest(current_app.config["SECRET_KEY"], normalize_email(email))
 
 
 def set_device_cookie(response: Response, email: str) -> None:

@@ -5,6 +5,14 @@ attempts per IP (one address spraying many accounts) and failed attempts per
 account (many addresses against one account) — the last one skipped for a
 browser with a device cookie of that account (see ``auth.devices``).
 
+The per-account limit counts each attempt *before* the password is checked, in
+one atomic step of the limiter's storage (a moving-window ``hit``: increment and
+test together, in process memory under a lock, in Redis in one Lua script), and a
+right password then clears the account's count. Counting only once a 401 was
+known (``deduct_when``) tested the count before and added to it after the
+password check: parallel attempts all passed the test before any was counted
+(25 parallel wrong passwords were answered 8 times against a limit of 5).
+
 Wrong codes of a second factor count per account wherever they are entered (a sign-in's
 second step, re-authentication, enrolment), with the limiter's own storage: the account is
 only known once the ``mfa_token`` or the access token has been read (``check_code_budget``).
@@ -23,12 +31,16 @@ from flask.wrappers import Response
 from flask_limiter.util import get_remote_address
 from limits import parse_many
 
+from trikchi.addresses import normalize_email
 from trikchi.auth.devices import is_known_device
 from trikchi.errors import AppError, ErrorCode
 from trikchi.extensions import limiter
 from trikchi.i18n import N_
 
 log = logging.getLogger(__name__)
+
+log = logging.getLogger(__name__)
+LOGIN_FAILURES_PER_EMAIL = "login-failures-email"
 
 
 def setting(name: str) -> Callable[[], str]:
@@ -42,10 +54,11 @@ def failed(response: Response) -> bool:
 
 
 def login_email() -> str | None:
-    """The normalised email of a login (or reset request) body, if it has one."""
+    """The email of a login (or reset request) body, if it has one, as accounts are looked up by it:
+    every spelling of one address counts against the one account."""
     body = request.get_json(silent=True)
     email = body.get("email") if isinstance(body, dict) else None
-    return email.strip().lower() if isinstance(email, str) and email.strip() else None
+    return normalize_email(email) if isinstance(email, str) and email.strip() else None
 
 
 def _email_key() -> str:
@@ -64,11 +77,11 @@ login_attempts = limiter.limit(setting("RATELIMIT_LOGIN"), scope="login")
 login_failures_per_ip = limiter.limit(
     setting("RATELIMIT_LOGIN_FAILURES_PER_IP"), scope="login-failures-ip", deduct_when=failed
 )
+# No deduct_when: the attempt is counted (atomically) before the password is checked.
 login_failures_per_email = limiter.limit(
     setting("RATELIMIT_LOGIN_FAILURES_PER_EMAIL"),
     key_func=_email_key,
-    scope="login-failures-email",
-    deduct_when=failed,
+    scope=LOGIN_FAILURES_PER_EMAIL,
     exempt_when=_known_device,
 )
 register_attempts = limiter.limit(setting("RATELIMIT_REGISTER"), scope="register")
@@ -120,4 +133,19 @@ def spend_code_attempt(user_id: int) -> None:
         for item in _account_limits():
             limiter.limiter.hit(item, "mfa-code-failures", str(user_id))
     except Exception:  # noqa: BLE001 - see check_code_budget
+        log.exception("rate limit storage failed")
+
+
+def forget_login_failures() -> None:
+    """The password was right: the account's failure count starts again, this attempt's included.
+
+    The moving window can take back no single attempt, so the whole count goes, as a
+    successful sign-in resets a lockout counter elsewhere (django-axes, Devise). Only a
+    right password gets here, which a guesser does not have.
+    """
+    try:
+        for limit in limiter.current_limits:
+            if limit.request_args[-1].rsplit(":", 1)[-1] == LOGIN_FAILURES_PER_EMAIL:
+                limiter.limiter.clear(limit.limit, *limit.request_args)
+    except Exception:  # noqa: BLE001 - a storage outage must not fail a sign-in (like the decorators)
         log.exception("rate limit storage failed")

@@ -77,6 +77,7 @@ def login(args):
     `POST /auth/mfa/verify` within 5 minutes.
     """
     result = services.authenticate(args["email"], args["password"], client_info())
+    limits.forget_login_failures()
     response = sign_in_response(result)
     if not isinstance(result, MfaRequired):
         set_device_cookie(response, args["email"])

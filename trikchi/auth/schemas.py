@@ -7,6 +7,9 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
+from trikchi.addresses import INVALID as INVALID_EMAIL
+from trikchi.addresses import InvalidEmail, canonical_email
+from trikchi.addresses import normalize_email as normalize_email  # the services import it from here
 from trikchi.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
 from trikchi.i18n import LOCALES, N_
 
@@ -26,11 +29,6 @@ def encodable(value: str) -> None:
         raise ValidationError("Must be valid Unicode text.")
 
 
-def normalize_email(value: str) -> str:
-    """Emails are compared and stored trimmed and lower-cased."""
-    return value.strip().lower()
-
-
 class StrictSchema(Schema):
     """Input schema: unknown fields are an error naming the field."""
 
@@ -46,7 +44,7 @@ class StrictSchema(Schema):
         if isinstance(data.get("name"), str):
             data["name"] = data["name"].strip()
         if isinstance(data.get("email"), str):
-            data["email"] = normalize_email(data["email"])
+            data["email"] = data["email"].strip()
         return data
 
 
@@ -60,16 +58,45 @@ def password_field(**metadata: Any) -> fields.String:
     )
 
 
-class EmailField(fields.Email):
-    """A trimmed, lower-cased email address of at most 254 characters."""
+class EmailField(fields.String):
+    """An email address of at most 254 characters, loaded in its stored form (``trikchi.addresses``).
 
-    def __init__(self, **kwargs: Any) -> None:
+    Where an account is made or an address set, one trikchi cannot mail to is refused. A
+    ``lookup`` field (sign-in, reset request) also takes the trimmed, lower-cased form of an
+    address that was stored before that rule, so that its account can still sign in.
+    """
+
+    default_error_messages = {"invalid": INVALID_EMAIL}
+
+    def __init__(self, lookup: bool = False, **kwargs: Any) -> None:
+        self.lookup = lookup
         super().__init__(
             required=True,
             validate=validate.Length(max=EMAIL_MAX),
-            metadata={"example": "user@example.com"},
+            metadata={"format": "email", "example": "user@example.com"},
             **kwargs,
         )
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return canonical_email(text)
+        except InvalidEmail as error:
+            if self.lookup and _legacy_email(text.strip()):
+                return text.strip().lower()
+            raise ValidationError(error.message) from None
+
+
+def _legacy_email(value: str) -> bool:
+    """What registration accepted before ``trikchi.addresses`` (marshmallow's ``Email``)."""
+    try:
+        _MARSHMALLOW_EMAIL(value)
+    except ValidationError:
+        return False
+    return True
+
+
+_MARSHMALLOW_EMAIL = validate.Email()
 
 
 class RegisterSchema(StrictSchema):
@@ -93,7 +120,7 @@ class RegisterSchema(StrictSchema):
 class LoginSchema(StrictSchema):
     """``POST /auth/login`` body; no policy here, old passwords must still sign in."""
 
-    email = EmailField()
+    email = EmailField(lookup=True)
     password = fields.String(
         required=True,
         load_only=True,
@@ -207,7 +234,7 @@ class LinkTokenSchema(StrictSchema):
 class PasswordResetRequestSchema(StrictSchema):
     """``POST /auth/password_reset/request`` body."""
 
-    email = EmailField()
+    email = EmailField(lookup=True)
 
 
 class PasswordResetSchema(StrictSchema):
@@ -235,13 +262,6 @@ class EmailChangeSchema(StrictSchema):
     """``POST /auth/email`` body."""
 
     new_email = EmailField()
-
-    @pre_load
-    def _normalize(self, data: Any, **_kwargs: Any) -> Any:
-        """Trim and lower-case the new address before it is validated."""
-        if isinstance(data, dict) and isinstance(data.get("new_email"), str):
-            data = {**data, "new_email": normalize_email(data["new_email"])}
-        return data
 
 
 class MfaRequiredSchema(Schema):

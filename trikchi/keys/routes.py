@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify, url_for
+from collections.abc import Mapping
+from typing import Any
+
+from flask import current_app, jsonify
 from marshmallow import Schema, fields
 
 from trikchi.http import Blueprint
 from trikchi.keys import ring
+
+JWKS_PATH = "/.well-known/jwks.json"
 
 blp = Blueprint(
     "keys", __name__, url_prefix="/.well-known", description="Public keys that verify access tokens."
@@ -64,21 +69,32 @@ def openid_configuration():
     """Discovery: the issuer and where its keys are.
 
     For middlewares that start from an issuer URL. `issuer` is `JWT_ISSUER`; `jwks_uri` is
-    under it when it is a URL (the service's public address), else this server's address.
+    under it when it is a URL (the service's public address), else under `PUBLIC_URL`; with
+    neither, it is the path `/.well-known/jwks.json`, to be resolved against the address this
+    document was fetched from. Never built from the request's `Host` header.
     """
     config = current_app.config
     issuer = config["JWT_ISSUER"]
-    from_issuer = issuer.startswith(("https://", "http://"))
-    if from_issuer:
-        jwks_uri = issuer.rstrip("/") + "/.well-known/jwks.json"
-    else:
-        jwks_uri = url_for("keys.jwks", _external=True)
     if ring.is_asymmetric():  # the algorithms of the published keys (a rotation may change it)
         algorithms = list(dict.fromkeys(key["alg"] for key in ring.key_ring().jwks()))
     else:
         algorithms = ["HS256"]
-    response = jsonify(issuer=issuer, jwks_uri=jwks_uri, id_token_signing_alg_values_supported=algorithms)
-    # Built from the request's Host when JWT_ISSUER is no URL: nothing for a shared cache to keep.
-    cache = f"public, max-age={config['JWKS_MAX_AGE_SECONDS']}" if from_issuer else "no-store"
-    response.headers["Cache-Control"] = cache
+    response = jsonify(
+        issuer=issuer, jwks_uri=jwks_uri(config), id_token_signing_alg_values_supported=algorithms
+    )
+    response.headers["Cache-Control"] = f"public, max-age={config['JWKS_MAX_AGE_SECONDS']}"
     return response
+
+
+def jwks_uri(config: Mapping[str, Any]) -> str:
+    """Where the JWKS is published, from the configuration alone.
+
+    The request's ``Host`` (or an ``X-Forwarded-Host`` a proxy passed on) is written by the
+    client: an address built from it would let anyone have this document name their server
+    as the key source, and a cache keyed on the path alone keep that answer for everyone.
+    Without a configured public address, a path (RFC 3986 relative reference) is the one
+    answer that is right for every caller.
+    """
+    issuer = config["JWT_ISSUER"]
+    base = issuer.rstrip("/") if issuer.startswith(("https://", "http://")) else config["PUBLIC_URL"]
+    return (base or "") + JWKS_PATH

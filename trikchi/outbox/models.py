@@ -31,7 +31,8 @@ class Delivery(db.Model):
     event_type: Mapped[str | None] = mapped_column(String(40), nullable=True)
     # The receiver's URL (webhooks); mails carry their recipient in the payload.
     target: Mapped[str | None] = mapped_column(String(2048), nullable=True)
-    # Webhook: the JSON body. Mail: to, subject, text, html (cut down to the subject once sent).
+    # Webhook: the JSON body. Mail: to, subject, text, html, or a composed mail's compose + values
+    # (written by the worker when sent, trikchi.mails); cut down to the subject once sent.
     payload: Mapped[dict] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(12), default="pending", server_default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -1,13 +1,20 @@
 """Writing deliveries into the current transaction, and the admin's view of them.
 
+Composed mails: a request that may or may not mail (a password reset for an address that may
+have no account) queues only the name of its composer and a few secret-free values; the
+composer, registered by the feature with ``@composer``, writes the mail in the worker at
+sending time, or decides there is nothing to send. The request does the same work either
+way, and no live link waits in the outbox.
+
 Webhooks: ``queue_webhooks`` receives every recorded audit event (``signals.event_recorded``)
 and adds a delivery per receiver to the event's own transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, current_app
@@ -88,6 +95,61 @@ def enqueue_mail(to: str, subject: str, text: str, html: str) -> None:
             "created_at": now,
         },
     )
+
+
+def enqueue_composed_mail(name: str, values: dict[str, Any]) -> None:
+    """Add a mail that the worker composes (``composer``) when it sends it."""
+    now = utcnow()
+    db.session.connection().execute(
+        _INSERT,
+        {
+            "kind": "mail",
+            "payload": {"compose": name, "values": values},
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
+    )
+
+
+class ComposedMail(NamedTuple):
+    """What a composer makes: the recipient and the rendered mail."""
+
+    to: str
+    subject: str
+    text: str
+    html: str
+
+
+# name -> composer(values) -> the mail, or None when there is nothing to send.
+Composer = Callable[[dict[str, Any]], ComposedMail | None]
+_COMPOSERS: dict[str, Composer] = {}
+
+
+def composer(name: str) -> Callable[[Composer], Composer]:
+    """Register the function that writes composed mail ``name`` in the worker (a feature's mail)."""
+
+    def register(function: Composer) -> Composer:
+        _COMPOSERS[name] = function
+        return function
+
+    return register
+
+
+def queue_composed_mail(name: str, **values: Any) -> None:
+    """Queue mail ``name`` for the worker to compose, in the current transaction (the caller commits).
+
+    ``values`` (JSON, stored until the mail is sent) must hold no secret and no address.
+    """
+    if name not in _COMPOSERS:
+        raise ValueError(f"no composer for mail {name!r}")
+    enqueue_composed_mail(name, values)
+
+
+def compose_mail(payload: dict[str, Any]) -> ComposedMail | None:
+    """The worker's side: the mail a queued payload stands for, or None (nothing to send)."""
+    return _COMPOSERS[payload["compose"]](payload.get("values") or {})
 
 
 def forget_mails_to(address: str) -> int:

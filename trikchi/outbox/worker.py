@@ -7,6 +7,9 @@ SQLite one worker runs at a time (``worker_slot``). A worker killed mid-delivery
 its rows leased: once ``locked_until`` passes, another claim takes them again — so a
 receiver sees each delivery at least once, and a crash loses nothing.
 
+A composed mail (``trikchi.outbox.services.composer``) is written here, just before it is sent; one
+whose composer finds nothing to send (a reset for an address with no account) is deleted.
+
 Every failure (a non-2xx answer, a timeout, an SMTP error) is retried after an
 exponential back-off with jitter, until the kind's maximum number of attempts; then
 the delivery is ``dead`` and waits for an admin (``POST /admin/deliveries/<id>/retry``).
@@ -29,7 +32,7 @@ from typing import Any
 
 import httpx
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -39,6 +42,7 @@ from trikchi.mail import deliver_mail
 from trikchi.metrics import count_delivery
 from trikchi.outbox import webhooks
 from trikchi.outbox.models import Delivery
+from trikchi.outbox.services import compose_mail
 from trikchi.signals import database_failed
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,10 @@ _TABLE = Delivery.__table__
 LEASE_MARGIN_SECONDS = 1.0
 # After a database error, wait at least this long before the next claim.
 DATABASE_RETRY_SECONDS = 5.0
+
+
+class NothingToSend(Exception):  # noqa: N818 - an outcome, not an error
+    """A composed mail's composer found nobody to write to: the delivery is dropped."""
 
 
 class Worker:
@@ -109,11 +117,13 @@ class Worker:
                 self._finish(row, "lease expired on the last attempt", retry=False)
                 continue
             try:
-                self._deliver(row, timeout)
+                subject = self._deliver(row, timeout)
+            except NothingToSend:
+                self._drop(row)
             except Exception as error:  # noqa: BLE001 - any failure is recorded and retried, never fatal
                 self._finish(row, _describe(error))
             else:
-                self._finish(row, None)
+                self._finish(row, None, subject=subject)
         return len(rows)
 
     def _claim(self, lease_seconds: float) -> Sequence[Row[Any]]:
@@ -163,12 +173,21 @@ class Worker:
                 raise
         return sorted(rows, key=lambda row: row.id)
 
-    def _deliver(self, row: Row[Any], timeout: float) -> None:
+    def _deliver(self, row: Row[Any], timeout: float) -> str | None:
+        """Deliver one row; a mail's subject is returned (it is what a sent mail keeps)."""
         config = current_app.config
         if row.kind == "mail":
             payload = row.payload
+            if "compose" in payload:
+                try:
+                    composed = compose_mail(payload)
+                finally:
+                    db.session.rollback()  # the composer's reads end here: SMTP runs outside a transaction
+                if composed is None:
+                    raise NothingToSend
+                payload = composed._asdict()
             deliver_mail(payload["to"], payload["subject"], payload["text"], payload["html"], timeout)
-            return
+            return payload["subject"]
         if not config.get("WEBHOOK_SECRET"):
             raise webhooks.WebhookFailed("WEBHOOK_SECRET is not set")
         if self._http is None:
@@ -177,8 +196,11 @@ class Worker:
         webhooks.send(
             self._http, row.target, webhooks.secret_key(config["WEBHOOK_SECRET"]), message_id, row.payload
         )
+        return None
 
-    def _finish(self, row: Row[Any], error: str | None, retry: bool = True) -> None:
+    def _finish(
+        self, row: Row[Any], error: str | None, retry: bool = True, subject: str | None = None
+    ) -> None:
         """Record the outcome, unless the lease was lost to another worker meanwhile."""
         now = utcnow()
         values: dict[str, Any] = {"locked_by": None, "locked_until": None}
@@ -186,7 +208,7 @@ class Worker:
             result = "sent"
             values.update(status="sent", sent_at=now, last_error=None)
             if row.kind == "mail":  # the link in a sent mail stays out of the database
-                values["payload"] = {"subject": row.payload.get("subject")}
+                values["payload"] = {"subject": subject}
         elif retry and row.attempts < _max_attempts(row.kind):
             result = "failed"
             values.update(status="pending", last_error=error, next_attempt_at=now + backoff(row.attempts))
@@ -205,6 +227,17 @@ class Worker:
                 error,
                 extra={"delivery_id": row.id, "kind": row.kind, "result": result},
             )
+
+    def _drop(self, row: Row[Any]) -> None:
+        """Delete a composed mail with nothing to send (unless the lease was lost meanwhile)."""
+        with serialized_writes(db.engine):
+            try:
+                db.session.execute(delete(_TABLE).where(_TABLE.c.id == row.id, _TABLE.c.locked_by == self.id))
+                db.session.commit()
+            except BaseException:
+                db.session.rollback()
+                raise
+        count_delivery(row.kind, "dropped")
 
     def _release(self, rows: Sequence[Row[Any]]) -> None:
         """Hand back claimed rows not attempted (stopping, or the lease is running out)."""

@@ -19,13 +19,13 @@ from typing import Any
 
 from argon2 import extract_parameters
 from argon2.exceptions import InvalidHashError
-from marshmallow import ValidationError, validate
 from sqlalchemy import Engine, column, create_engine, func, insert, inspect, select, table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
+from trikchi.addresses import InvalidEmail, canonical_email
 from trikchi.auth.models import MAX_ID, ROLES, User
-from trikchi.auth.schemas import EMAIL_MAX, NAME_MAX, normalize_email
+from trikchi.auth.schemas import EMAIL_MAX, NAME_MAX
 from trikchi.database import utcnow
 from trikchi.events import Events, record_event
 from trikchi.extensions import db
@@ -37,7 +37,6 @@ _PHC = re.compile(
     r"\$argon2(?:id|i|d)\$(?:v=\d{1,3}\$)?m=\d{1,10},t=\d{1,10},p=\d{1,3}\$[A-Za-z0-9+/]{11,}\$[A-Za-z0-9+/]{6,}"
 )
 _TRUE = {True, "1", "t", "true", "y", "yes"}
-_email = validate.Email()
 
 # Why a row was skipped, as the report prints it.
 REASONS = {
@@ -186,12 +185,11 @@ def _parse(row: Mapping[str, Any], columns: Mapping[str, str], roles: Mapping[st
     if type(seed_id) is not int or not 1 <= seed_id <= MAX_ID:
         return Skipped(seed_id, "invalid_id")
     raw_email = row["email"]
-    email = normalize_email(raw_email) if isinstance(raw_email, str) else ""
-    if not email or len(email) > EMAIL_MAX:
-        return Skipped(seed_id, "invalid_email")
     try:
-        _email(email)
-    except ValidationError:
+        email = canonical_email(raw_email) if isinstance(raw_email, str) else ""
+    except InvalidEmail:
+        email = ""
+    if not email or len(email) > EMAIL_MAX:
         return Skipped(seed_id, "invalid_email")
     password_hash = row[columns["password"]]
     if password_hash is None or password_hash == "":

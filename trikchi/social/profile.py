@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from trikchi.addresses import InvalidEmail, canonical_email
 from trikchi.auth.schemas import EMAIL_MAX, NAME_MAX
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,12 @@ def clean_name(*candidates: object, default: str) -> str:
 
 
 def clean_email(value: object) -> str | None:
-    """A provider's address, trimmed and lower-cased, or None when it is not a plausible address."""
+    """A provider's address in its stored form (``trikchi.addresses``), or None when it is not one
+    trikchi can store and mail to: then it is not used to find or make an account."""
     if not isinstance(value, str):
         return None
-    email = value.strip().lower()
-    if len(email) > EMAIL_MAX or _CONTROL.search(email) or not _EMAIL.match(email):
+    try:
+        email = canonical_email(value)
+    except InvalidEmail:
         return None
-    return email
+    return email if len(email) <= EMAIL_MAX else None
