@@ -569,21 +569,16 @@ def prepare(spec: Spec, env: dict[str, str], logdir: Path) -> None:
     """Create the server's database and its USERS users (before it starts; trikchi's are
     registered through its API once it runs)."""
     if spec.key == "trikchi":
-        subprocess.run(
-            [sys.executable, "-m", "flask", "db", "upgrade"],
-            cwd=ROOT,
-            env={**os.environ, **env, "FLASK_APP": "trikchi"},
-            check=True,
-            capture_output=True,
-        )
+        command = [sys.executable, "-m", "flask", "db", "upgrade"]
+        env = {**env, "FLASK_APP": "trikchi"}
     elif spec.module is not None:
-        subprocess.run(
-            [python(spec), "-m", f"bench.peers.{spec.module}", "setup", str(USERS)],
-            cwd=ROOT,
-            env={**os.environ, **env, "BENCH_PASSWORD": PASSWORD},
-            check=True,
-            capture_output=True,
-        )
+        command = [python(spec), "-m", f"bench.peers.{spec.module}", "setup", str(USERS)]
+        env = {**env, "BENCH_PASSWORD": PASSWORD}
+    else:
+        return
+    result = subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
 
 
 def register_trikchi_users(url: str) -> None:
