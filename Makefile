@@ -76,11 +76,21 @@ lint: $(VENV)/.dev
 test: $(VENV)/.dev node-deps system-deps lint translations
 	$(BIN)/python -m pytest
 
-## bench: the service under gunicorn (production settings) on SQLite and PostgreSQL, driven by wrk,
-##        beside the seed's stack (FastAPI + uvicorn, bench/requirements.txt, bench-only)
-bench: $(VENV)/.dev
+# The bench's peers, each in a venv of its own (bench/.venvs/NAME, from bench/requirements/NAME.txt),
+# never in the project's venv; again only when the requirement file is newer than the install.
+BENCH_VENVS := seed fastapi-users flask-security allauth
+
+bench/.venvs/%/.installed: bench/requirements/%.txt
+	test -x bench/.venvs/$*/bin/python || $(PYTHON) -m venv bench/.venvs/$*
+	bench/.venvs/$*/bin/python -m pip install --quiet --upgrade pip
+	bench/.venvs/$*/bin/python -m pip install --quiet -r $<
+	touch $@
+
+## bench: trikchi under gunicorn (production settings) beside the seed's stack, fastapi-users,
+##        Flask-Security-Too, django-allauth headless and the bare Flask, FastAPI and Django
+##        endpoints, one server at a time, on SQLite, driven by wrk (docs/performance.md)
+bench: $(VENV)/.dev $(BENCH_VENVS:%=bench/.venvs/%/.installed)
 	bash scripts/system-deps.sh wrk
-	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/run.py
 
 format: $(VENV)/.dev
