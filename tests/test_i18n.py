@@ -100,7 +100,10 @@ def test_every_mail_renders_in_every_language(app, kind):
             for locale in LOCALES:
                 subject, text, html = render_mail(kind, locale, **{**SAMPLE, **variant})
                 assert subject and "\n" not in subject
-                assert "Zarina <b>" in text and "Zarina &lt;b&gt;" in html  # HTML escapes, text does not
+                if kind == "confirm_email_change":  # to an unproven address: greets nobody by name
+                    assert "Zarina" not in text + html
+                else:
+                    assert "Zarina <b>" in text and "Zarina &lt;b&gt;" in html  # HTML escapes, text does not
                 assert f'lang="{locale}"' in html and "{{" not in text + html and "{%" not in text + html
                 if kind in ("verify_email", "password_reset", "confirm_email_change"):
                     assert SAMPLE["link"] in text and f'href="{SAMPLE["link"]}"' in html

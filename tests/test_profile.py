@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD, AuthActions
-from tests.support.mails import link_token, subjects_to, unique, wait_for_subject
+from tests.support.mails import link_token, subjects_to, text_of, unique, wait_for_subject
 from trikchi.account import profile
 from trikchi.auth.models import AuthSession, User
 from trikchi.database import utcnow
@@ -75,6 +75,17 @@ def test_patch_me_refuses_bad_fields(auth, body, field):
     response = auth.client.patch("/auth/me", json=body, headers=auth.headers())
     assert response.status_code == 422 and field in response.json["errors"]
     assert auth.me().json["role"] == "customer" and auth.me().json["email"] == "ada@example.com"
+
+
+def test_the_confirmation_to_an_unproven_address_does_not_greet_by_the_typed_name(mail_app, smtp_server):
+    """Whoever owns the new address has proven nothing yet: the mail must not carry a name the
+    requester chose (a phishing line in a mail from the shop)."""
+    old, new = unique("old"), unique("new")
+    user = signed_up(mail_app, old, name="Visit evil example now")
+    user.client.post("/auth/email", json={"new_email": new}, headers=user.headers())
+    confirm = wait_for_subject(smtp_server, new, CONFIRM)
+    assert "Visit evil example now" not in text_of(confirm)
+    assert "Visit evil example now" not in confirm.get_body(preferencelist=("html",)).get_content()
 
 
 def test_patch_me_needs_a_signed_in_user(client):
