@@ -325,7 +325,11 @@ def _invalid(_reason: str) -> Response:
     return _refused(TOKEN_INVALID, ErrorCode.TOKEN_INVALID)
 
 
-def _expired(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
+def _expired(header: dict[str, Any], claims: dict[str, Any]) -> Response:
+    """Expired, and otherwise valid: PyJWT checks the times before the token_verification_loader
+    runs, so an expired token of another issuer or audience is refused as invalid here."""
+    if not _claims_verified(header, claims):
+        return _refused(TOKEN_INVALID, ErrorCode.TOKEN_INVALID)
     return _refused(TOKEN_EXPIRED, ErrorCode.TOKEN_EXPIRED)
 
 
