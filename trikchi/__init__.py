@@ -121,10 +121,10 @@ def register_database(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     """Bind the extension instances to this app."""
     from trikchi import i18n
-    from trikchi.auth import tokens
+    from trikchi.auth import guards, tokens
     from trikchi.auth.passwords import passwords
     from trikchi.database import ping_idle_connections
-    from trikchi.extensions import cors, db, jwt, limiter, migrate
+    from trikchi.extensions import cors, db, limiter, migrate
     from trikchi.keys import ring as key_ring
     from trikchi.mail import init_mail
     from trikchi.openapi import api
@@ -133,8 +133,8 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         ping_idle_connections(db.engine)
     migrate.init_app(app, db, directory=str(_migrations_dir()), compare_type=True)
-    tokens.configure_jwt(app)
-    jwt.init_app(app)  # the cookie and CSRF settings; trikchi verifies tokens itself (auth.tokens)
+    tokens.init_app(app)  # flask-jwt-extended issues and verifies every token
+    guards.init_app(app)  # ... and loads the request's user with the guard's query
     key_ring.init_app(app)
     passwords.init_app(app)
     init_mail(app)

@@ -1,17 +1,18 @@
 """View guards: a valid access token (from the Authorization header only), optionally with a role;
-a valid refresh cookie with its CSRF header.
+a valid refresh cookie with its CSRF header. flask-jwt-extended verifies both.
 
-``access_required`` verifies the token once (``tokens.verify_access_token``) and
-checks, in one query, that its user is active and its session not revoked — so a
-logout, a logout everywhere, theft detection or a deactivation stop the access
-token at once. The caller is then ``current_user``: a plain record of the user row
-read by that query (not an ORM object: building one cost more than the query).
-Views that change the user load the ORM object themselves (``current_user_model``).
+``access_required`` is flask-jwt-extended's ``verify_jwt_in_request`` on the Authorization
+header; its ``user_lookup_loader`` (``load_live_user``) checks, in one query, that the token's
+user is active and its session not revoked — so a logout, a logout everywhere, theft
+detection or a deactivation stop the access token at once. The caller is then
+``current_user``: a plain record of the user row read by that query (not an ORM object:
+building one cost more than the query). Views that change the user load the ORM object
+themselves (``current_user_model``). The refresh cookie is ``verify_jwt_in_request`` on the
+cookie, with the library's double-submit CSRF check.
 """
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,24 +20,33 @@ from datetime import datetime
 from functools import wraps
 from typing import Any, cast
 
-from flask import current_app, g, request
+from flask import Flask, current_app, g, request
+from flask_jwt_extended import current_user as jwt_current_user
+from flask_jwt_extended import get_current_user, get_jwt, get_jwt_header, verify_jwt_in_request
+from flask_jwt_extended.exceptions import (
+    CSRFError,
+    FreshTokenRequired,
+    JWTExtendedException,
+    NoAuthorizationError,
+)
+from jwt import PyJWTError
 from sqlalchemy import bindparam, select
-from werkzeug.local import LocalProxy
 
 from trikchi.auth import claims as token_claims
-from trikchi.auth import signin
+from trikchi.auth import signin, tokens
 from trikchi.auth.models import AuthSession, User
 from trikchi.auth.seams import seams
-from trikchi.auth.tokens import verify_access_token, verify_refresh_token
 from trikchi.database import HotStatement, driver_cursor
 from trikchi.errors import ErrorCode, Forbidden, Unauthorized
-from trikchi.extensions import db
-from trikchi.i18n import N_
-
-CSRF_FAILED = N_("Missing or wrong X-CSRF-TOKEN header.")
+from trikchi.extensions import db, jwt
 
 # The OpenAPI security requirement of views guarded by access_required / role_required.
 BEARER = [{"bearerAuth": []}]
+# What flask-jwt-extended and PyJWT raise for a token they refuse (their error loaders,
+# auth.tokens, answer each).
+TOKEN_REFUSALS = (JWTExtendedException, PyJWTError)
+_HEADERS = ("headers",)
+_COOKIES = ("cookies",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,29 +79,57 @@ _LIVE_USER = HotStatement(
 )
 
 
-def _bearer_token() -> str:
-    """The token of ``Authorization: Bearer <token>`` (the scheme is case-insensitive, RFC 9110)."""
-    config = current_app.config
-    parts = request.headers.get(config["JWT_HEADER_NAME"], "").split()
-    if len(parts) != 2 or parts[0].lower() != config["JWT_HEADER_TYPE"].lower():
-        raise Unauthorized("Authentication required.", error=ErrorCode.AUTHENTICATION_REQUIRED)
-    return parts[1]
+def init_app(app: Flask) -> None:
+    """flask-jwt-extended loads the request's user with the guard's query (``load_live_user``)."""
+    jwt.user_lookup_loader(load_live_user)
 
 
-def authenticate_request() -> CurrentUser:
-    """Verify the bearer token and load its live user and session; ``Unauthorized`` otherwise."""
-    claims = verify_access_token(_bearer_token())
-    user_id = token_claims.user_id(claims)
+def load_live_user(_header: dict[str, Any], claims: dict[str, Any]) -> CurrentUser | int | None:
+    """flask-jwt-extended's ``user_lookup_loader``: an access token's user and session, if the user
+    is active and the session live, else None (401 ``session_ended``).
+
+    A refresh token is not looked up: its rotation checks the session in its own statements,
+    so its holder is just the user id (never a view's ``current_user``).
+    """
+    user_id = int(claims["sub"])
+    if claims["type"] != token_claims.ACCESS:
+        return user_id
     session_id = claims["sid"]
     # On the thread's own connection, outside the ORM session: this read needs no
     # transaction with the view's work (see database.HotStatement).
     with driver_cursor(db.engine, transaction=False) as (cursor, dialect):
         row = _LIVE_USER.first(cursor, dialect, {"user_id": user_id, "session_id": session_id})
     if row is None:
-        raise Unauthorized("The session has ended; sign in again.", error=ErrorCode.SESSION_ENDED)
-    user = CurrentUser(*row, session_id=session_id, auth_time=claims.get("auth_time"))
+        return None
+    return CurrentUser(*row, session_id=session_id, auth_time=claims.get("auth_time"))
+
+
+def authenticate_request() -> CurrentUser:
+    """Verify the bearer token and load its live user and session (flask-jwt-extended); 401 otherwise."""
+    _hand_over_authorization()
+    verify_jwt_in_request(locations=_HEADERS)
+    user = get_current_user()
+    # The language of this request's answers is its user's (i18n.select_locale, below the core).
     g.trikchi_user = user
     return user
+
+
+def _hand_over_authorization() -> None:
+    """``Authorization: Bearer <token>`` as trikchi reads it, handed to flask-jwt-extended.
+
+    The header must be a scheme and a token; the scheme is case-insensitive (RFC 9110 §11.1),
+    but flask-jwt-extended compares it with ``JWT_HEADER_TYPE`` exactly, so a ``bearer`` or
+    ``BEARER`` header reaches it spelled ``Bearer``. Anything else is 401
+    ``authentication_required``, and a padded token is refused (``tokens.refuse_padding``).
+    """
+    config = tokens.settings()
+    environ = request.environ
+    parts = environ.get(config.header_environ_key, "").split()
+    if len(parts) != 2 or parts[0].lower() != config.header_type.lower():
+        raise NoAuthorizationError("no bearer token")
+    tokens.refuse_padding(parts[1])
+    if parts[0] != config.header_type:
+        environ[config.header_environ_key] = f"{config.header_type} {parts[1]}"
 
 
 def access_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -114,12 +152,8 @@ def fresh_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        user = authenticate_request()
-        if not is_fresh(user):
-            raise Unauthorized(
-                "This needs a recent sign-in: confirm your password first.",
-                error=ErrorCode.FRESH_SIGNIN_REQUIRED,
-            )
+        if not is_fresh(authenticate_request()):
+            raise FreshTokenRequired("sign-in not recent", get_jwt_header(), get_jwt())
         return view(*args, **kwargs)
 
     return wrapper
@@ -168,28 +202,23 @@ def enrollment_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def verify_refresh_cookie() -> dict[str, Any]:
-    """The verified claims of the refresh cookie, its CSRF double submit checked; else ``Unauthorized``.
+    """The verified claims of the refresh cookie, its CSRF double submit checked (flask-jwt-extended);
+    else what the library raises (``TOKEN_REFUSALS``), which its error loaders answer.
 
-    Cookie and header names and the CSRF rule are flask-jwt-extended's settings (the
-    ``JWT_*`` keys its config reads, looked up once here). The header is checked for
-    presence before the token and against the token's ``csrf`` claim after it
-    (constant-time), as flask-jwt-extended does. The claims are kept for the view
-    (``refresh_claims``).
+    Cookie and header names and the CSRF rule are flask-jwt-extended's settings: the header
+    must be present before the token is read and equal its ``csrf`` claim after (constant-time).
     """
-    config = current_app.config
-    token = request.cookies.get(config["JWT_REFRESH_COOKIE_NAME"])
-    if not token:
-        raise Unauthorized("Authentication required.", error=ErrorCode.AUTHENTICATION_REQUIRED)
-    csrf = None
-    if config["JWT_COOKIE_CSRF_PROTECT"] and request.method in config["JWT_CSRF_METHODS"]:
-        csrf = request.headers.get(config["JWT_REFRESH_CSRF_HEADER_NAME"])
-        if not csrf:
-            raise Unauthorized(CSRF_FAILED, error=ErrorCode.CSRF_FAILED)
-    claims = verify_refresh_token(token)
-    if csrf is not None and not hmac.compare_digest(csrf.encode(), claims["csrf"].encode()):
-        raise Unauthorized(CSRF_FAILED, error=ErrorCode.CSRF_FAILED)
-    g.trikchi_refresh_claims = claims
-    return claims
+    config = tokens.settings()
+    token = request.cookies.get(config.refresh_cookie)
+    if token:
+        csrf = request.headers.get(config.csrf_header)
+        if csrf and not csrf.isascii():
+            # flask-jwt-extended compares the header with hmac.compare_digest on str, which raises
+            # TypeError for non-ASCII text (a 500); no trikchi CSRF value is ever non-ASCII.
+            raise CSRFError("non-ASCII CSRF header")
+        tokens.refuse_padding(token)
+    verify_jwt_in_request(refresh=True, locations=_COOKIES)
+    return get_jwt()
 
 
 def refresh_cookie_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -201,7 +230,7 @@ def refresh_cookie_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             verify_refresh_cookie()
-        except Unauthorized:
+        except TOKEN_REFUSALS:
             for fallback in seams().refresh_fallbacks:
                 response = fallback()
                 if response is not None:
@@ -214,20 +243,21 @@ def refresh_cookie_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 def refresh_claims() -> dict[str, Any]:
     """The claims of the refresh cookie that ``verify_refresh_cookie`` verified in this request."""
-    return g.trikchi_refresh_claims
+    return get_jwt()
 
 
-current_user = cast(CurrentUser, LocalProxy(lambda: g.trikchi_user))
+# flask-jwt-extended's: the user its user_lookup_loader (load_live_user) loaded for this request.
+current_user = cast(CurrentUser, jwt_current_user)
 
 
 def current_user_record() -> CurrentUser:
     """The signed-in user itself (not the proxy: serialising through it cost a lookup per field)."""
-    return g.trikchi_user
+    return get_current_user()
 
 
 def current_user_model() -> User:
     """The ORM object of the signed-in user, for views that change it."""
-    user = db.session.get(User, g.trikchi_user.id)
+    user = db.session.get(User, get_current_user().id)
     if user is None:  # deleted between the guard's query and now
-        raise Unauthorized("The session has ended; sign in again.", error=ErrorCode.SESSION_ENDED)
+        raise Unauthorized(tokens.SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
     return user

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from flask import current_app, jsonify, request
 from flask_babel import gettext
+from flask_jwt_extended.exceptions import CSRFError
 
 from trikchi.auth import limits, services, sessions
 from trikchi.auth.devices import set_device_cookie
 from trikchi.auth.guards import (
     BEARER,
+    TOKEN_REFUSALS,
     access_required,
     current_user,
     current_user_model,
@@ -33,7 +35,6 @@ from trikchi.auth.schemas import (
 )
 from trikchi.auth.signin import MfaRequired
 from trikchi.auth.tokens import clear_refresh_cookies, token_response
-from trikchi.errors import ErrorCode, Unauthorized
 from trikchi.http import Blueprint, client_info, document_errors
 from trikchi.openapi import SET_REFRESH_COOKIES, refresh_parameters
 
@@ -117,9 +118,9 @@ def logout():
     if current_app.config["JWT_REFRESH_COOKIE_NAME"] in request.cookies:
         try:
             claims = verify_refresh_cookie()
-        except Unauthorized as error:
-            if error.error == ErrorCode.CSRF_FAILED:
-                raise  # a cross-site request must not end the session: 401, nothing changes
+        except CSRFError:
+            raise  # a cross-site request must not end the session: 401, nothing changes
+        except TOKEN_REFUSALS:
             claims = None  # expired, forged or already revoked: nothing to revoke
     sessions.logout(claims, client_info())
     return clear_refresh_cookies(jsonify(message=gettext("Signed out.")))

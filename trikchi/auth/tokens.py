@@ -1,34 +1,79 @@
-"""Tokens: minting and verification, and the refresh cookies (flask-jwt-extended's settings).
+"""Tokens: flask-jwt-extended mints and verifies them (PyJWT under it); here are its settings, every
+loader trikchi gives it, and the refresh cookies.
 
-Each kind gets its own algorithm: access tokens HS256 under ``JWT_SECRET_KEY`` or
-signed with the current key of the key set (``kid`` in the header), refresh tokens
-always HS256 — only trikchi reads them. Both are signed and verified in one pass
-(``auth.jws``, PyJWT's algorithms), with the algorithm chosen here and never by
-the token: ``verify_access_token`` for the guards, ``verify_refresh_token`` for the
-refresh cookie (whose CSRF double submit the guard checks).
+- Minting: ``create_access_token`` / ``create_refresh_token`` with the claims of SPEC §2. The
+  identity handed to them is a ``TokenSubject``: the user and the key that signs, chosen
+  together with its ``kid`` (``additional_headers``), so that a key ring reloaded in between can
+  never put one key's kid on another key's signature. Access tokens are HS256 under
+  ``JWT_SECRET_KEY`` or signed with the key ring's current key; refresh tokens are HS256 under
+  ``JWT_SECRET_KEY`` in every mode (only trikchi reads them).
+- Verifying: ``auth.guards`` calls ``verify_jwt_in_request``. The ``decode_key_loader`` refuses
+  what trikchi could not have minted (``auth.claims``) and picks the key by the token's type and
+  ``kid``; every key it returns is a ``PyJWK`` bound to one algorithm, so PyJWT refuses a token
+  whose ``alg`` is another. PyJWT checks the signature and the times (``JWT_DECODE_LEEWAY``);
+  the ``token_verification_loader`` checks ``iss`` and ``aud``.
+- Errors: flask-jwt-extended's error loaders answer in trikchi's one error shape, with the
+  ``error`` codes of ``trikchi.error_codes``.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify
-from flask_jwt_extended import unset_refresh_cookies
-from flask_jwt_extended.config import config as jwt_config
-from werkzeug.http import dump_cookie
+from flask_jwt_extended import create_access_token, create_refresh_token, unset_refresh_cookies
+from flask_jwt_extended import set_refresh_cookies as set_jwt_refresh_cookies
+from flask_jwt_extended.exceptions import CSRFError
+from jwt import DecodeError, InvalidTokenError, PyJWK
+from jwt.algorithms import HMACAlgorithm
 
 from trikchi.auth import claims as token_claims
-from trikchi.auth import jws
 from trikchi.auth.digests import keyed_digest
-from trikchi.errors import ErrorCode, Unauthorized
+from trikchi.errors import ErrorCode, Unauthorized, handle_app_error
+from trikchi.extensions import jwt
+from trikchi.i18n import N_
 from trikchi.keys import ring
 from trikchi.keys.material import ASYMMETRIC_ALGORITHMS
+
+AUTHENTICATION_REQUIRED = N_("Authentication required.")
+TOKEN_INVALID = N_("The token is invalid.")
+TOKEN_EXPIRED = N_("The token has expired.")
+SESSION_ENDED = N_("The session has ended; sign in again.")
+CSRF_FAILED = N_("Missing or wrong X-CSRF-TOKEN header.")
+FRESH_SIGNIN_REQUIRED = N_("This needs a recent sign-in: confirm your password first.")
+
+# Refresh tokens are HS256 in every mode. PyJWT takes the header's alg over the algorithm
+# flask-jwt-extended passes (JWT_ALGORITHM, which names the access tokens' algorithm).
+_REFRESH_HEADERS = {"alg": "HS256"}
+# flask-jwt-extended reads a zero expires_delta as "no exp claim": a refresh lifetime already
+# over gets an exp at its issue time instead (as before), never a token without an end.
+_NO_TIME_LEFT = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSubject:
+    """The identity given to ``create_access_token`` / ``create_refresh_token``: the user, and the
+    key that signs the token (``encode_key_loader``)."""
+
+    user_id: int
+    key: Any
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSettings:
+    """What the loaders and guards need of the configuration, read once when the app is built."""
+
+    issuer: str
+    audience: str | None
+    asymmetric: bool
+    secret: PyJWK  # JWT_SECRET_KEY as an HS256 key
+    access_seconds: int
+    header_environ_key: str  # JWT_HEADER_NAME as the WSGI environ names it
+    header_type: str
+    refresh_cookie: str
+    csrf_header: str
 
 
 @dataclass(frozen=True)
@@ -53,6 +98,68 @@ class TokenPair:
         }
 
 
+def init_app(app: Flask) -> None:
+    """flask-jwt-extended on ``app``: settings derived from trikchi's, trikchi's loaders, one error shape."""
+    config = app.config
+    asymmetric = ring.is_asymmetric(app)
+    if asymmetric and config["JWT_ISSUER"] == "trikchi":
+        app.logger.warning(
+            "JWT_ISSUER is the default 'trikchi': set it to this service's public URL so that"
+            " other services find the keys from the issuer"
+        )
+    # iss on every token, aud when set: put there by flask-jwt-extended.
+    config["JWT_ENCODE_ISSUER"] = config["JWT_ISSUER"]
+    config["JWT_ENCODE_AUDIENCE"] = config["JWT_AUDIENCE"] or None
+    # The algorithms a trikchi token may name: HS256 (refresh tokens, and access tokens in HS256
+    # mode) and, in an asymmetric mode, those of the key ring. Which one a token must use is its
+    # key's (decode_key_loader).
+    config["JWT_DECODE_ALGORITHMS"] = ["HS256", *ASYMMETRIC_ALGORITHMS] if asymmetric else ["HS256"]
+    # Checked by the token_verification_loader instead (_claims_verified): PyJWT would require iss
+    # of every token, and a refresh token from before trikchi set it has none; aud is for access
+    # tokens only.
+    config["JWT_DECODE_ISSUER"] = None
+    config["JWT_DECODE_AUDIENCE"] = None
+    jwt.init_app(app)
+    _register_loaders()
+    # flask-jwt-extended answers a CSRF failure through its unauthorized_loader with only a message
+    # to tell it from a missing token; trikchi answers it with its own code.
+    app.register_error_handler(CSRFError, _csrf_failed)
+    header_name = config["JWT_HEADER_NAME"]
+    app.extensions["trikchi.tokens"] = TokenSettings(
+        issuer=config["JWT_ISSUER"],
+        audience=config["JWT_AUDIENCE"] or None,
+        asymmetric=asymmetric,
+        secret=PyJWK(HMACAlgorithm.to_jwk(config["JWT_SECRET_KEY"], as_dict=True), "HS256"),
+        access_seconds=int(config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()),
+        header_environ_key="HTTP_" + header_name.upper().replace("-", "_"),
+        header_type=config["JWT_HEADER_TYPE"],
+        refresh_cookie=config["JWT_REFRESH_COOKIE_NAME"],
+        csrf_header=config["JWT_REFRESH_CSRF_HEADER_NAME"],
+    )
+
+
+def settings(app: Flask | None = None) -> TokenSettings:
+    """This app's token settings."""
+    return (app or current_app).extensions["trikchi.tokens"]
+
+
+def _register_loaders() -> None:
+    jwt.user_identity_loader(_identity)
+    jwt.encode_key_loader(_encode_key)
+    jwt.decode_key_loader(_decode_key)
+    jwt.token_verification_loader(_claims_verified)
+    jwt.unauthorized_loader(_unauthorized)
+    jwt.invalid_token_loader(_invalid)
+    jwt.expired_token_loader(_expired)
+    jwt.token_verification_failed_loader(_claims_refused)
+    jwt.user_lookup_error_loader(_session_ended)
+    jwt.revoked_token_loader(_session_ended)
+    jwt.needs_fresh_token_loader(_needs_fresh_signin)
+
+
+# --- minting ----------------------------------------------------------------------------------
+
+
 def issue_token_pair(
     app: Flask,
     user_id: int,
@@ -69,14 +176,14 @@ def issue_token_pair(
     ``auth_time`` is the session's last interactive authentication (SPEC §8), carried
     in the access token as the OpenID Connect claim of that name.
     """
-    access, expires_in = _access_token(app, user_id, role, session_id, now, auth_time)
+    access, expires_in = _access_token(app, user_id, role, session_id, auth_time)
     refresh_lifetime = refresh_expires_at - now
     csrf = session_csrf_token(app, session_id)
-    refresh = jws.sign(
-        _claims(app, user_id, token_claims.REFRESH, refresh_jti, now, refresh_lifetime)
-        | {"sid": session_id, "csrf": csrf},
-        "HS256",
-        jws.hmac_key(app.config["JWT_SECRET_KEY"]),
+    refresh = create_refresh_token(
+        TokenSubject(user_id, settings(app).secret),
+        expires_delta=max(refresh_lifetime, _NO_TIME_LEFT),
+        additional_claims={"jti": refresh_jti, "sid": session_id, "csrf": csrf},
+        additional_headers=_REFRESH_HEADERS,
     )
     return TokenPair(
         access_token=access,
@@ -93,7 +200,7 @@ def issue_access_token(
 ) -> TokenPair:
     """An access token alone (a re-authentication): the pair carries no refresh token, and
     ``token_response`` leaves the cookies as they are."""
-    access, expires_in = _access_token(app, user_id, role, session_id, now, auth_time)
+    access, expires_in = _access_token(app, user_id, role, session_id, auth_time)
     return TokenPair(
         access_token=access,
         refresh_token="",
@@ -105,44 +212,32 @@ def issue_access_token(
 
 
 def _access_token(
-    app: Flask, user_id: int, role: str, session_id: str, now: datetime, auth_time: datetime
+    app: Flask, user_id: int, role: str, session_id: str, auth_time: datetime
 ) -> tuple[str, int]:
-    """A signed access token and its lifetime in seconds."""
-    lifetime = app.config["JWT_ACCESS_TOKEN_EXPIRES"]
-    claims = _claims(app, user_id, token_claims.ACCESS, str(uuid.uuid4()), now, lifetime) | {
-        "role": role,
-        "sid": session_id,
-        "auth_time": int(auth_time.timestamp()),
-    }
-    return _encode_access(app, claims), int(lifetime.total_seconds())
-
-
-def _claims(
-    app: Flask, user_id: int, token_type: str, jti: str, now: datetime, lifetime: timedelta
-) -> dict[str, Any]:
-    """The registered claims every trikchi token carries (see ``auth.claims``)."""
-    issued = int(now.timestamp())
-    claims: dict[str, Any] = {
-        "iss": app.config["JWT_ISSUER"],
-        "sub": str(user_id),
-        "iat": issued,
-        "nbf": issued,
-        "exp": issued + int(lifetime.total_seconds()),
-        "jti": jti,
-        "type": token_type,
-        "fresh": False,
-    }
-    if app.config["JWT_AUDIENCE"]:
-        claims["aud"] = app.config["JWT_AUDIENCE"]
-    return claims
-
-
-def _encode_access(app: Flask, claims: dict[str, Any]) -> str:
-    """Sign an access token: HS256 under JWT_SECRET_KEY, or the current key with its kid."""
-    if not ring.is_asymmetric(app):
-        return jws.sign(claims, "HS256", jws.hmac_key(app.config["JWT_SECRET_KEY"]))
+    """A signed access token and its lifetime in seconds: HS256 under JWT_SECRET_KEY, or the key
+    ring's current key with its kid."""
+    config = settings(app)
+    claims = {"role": role, "sid": session_id, "auth_time": int(auth_time.timestamp())}
+    if not config.asymmetric:
+        token = create_access_token(TokenSubject(user_id, config.secret), additional_claims=claims)
+        return token, config.access_seconds
     key = ring.key_ring(app).signing_key()
-    return jws.sign(claims, key.alg, key.key, kid=key.kid)
+    token = create_access_token(
+        TokenSubject(user_id, key.key),
+        additional_claims=claims,
+        additional_headers={"kid": key.kid, "alg": key.alg},
+    )
+    return token, config.access_seconds
+
+
+def _identity(subject: TokenSubject) -> str:
+    """flask-jwt-extended's ``user_identity_loader``: ``sub`` is the user id as a string."""
+    return str(subject.user_id)
+
+
+def _encode_key(subject: TokenSubject) -> Any:
+    """flask-jwt-extended's ``encode_key_loader``: the key chosen with the token's kid."""
+    return subject.key
 
 
 def session_csrf_token(app: Flask, session_id: str) -> str:
@@ -155,59 +250,134 @@ def session_csrf_token(app: Flask, session_id: str) -> str:
     return keyed_digest(app.config["JWT_SECRET_KEY"], "csrf:" + session_id)
 
 
+# --- verifying --------------------------------------------------------------------------------
+
+
+def _decode_key(header: dict[str, Any], claims: dict[str, Any]) -> PyJWK:
+    """flask-jwt-extended's ``decode_key_loader``: the key that verifies this token, from its
+    unverified header and claims, once they are shaped like a trikchi token's (``auth.claims``).
+
+    An access token in an asymmetric mode names a published key of the ring by ``kid``; any
+    other token is HS256 under ``JWT_SECRET_KEY``, without kid. The type chooses the key, and
+    the signature under that key proves the type.
+    """
+    token_claims.check_header(header)
+    token_claims.check_claims(claims)
+    config = settings()
+    if claims["type"] == token_claims.ACCESS and config.asymmetric:
+        kid = header.get("kid")
+        key = ring.key_ring().verification_key(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidTokenError("not a published key")
+        return key.key
+    if "kid" in header:
+        raise InvalidTokenError("HS256 tokens carry no kid")
+    return config.secret
+
+
+def _claims_verified(_header: dict[str, Any], claims: dict[str, Any]) -> bool:
+    """flask-jwt-extended's ``token_verification_loader``: ``iss`` and ``aud`` once the signature holds.
+
+    An access token carries this service's ``iss`` and, when ``JWT_AUDIENCE`` is set, that
+    ``aud``. A refresh token may lack ``iss``: those minted before trikchi set it have none, and
+    an upgrade must sign nobody out (they are signed with our own secret and live in our
+    database; every token minted now carries it). ``aud`` is for the services that read access
+    tokens.
+    """
+    config = settings()
+    if claims["type"] == token_claims.ACCESS:
+        if claims.get("iss") != config.issuer:
+            return False
+        return config.audience is None or token_claims.has_audience(claims, config.audience)
+    return claims.get("iss", config.issuer) == config.issuer
+
+
+def refuse_padding(token: str | None) -> None:
+    """Refuse a token whose base64url segments are padded with ``=``.
+
+    RFC 7515 §2 base64url has no padding and trikchi never writes any, but PyJWT 2.15 accepts
+    it (for AWS ALB tokens: jpadilla/pyjwt#1209, #1211): the same signature spelled another
+    way. PyJWT itself refuses every other respelling (other alphabets, unused bits set).
+    """
+    if token and "=" in token:
+        raise DecodeError("padded base64url")
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def _refused(message: str, error: ErrorCode) -> Response:
+    return handle_app_error(Unauthorized(message, error=error))
+
+
+def _unauthorized(_reason: str) -> Response:
+    """No access token in the Authorization header, or no refresh cookie."""
+    return _refused(AUTHENTICATION_REQUIRED, ErrorCode.AUTHENTICATION_REQUIRED)
+
+
+def _csrf_failed(_error: CSRFError) -> Response:
+    """The refresh cookie's double submit: the X-CSRF-TOKEN header missing or not its value."""
+    return _refused(CSRF_FAILED, ErrorCode.CSRF_FAILED)
+
+
+def _invalid(_reason: str) -> Response:
+    """Malformed, forged, of the wrong type or key, or lacking a claim."""
+    return _refused(TOKEN_INVALID, ErrorCode.TOKEN_INVALID)
+
+
+def _expired(header: dict[str, Any], claims: dict[str, Any]) -> Response:
+    """Expired, and otherwise valid: PyJWT checks the times before the token_verification_loader
+    runs, so an expired token of another issuer or audience is refused as invalid here."""
+    if not _claims_verified(header, claims):
+        return _refused(TOKEN_INVALID, ErrorCode.TOKEN_INVALID)
+    return _refused(TOKEN_EXPIRED, ErrorCode.TOKEN_EXPIRED)
+
+
+def _claims_refused(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
+    return _refused(TOKEN_INVALID, ErrorCode.TOKEN_INVALID)
+
+
+def _session_ended(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
+    """The token's session was revoked or has expired, or its user is disabled or gone."""
+    return _refused(SESSION_ENDED, ErrorCode.SESSION_ENDED)
+
+
+def _needs_fresh_signin(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
+    return _refused(FRESH_SIGNIN_REQUIRED, ErrorCode.FRESH_SIGNIN_REQUIRED)
+
+
+# --- cookies ----------------------------------------------------------------------------------
+
+
 def token_response(pair: TokenPair, status: int = 200) -> Response:
     """JSON body + refresh and CSRF cookies (when the pair has a refresh token), never cached."""
     response = jsonify(pair.body())
     response.status_code = status
     if pair.refresh_token:
-        _set_refresh_cookies(response, pair)
+        _set_cookies(response, pair)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
 
 
-def _set_refresh_cookies(response: Response, pair: TokenPair) -> None:
-    """The CSRF cookie, then the HttpOnly refresh cookie, as flask-jwt-extended's settings say.
-
-    flask-jwt-extended's ``set_refresh_cookies`` decodes the token it was just given to
-    find its CSRF value (a sixth of a refresh); we know it. The refresh cookie comes
-    last: clients that keep one header per name (wrk's Lua API, some HTTP libraries)
-    still see the rotated token, and the CSRF value is in the body anyway. The settings
-    are the ``JWT_*`` keys flask-jwt-extended's own config reads, looked up once here, and
-    each cookie is werkzeug's ``dump_cookie`` as ``Response.set_cookie`` writes it (with
-    Flask's ``MAX_COOKIE_SIZE``): its proxies and layers were a third of setting the two.
-    """
-    config = current_app.config
-    common = {
-        "max_age": pair.refresh_max_age or jwt_config.cookie_max_age,
-        "secure": config["JWT_COOKIE_SECURE"],
-        "domain": config["JWT_COOKIE_DOMAIN"],
-        "samesite": config["JWT_COOKIE_SAMESITE"],
-        "max_size": config["MAX_COOKIE_SIZE"],
-    }
-    csrf_cookie = dump_cookie(
-        config["JWT_REFRESH_CSRF_COOKIE_NAME"],
-        pair.csrf_token,
-        httponly=False,
-        path=config["JWT_REFRESH_CSRF_COOKIE_PATH"],
-        **common,
-    )
-    refresh_cookie = dump_cookie(
-        config["JWT_REFRESH_COOKIE_NAME"],
-        pair.refresh_token,
-        httponly=True,
-        path=config["JWT_REFRESH_COOKIE_PATH"],
-        **common,
-    )
-    response.headers.add("Set-Cookie", csrf_cookie)
-    response.headers.add("Set-Cookie", refresh_cookie)
-
-
 def set_refresh_cookies(response: Response, pair: TokenPair) -> None:
     """The refresh and CSRF cookies of a new session on a response without the token body (a
     redirect back from a social sign-in, where the frontend then refreshes for its token)."""
-    _set_refresh_cookies(response, pair)
+    _set_cookies(response, pair)
     response.headers["Cache-Control"] = "no-store"
+
+
+def _set_cookies(response: Response, pair: TokenPair) -> None:
+    """flask-jwt-extended's refresh and CSRF cookies, the refresh cookie last.
+
+    The library writes the refresh cookie first; clients that keep one header per name (wrk's
+    Lua API in ``bench/refresh.lua``, some HTTP libraries) would then see only the CSRF cookie,
+    whose value is in the body anyway, and not the rotated token.
+    """
+    set_jwt_refresh_cookies(response, pair.refresh_token, max_age=pair.refresh_max_age)
+    refresh = settings().refresh_cookie + "="
+    cookies = response.headers.getlist("Set-Cookie")
+    response.headers.setlist("Set-Cookie", sorted(cookies, key=lambda cookie: cookie.startswith(refresh)))
 
 
 def clear_refresh_cookies(response: Response) -> Response:
@@ -215,91 +385,3 @@ def clear_refresh_cookies(response: Response) -> Response:
     unset_refresh_cookies(response)
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def verify_access_token(token: str) -> dict[str, Any]:
-    """The verified claims of an access token, or ``Unauthorized`` saying why not.
-
-    One pass (``auth.jws``): the header is read once to pick the key and pin its
-    algorithm, the signature is checked, then the claims' shapes and values —
-    ``exp``, ``nbf``, ``iat`` (with ``JWT_DECODE_LEEWAY``), ``iss`` and ``aud``.
-    """
-    app = current_app._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
-    config = app.config
-    with _refused_as_unauthorized():
-        segments = jws.split(token)
-        header = jws.header_of(segments)
-        token_claims.check_header(header)
-        alg, key = _access_key(app, header)
-        _header, claims = jws.verify(segments, alg, key, header)
-        token_claims.check_claims(claims)  # shapes first: a mistyped exp is invalid, not expired
-        if claims["type"] != token_claims.ACCESS or claims.get("iss") != config["JWT_ISSUER"]:
-            raise jws.TokenError("not an access token of this issuer")
-        if config["JWT_AUDIENCE"]:
-            token_claims.check_audience(claims, config["JWT_AUDIENCE"])
-        token_claims.check_times(claims, time.time(), config["JWT_DECODE_LEEWAY"])
-    return claims
-
-
-def verify_refresh_token(token: str) -> dict[str, Any]:
-    """The verified claims of a refresh token, or ``Unauthorized`` saying why not.
-
-    HS256 under ``JWT_SECRET_KEY`` in every mode, without ``kid``. ``iss`` may be absent:
-    refresh tokens minted before trikchi set it have none, and an upgrade must sign
-    nobody out (they are signed with our own secret and live in our database; every
-    token minted now carries it). ``aud`` is for the services that read access tokens.
-    """
-    config = current_app.config
-    with _refused_as_unauthorized():
-        header, claims = jws.verify(token, "HS256", jws.hmac_key(config["JWT_SECRET_KEY"]))
-        token_claims.check_header(header)
-        if "kid" in header:
-            raise jws.TokenError("refresh tokens have no kid")
-        token_claims.check_claims(claims)
-        if claims["type"] != token_claims.REFRESH:
-            raise jws.TokenError("not a refresh token")
-        if claims.get("iss", config["JWT_ISSUER"]) != config["JWT_ISSUER"]:
-            raise jws.TokenError("foreign issuer")
-        token_claims.check_times(claims, time.time(), config["JWT_DECODE_LEEWAY"])
-    return claims
-
-
-@contextmanager
-def _refused_as_unauthorized() -> Iterator[None]:
-    """A token refused by ``auth.jws`` or ``auth.claims`` is 401 ``token_expired`` or ``token_invalid``."""
-    try:
-        yield
-    except token_claims.ExpiredToken:
-        raise Unauthorized("The token has expired.", error=ErrorCode.TOKEN_EXPIRED) from None
-    except jws.TokenError:
-        raise Unauthorized("The token is invalid.", error=ErrorCode.TOKEN_INVALID) from None
-
-
-def _access_key(app: Flask, header: dict) -> tuple[str, Any]:
-    """The algorithm and key that verify an access token with this header.
-
-    In an asymmetric mode the token must name a published key and use exactly that
-    key's algorithm (an HS256 token, even one "signed" with a public key, is refused);
-    in HS256 mode it is HS256 under ``JWT_SECRET_KEY``, without kid.
-    """
-    alg = header.get("alg")
-    if "kid" in header:
-        kid = header["kid"]
-        if not ring.is_asymmetric(app) or not isinstance(kid, str) or alg not in ASYMMETRIC_ALGORITHMS:
-            raise jws.TokenError("unexpected kid")
-        key = ring.key_ring(app).verification_key(kid)
-        if key is None or key.alg != alg:
-            raise jws.TokenError("unknown kid or algorithm")
-        return key.alg, key.key
-    if alg != "HS256" or ring.is_asymmetric(app):
-        raise jws.TokenError("unexpected algorithm")
-    return "HS256", jws.hmac_key(app.config["JWT_SECRET_KEY"])
-
-
-def configure_jwt(app: Flask) -> None:
-    """Warn about an issuer other services cannot find keys from."""
-    if ring.is_asymmetric(app) and app.config["JWT_ISSUER"] == "trikchi":
-        app.logger.warning(
-            "JWT_ISSUER is the default 'trikchi': set it to this service's public URL so that"
-            " other services find the keys from the issuer"
-        )

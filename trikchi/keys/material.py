@@ -17,11 +17,11 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from jwt import PyJWK
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 ASYMMETRIC_ALGORITHMS = ("ES256", "EdDSA", "RS256")
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
-PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
 
 # The members of each key type that RFC 7638 hashes into the thumbprint (our kid).
 _THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x"), "RSA": ("e", "kty", "n")}
@@ -61,9 +61,10 @@ def thumbprint(jwk: dict[str, Any]) -> str:
     ]
 
 
-def load_public(jwk: dict[str, Any], alg: str) -> PublicKey:
-    """The public key object of a stored public JWK."""
-    return _JWK[alg].from_jwk(jwk)
+def load_public(jwk: dict[str, Any], alg: str) -> PyJWK:
+    """The public key of a stored public JWK, bound to its one algorithm: PyJWT verifies a token
+    with it only when the token's ``alg`` is that algorithm."""
+    return PyJWK(jwk, alg)
 
 
 def derived_fernet(secret: str, purpose: bytes) -> Fernet:

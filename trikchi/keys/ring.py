@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app, request
+from jwt import PyJWK
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -40,7 +41,7 @@ class VerificationKey:
 
     kid: str
     alg: str
-    key: material.PublicKey
+    key: PyJWK  # bound to ``alg``
     jwk: dict[str, Any]
 
 
