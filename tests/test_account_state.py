@@ -10,7 +10,6 @@ gunicorn with real mail:
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import datetime
 from types import SimpleNamespace
@@ -21,12 +20,12 @@ import requests
 
 from tests.conftest import PASSWORD, migrate_to_head, require_or_skip
 from tests.support import seed
-from tests.support.live import LiveServer
+from tests.support.live import LiveClient, LiveServer, bearer, enrol_totp
 from tests.support.mails import FRONTEND, link_token, unique, wait_for_subject
 from tests.support.oidc import OIDCProvider, node_available, sign_in_at_provider
 from tests.support.postgres import free_port
-from tests.test_passkeys import ORIGIN, RP_ID, SoftAuthenticator, add_passkey, passkey_sign_in
-from tests.test_signin_decision import LiveClient, bearer, enrol_totp
+from tests.support.races import race
+from tests.support.webauthn import ORIGIN, RP_ID, SoftAuthenticator, add_passkey, passkey_sign_in
 
 NEW_PASSWORD = "Another-passphrase-42"  # noqa: S105 - a test value
 SEED_USER = 11
@@ -245,21 +244,8 @@ def test_a_seed_cookie_signs_in_but_not_freshly(server):
     assert sensitive.status_code == 401 and sensitive.json()["error"] == "fresh_signin_required"
 
 
-def race(count: int, call) -> list[int]:
-    """``count`` threads calling ``call`` at the same moment; their status codes."""
-    barrier = threading.Barrier(count)
-    statuses: list[int] = []
-
-    def run() -> None:
-        barrier.wait()
-        statuses.append(call().status_code)
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sorted(statuses)
+def statuses_of(responses: list[requests.Response]) -> list[int]:
+    return sorted(response.status_code for response in responses)
 
 
 def test_twenty_parallel_resets_with_one_link_reset_once(server):
@@ -267,8 +253,13 @@ def test_twenty_parallel_resets_with_one_link_reset_once(server):
     register_and_login(server, email)
     assert post(server, "/auth/password_reset/request", json={"email": email}).status_code == 202
     token = link_token(wait_for_subject(server.smtp, email, "Reset your"), "reset-password")
-    statuses = race(
-        20, lambda: post(server, "/auth/password_reset", json={"token": token, "new_password": NEW_PASSWORD})
+    statuses = statuses_of(
+        race(
+            20,
+            lambda _i: post(
+                server, "/auth/password_reset", json={"token": token, "new_password": NEW_PASSWORD}
+            ),
+        )
     )
     assert statuses == [204] + [401] * 19
 
@@ -278,5 +269,5 @@ def test_parallel_uses_of_one_email_change_link_change_it_once(server):
     body = register_and_login(server, email)
     post(server, "/auth/email", json={"new_email": new_email}, headers=bearer(body["access_token"]))
     token = link_token(wait_for_subject(server.smtp, new_email, "Confirm your new email"), "confirm-email")
-    statuses = race(10, lambda: post(server, "/auth/email/confirm", json={"token": token}))
+    statuses = statuses_of(race(10, lambda _i: post(server, "/auth/email/confirm", json={"token": token})))
     assert statuses == [200] + [401] * 9

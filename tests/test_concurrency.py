@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-from concurrent.futures import ThreadPoolExecutor
-from threading import Barrier
 
 import pytest
 import requests
@@ -13,23 +11,12 @@ from sqlalchemy import create_engine, func, select
 
 from tests.conftest import PASSWORD
 from tests.support.live import LiveServer
+from tests.support.races import race
 from trikchi.auth.models import User
 from trikchi.database import serialized_writes
 from trikchi.extensions import db
 
 pytestmark = pytest.mark.slow
-
-
-def race(count: int, call):
-    """Run ``call(i)`` ``count`` times at once and return the results."""
-    barrier = Barrier(count)
-
-    def run(i):
-        barrier.wait()
-        return call(i)
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 def test_16_concurrent_registrations_of_one_email_give_one_201(racing_server, database_url):

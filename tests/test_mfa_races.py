@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from tests.conftest import PASSWORD
-from tests.test_concurrency import race
+from tests.support.races import race
 
 pytestmark = pytest.mark.slow
 RACERS = 8

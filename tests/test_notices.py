@@ -33,16 +33,16 @@ def test_a_sign_in_from_a_new_device_is_noticed_once(mail_app, smtp_server):
 
     # The same browser again: it holds the device cookie of the account, no notice.
     assert laptop.login(email=email).status_code == 200
-    assert subjects_to(smtp_server, email).count(NEW_DEVICE) == 1
+    assert subjects_to(mail_app, smtp_server, email).count(NEW_DEVICE) == 1
     # Another browser: a notice.
     assert AuthActions(mail_app.test_client()).login(email=email).status_code == 200
     wait_for_subject(smtp_server, email, NEW_DEVICE, count=2)
-    assert subjects_to(smtp_server, email).count(NEW_DEVICE) == 2
+    assert subjects_to(mail_app, smtp_server, email).count(NEW_DEVICE) == 2
     # A failed sign-in is no sign-in.
     assert (
         AuthActions(mail_app.test_client()).login(email=email, password="wrong password").status_code == 401
     )
-    assert subjects_to(smtp_server, email).count(NEW_DEVICE) == 2
+    assert subjects_to(mail_app, smtp_server, email).count(NEW_DEVICE) == 2
 
 
 def test_a_device_cookie_of_another_account_is_no_proof(mail_app, smtp_server):
@@ -133,7 +133,7 @@ def test_each_notice_can_be_switched_off(mail_app_factory, smtp_server, setting,
             db.session.commit()
     if setting != "NOTIFY_NEW_DEVICE":
         wait_for_subject(smtp_server, email, NEW_DEVICE)  # delivered, however busy the machine
-    subjects = subjects_to(smtp_server, email)
+    subjects = subjects_to(app, smtp_server, email)
     switched_off = {"login": NEW_DEVICE, "password": PASSWORD_CHANGED, "passkey_added": SECOND_FACTOR}[action]
     assert switched_off not in subjects
     if setting != "NOTIFY_NEW_DEVICE":
@@ -147,7 +147,7 @@ def test_events_without_a_notice_send_nothing(mail_app, smtp_server):
     assert user.refresh().status_code == 200
     assert user.logout().status_code == 200
     wait_for_subject(smtp_server, email, NEW_DEVICE)  # delivered, however busy the machine
-    assert subjects_to(smtp_server, email) == [NEW_DEVICE]  # ... and nothing else after it
+    assert subjects_to(mail_app, smtp_server, email) == [NEW_DEVICE]  # ... and nothing else after it
 
 
 def test_a_user_without_an_email_is_skipped(app):

@@ -19,11 +19,11 @@ from sqlalchemy import create_engine, func, select
 
 from tests.conftest import PASSWORD, migrate_to_head, require_or_skip
 from tests.support import seed
-from tests.support.live import LiveServer
+from tests.support.live import LiveClient, LiveServer, bearer, enrol_totp, next_code
 from tests.support.oidc import OIDCProvider, node_available, sign_in_at_provider
 from tests.support.postgres import free_port
-from tests.test_passkeys import ORIGIN, RP_ID, SoftAuthenticator, add_passkey, passkey_sign_in
-from tests.test_social_telegram import BOT_TOKEN, payload
+from tests.support.telegram import BOT_TOKEN, payload
+from tests.support.webauthn import ORIGIN, RP_ID, SoftAuthenticator, add_passkey, passkey_sign_in
 from trikchi.auth.models import AuthSession
 
 FRONTEND = "http://shop.test"
@@ -79,32 +79,6 @@ def servers(tmp_path_factory):
     yield SimpleNamespace(api=api, provider=provider, database=url)
     api.stop()
     provider.stop()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def enrol_totp(api: LiveServer, access_token: str) -> pyotp.TOTP:
-    """Turn TOTP on for the token's user (the sign-in is fresh); confirmed with the previous step's
-    code, so that the next step's code is still unused for the sign-in that follows."""
-    setup = requests.post(f"{api.url}/auth/mfa/totp/setup", headers=bearer(access_token), timeout=10)
-    assert setup.status_code == 200, setup.text
-    authenticator = pyotp.TOTP(setup.json()["secret"])
-    step = int(time.time()) // 30
-    confirm = requests.post(
-        f"{api.url}/auth/mfa/totp/confirm",
-        json={"code": authenticator.generate_otp(step - 1)},
-        headers=bearer(access_token),
-        timeout=10,
-    )
-    assert confirm.status_code == 200, confirm.text
-    return authenticator
-
-
-def next_code(authenticator: pyotp.TOTP) -> str:
-    """A code no sign-in has used yet (the step after this one, inside the accepted window)."""
-    return authenticator.generate_otp(int(time.time()) // 30 + 1)
 
 
 def sessions_of(database: str, user_id: int) -> int:
@@ -215,18 +189,6 @@ def test_a_seed_cookie_with_totp_on_ends_in_the_second_step(servers):
     body = complete(api, browser, mfa_token, authenticator)
     assert body["user_id"] == SEED_USER
     assert sessions_of(servers.database, SEED_USER) == before + 1
-
-
-class LiveClient:
-    """The Flask test client's ``post`` (``.json`` on the answer) over real HTTP, for the passkey helpers."""
-
-    def __init__(self, url: str, session: requests.Session | None = None) -> None:
-        self.url, self.session = url, session or requests.Session()
-
-    def post(self, path: str, json: dict | None = None, headers: dict | None = None):
-        response = self.session.post(self.url + path, json=json, headers=headers, timeout=10)
-        response.json = response.json()  # type: ignore[method-assign]  # the test client's shape
-        return response
 
 
 def test_a_passkey_still_completes_alone_with_totp_on(servers):

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyotp
 import requests
 
 from tests.support.postgres import free_port
@@ -105,3 +106,41 @@ class LiveServer:
                     process.kill()
                     process.wait()
         self._log.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def enrol_totp(api: LiveServer, access_token: str) -> pyotp.TOTP:
+    """Turn TOTP on for the token's user (the sign-in is fresh); confirmed with the previous step's
+    code, so that the next step's code is still unused for the sign-in that follows."""
+    setup = requests.post(f"{api.url}/auth/mfa/totp/setup", headers=bearer(access_token), timeout=10)
+    assert setup.status_code == 200, setup.text
+    authenticator = pyotp.TOTP(setup.json()["secret"])
+    step = int(time.time()) // 30
+    confirm = requests.post(
+        f"{api.url}/auth/mfa/totp/confirm",
+        json={"code": authenticator.generate_otp(step - 1)},
+        headers=bearer(access_token),
+        timeout=10,
+    )
+    assert confirm.status_code == 200, confirm.text
+    return authenticator
+
+
+def next_code(authenticator: pyotp.TOTP) -> str:
+    """A code no sign-in has used yet (the step after this one, inside the accepted window)."""
+    return authenticator.generate_otp(int(time.time()) // 30 + 1)
+
+
+class LiveClient:
+    """The Flask test client's ``post`` (``.json`` on the answer) over real HTTP, for the passkey helpers."""
+
+    def __init__(self, url: str, session: requests.Session | None = None) -> None:
+        self.url, self.session = url, session or requests.Session()
+
+    def post(self, path: str, json: dict | None = None, headers: dict | None = None):
+        response = self.session.post(self.url + path, json=json, headers=headers, timeout=10)
+        response.json = response.json()  # type: ignore[method-assign]  # the test client's shape
+        return response

@@ -36,9 +36,28 @@ def wait_for_subject(
     raise AssertionError(f"no mail #{count} {subject!r} to {address} within {timeout}s (got {seen})")
 
 
-def subjects_to(smtp_server, address: str, settle: float = 0.4) -> list[str]:
-    """Every subject mailed to ``address``, after letting queued mails arrive."""
-    time.sleep(settle)
+def subjects_to(app, smtp_server, address: str, timeout: float = 30) -> list[str]:
+    """Every subject mailed to ``address`` once the outbox holds no mail still to send: whatever
+    was going to reach the SMTP server has (no fixed wait, and a negative check means something)."""
+    from sqlalchemy import func, select
+
+    from trikchi.extensions import db
+    from trikchi.outbox.models import Delivery
+
+    deadline = time.monotonic() + timeout
+    with app.app_context():
+        while True:
+            waiting = db.session.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(Delivery.kind == "mail", Delivery.status.in_(("pending", "delivering")))
+            )
+            db.session.rollback()
+            if waiting == 0:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{waiting} mail(s) still in the outbox after {timeout}s")
+            time.sleep(0.02)
     return [str(m["Subject"]) for m in smtp_server.messages_to(address)]
 
 

@@ -19,11 +19,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import current_app
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from trikchi.auth import security
+from trikchi.auth.admins import refuse_losing_the_last_admin
 from trikchi.auth.links import INVALID_LINK, dump_link, fingerprint, load_link
 from trikchi.auth.models import AuthSession, RefreshToken, User
 from trikchi.auth.schemas import normalize_email
@@ -40,7 +41,6 @@ from trikchi.outbox.services import forget_mails_to
 EMAIL_CHANGE_SALT = "trikchi.email-change"
 EMAIL_TAKEN = N_("This email is already registered.")
 SAME_EMAIL = N_("This is already your email address.")
-LAST_ADMIN = N_("This is the last active admin; promote another admin first.")
 UNSET: Any = object()
 
 
@@ -140,8 +140,7 @@ def delete_account(user: User, client: ClientInfo) -> None:
     the worker keeps only the subject of a mail it has sent). The last active admin cannot
     delete itself (409 ``last_admin``).
     """
-    if user.role == "admin" and user.is_active and _active_admins() <= 1:
-        raise Conflict(LAST_ADMIN, error=ErrorCode.LAST_ADMIN)
+    refuse_losing_the_last_admin(user)
     if user.email:
         forget_mails_to(user.email)
     mail_user(user, "account_deleted", when=format_when())
@@ -164,9 +163,3 @@ def delete_account(user: User, client: ClientInfo) -> None:
 
 def _email_taken(email: str, user_id: int) -> bool:
     return db.session.scalar(select(User.id).where(User.email == email, User.id != user_id)) is not None
-
-
-def _active_admins() -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(User).where(User.role == "admin", User.is_active.is_(True))
-    )

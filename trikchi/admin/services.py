@@ -7,9 +7,10 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 
 from trikchi.auth import security
+from trikchi.auth.admins import refuse_losing_the_last_admin
 from trikchi.auth.models import MAX_ID, User
 from trikchi.auth.sessions import revoke_all_sessions
-from trikchi.errors import Conflict, ErrorCode, NotFound
+from trikchi.errors import NotFound
 from trikchi.events import AuthEvent, Events, record_event
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
@@ -42,12 +43,6 @@ def list_events(user_id: int | None, type_: str | None, page: int, per_page: int
     return _page(stmt, page, per_page)
 
 
-def _active_admins() -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(User).where(User.role == "admin", User.is_active)
-    )
-
-
 def update_user(
     admin: User | None,
     user_id: int,
@@ -64,15 +59,8 @@ def update_user(
     user = db.session.get(User, user_id, with_for_update=True) if 1 <= user_id <= MAX_ID else None
     if user is None:
         raise NotFound("No such user.")
-    loses_admin = (
-        user.role == "admin"
-        and user.is_active
-        and ((role is not None and role != "admin") or is_active is False)
-    )
-    if loses_admin and _active_admins() <= 1:
-        raise Conflict(
-            "This is the last active admin; promote another admin first.", error=ErrorCode.LAST_ADMIN
-        )
+    if (role is not None and role != "admin") or is_active is False:
+        refuse_losing_the_last_admin(user)
     if role is not None and role != user.role:
         record_event(
             Events.ROLE_CHANGED,

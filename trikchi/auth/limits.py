@@ -20,7 +20,6 @@ only known once the ``mfa_token`` or the access token has been read (``check_cod
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -33,6 +32,7 @@ from limits import parse_many
 
 from trikchi.addresses import normalize_email
 from trikchi.auth.devices import is_known_device
+from trikchi.auth.digests import sha256_hex
 from trikchi.errors import AppError, ErrorCode
 from trikchi.extensions import limiter
 from trikchi.i18n import N_
@@ -66,7 +66,7 @@ def _email_key() -> str:
     email = login_email()
     if email is None:
         return "ip:" + get_remote_address()
-    return "email:" + hashlib.sha256(email.encode()).hexdigest()
+    return "email:" + sha256_hex(email)
 
 
 def _known_device() -> bool:

@@ -14,7 +14,6 @@ STANDBY = "standby"  # published in the JWKS, not signing yet
 CURRENT = "current"  # signs every new access token (exactly one)
 PREVIOUS = "previous"  # published so that its tokens keep verifying until they expire
 RETIRED = "retired"  # gone from the JWKS; its tokens are refused
-STATES = (STANDBY, CURRENT, PREVIOUS, RETIRED)
 PUBLISHED = (STANDBY, CURRENT, PREVIOUS)
 
 

@@ -15,7 +15,6 @@ import logging
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 
-from trikchi.auth.digests import sha256_hex
 from trikchi.keys.material import derived_fernet
 
 log = logging.getLogger(__name__)
@@ -37,8 +36,3 @@ def decrypt_secret(ciphertext: str) -> str | None:
     except InvalidToken:
         log.error("a stored TOTP secret does not decrypt: SECRET_KEY changed since it was set up")
         return None
-
-
-def digest(value: str) -> str:
-    """SHA-256 hex of a high-entropy random value (tokens, challenges, recovery codes)."""
-    return sha256_hex(value)

@@ -30,6 +30,7 @@ from webauthn.helpers.structs import (
 )
 
 from trikchi.auth import security, signin
+from trikchi.auth.digests import sha256_hex
 from trikchi.auth.methods import refuse_removing_the_last
 from trikchi.auth.models import User
 from trikchi.auth.tokens import TokenPair
@@ -39,7 +40,6 @@ from trikchi.events import Events, record_event
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
 from trikchi.i18n import N_
-from trikchi.mfa.crypto import digest
 from trikchi.mfa.models import Passkey, WebAuthnChallenge
 
 CHALLENGE_SECONDS = 300
@@ -67,7 +67,7 @@ def _store_challenge(challenge: bytes, purpose: str, user_id: int | None, user_h
     db.session.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at <= now))
     db.session.add(
         WebAuthnChallenge(
-            challenge_hash=digest(bytes_to_base64url(challenge)),
+            challenge_hash=sha256_hex(bytes_to_base64url(challenge)),
             purpose=purpose,
             user_id=user_id,
             user_handle=user_handle,
@@ -90,7 +90,7 @@ def _challenge_of(credential: dict[str, Any]) -> str:
 def _consume_challenge(challenge: str, purpose: str) -> WebAuthnChallenge:
     """Take the challenge out of the table (once, and only before it expires); commit."""
     now = utcnow()
-    challenge_hash = digest(challenge)
+    challenge_hash = sha256_hex(challenge)
     row = db.session.scalar(
         select(WebAuthnChallenge).where(WebAuthnChallenge.challenge_hash == challenge_hash)
     )

@@ -21,6 +21,7 @@ from flask import current_app
 from sqlalchemy import delete, func, insert, select, update
 
 from trikchi.auth import security
+from trikchi.auth.digests import sha256_hex
 from trikchi.auth.models import User
 from trikchi.database import utcnow
 from trikchi.errors import Conflict, ErrorCode, ValidationFailed
@@ -28,7 +29,7 @@ from trikchi.events import Events, record_event
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
 from trikchi.i18n import N_
-from trikchi.mfa.crypto import decrypt_secret, digest, encrypt_secret
+from trikchi.mfa.crypto import decrypt_secret, encrypt_secret
 from trikchi.mfa.limits import check_code_budget, spend_code_attempt
 from trikchi.mfa.models import Passkey, RecoveryCode, TotpCredential
 
@@ -186,7 +187,7 @@ def use_recovery_code(user_id: int, code: str) -> bool:
         update(RecoveryCode)
         .where(
             RecoveryCode.user_id == user_id,
-            RecoveryCode.code_hash == digest(normalized),
+            RecoveryCode.code_hash == sha256_hex(normalized),
             RecoveryCode.used_at.is_(None),
         )
         .values(used_at=utcnow())
@@ -237,7 +238,7 @@ def _new_recovery_codes(user_id: int, now: datetime) -> list[str]:
     db.session.execute(
         insert(RecoveryCode),
         [
-            {"user_id": user_id, "code_hash": digest(normalize_recovery_code(code)), "created_at": now}
+            {"user_id": user_id, "code_hash": sha256_hex(normalize_recovery_code(code)), "created_at": now}
             for code in codes
         ],
     )

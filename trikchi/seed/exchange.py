@@ -12,7 +12,6 @@ refused the cookie, and only for a cookie that does not look like a trikchi toke
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from trikchi.auth import claims as token_claims
 from trikchi.auth import security, signin
+from trikchi.auth.digests import sha256_hex
 from trikchi.auth.models import AuthSession, User
 from trikchi.auth.responses import sign_in_response
 from trikchi.auth.seams import of
@@ -121,7 +121,7 @@ def verify_seed_token(token: str, now: datetime) -> SeedToken:
     return SeedToken(
         user_id=user_id,
         expires_at=datetime.fromtimestamp(expires, UTC),
-        digest=hashlib.sha256(signed_part.encode()).hexdigest(),
+        digest=sha256_hex(signed_part),
     )
 
 

@@ -21,6 +21,7 @@ from flask import current_app
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 
+from trikchi.auth.digests import sha256_hex
 from trikchi.database import utcnow
 from trikchi.extensions import db
 from trikchi.social.models import UsedTelegramPayload
@@ -104,4 +105,4 @@ def claim(fields: dict[str, Any]) -> None:
 
 def payload_digest(fields: dict[str, Any]) -> str:
     """The SHA-256 (hex) of the payload's ``hash`` in lowercase: one value per signed payload."""
-    return hashlib.sha256(str(fields["hash"]).lower().encode()).hexdigest()
+    return sha256_hex(str(fields["hash"]).lower())
