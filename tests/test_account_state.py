@@ -11,7 +11,6 @@ gunicorn with real mail:
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
@@ -68,24 +67,7 @@ def server(tmp_path_factory, smtp_server):
         port=port,
         outbox_worker=True,
     ).wait_ready()
-    source = f"sqlite:///{directory / 'seed.db'}"
-    seed.create_seed_database(
-        source,
-        [
-            {
-                "id": SEED_USER,
-                "name": "Seed customer",
-                "email": "from-seed@example.com",
-                "password_hash": seed.hash_password(PASSWORD),
-                "role": "customer",
-                "is_superuser": False,
-                "created_at": datetime(2025, 11, 27, 8, 35, 8),
-                "updated_at": datetime(2025, 11, 27, 8, 35, 8),
-            }
-        ],
-    )
-    imported = api.flask("users", "import-seed", source)
-    assert "Imported 1 user(s)" in imported.stdout + imported.stderr, imported.stdout + imported.stderr
+    seed.import_one_customer(api, directory, SEED_USER, "from-seed@example.com", PASSWORD)
     yield SimpleNamespace(api=api, provider=provider, smtp=smtp_server)
     api.stop()
     provider.stop()

@@ -8,7 +8,6 @@ opens the session. A passkey still completes alone. Without TOTP nothing changes
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
@@ -58,24 +57,7 @@ def servers(tmp_path_factory):
         workers=2,
         port=port,
     ).wait_ready()
-    source = f"sqlite:///{directory / 'seed.db'}"
-    seed.create_seed_database(
-        source,
-        [
-            {
-                "id": SEED_USER,
-                "name": "Seed customer",
-                "email": "seeded@example.com",
-                "password_hash": seed.hash_password(PASSWORD),
-                "role": "customer",
-                "is_superuser": False,
-                "created_at": datetime(2025, 11, 27, 8, 35, 8),
-                "updated_at": datetime(2025, 11, 27, 8, 35, 8),
-            }
-        ],
-    )
-    imported = api.flask("users", "import-seed", source)
-    assert "Imported 1 user(s)" in imported.stdout + imported.stderr, imported.stdout + imported.stderr
+    seed.import_one_customer(api, directory, SEED_USER, "seeded@example.com", PASSWORD)
     yield SimpleNamespace(api=api, provider=provider, database=url)
     api.stop()
     provider.stop()

@@ -89,3 +89,24 @@ def create_refresh_token(user_id: int, secret: str = SEED_SECRET, delta: timedel
     """The seed's ``create_refresh_token`` (``delta`` moves its expiry, for expired tokens)."""
     payload = {"sub": str(user_id), "exp": _expires(delta or timedelta(days=REFRESH_TOKEN_EXPIRE_DAYS))}
     return jwt.encode(payload, secret, algorithm="HS256")
+
+
+def import_one_customer(server, directory, user_id: int, email: str, password: str) -> None:
+    """A seed table holding one customer, imported into the live ``server`` with
+    ``flask users import-seed`` (its own process, the server's database and settings)."""
+    source = f"sqlite:///{directory / 'seed.db'}"
+    created = datetime(2025, 11, 27, 8, 35, 8)
+    row = {
+        "id": user_id,
+        "name": "Seed customer",
+        "email": email,
+        "password_hash": hash_password(password),
+        "role": "customer",
+        "is_superuser": False,
+        "created_at": created,
+        "updated_at": created,
+    }
+    create_seed_database(source, [row])
+    imported = server.flask("users", "import-seed", source)
+    output = imported.stdout + imported.stderr
+    assert "Imported 1 user(s)" in output, output
