@@ -6,6 +6,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
+WEB_HOST ?= 127.0.0.1
+WEB_PORT ?= 8001
 
 .PHONY: run test bench web lint format system-deps node-deps clean translations messages
 
@@ -49,18 +51,25 @@ messages: $(VENV)/.runtime
 		--project trikchi -o trikchi/translations/messages.pot .
 	$(BIN)/pybabel update -i trikchi/translations/messages.pot -d trikchi/translations --no-fuzzy-matching --ignore-obsolete
 
-## run: install, migrate the embedded SQLite database, start the development server and, beside
-##      it, the outbox worker (mails are logged without MAIL_SERVER; webhooks go to WEBHOOK_URLS)
+## run: install, migrate the embedded SQLite database, start the development server on
+##      HOST:PORT (127.0.0.1:5000) and, beside it, the outbox worker (mails are logged without
+##      MAIL_SERVER; webhooks go to WEBHOOK_URLS). Both stop together however make is stopped
+##      (Ctrl-C, SIGTERM or SIGHUP to make, or the server exiting): the server runs in the
+##      background and the shell waits for it, so a trapped signal is handled at once (a shell
+##      waiting on a foreground command runs no trap until that command ends).
 run: $(VENV)/.runtime translations
 	$(BIN)/flask db upgrade
 	$(BIN)/flask worker & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
-	$(BIN)/flask run --host $(HOST) --port $(PORT)
+	$(BIN)/flask run --host $(HOST) --port $(PORT) & server=$$!; \
+	trap 'kill $$server $$worker 2>/dev/null; wait' EXIT; \
+	trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; \
+	wait $$server
 
-## web: serve the reference frontend (examples/web) on 127.0.0.1:8001; run the API with
-##      CORS_ORIGINS=http://127.0.0.1:8001 make run
+## web: serve the reference frontend (examples/web) on WEB_HOST:WEB_PORT (127.0.0.1:8001), e.g.
+##      make web WEB_PORT=8002; run the API with CORS_ORIGINS=http://127.0.0.1:8001 make run.
+##      The page calls http://<its host>:5000 unless opened with ?api=<the API's base URL>.
 web:
-	$(PYTHON) -m http.server 8001 --bind 127.0.0.1 --directory examples/web
+	$(PYTHON) -m http.server $(WEB_PORT) --bind $(WEB_HOST) --directory examples/web
 
 ## system-deps: the servers the tests start (PostgreSQL), from Debian's packages if missing
 system-deps:
