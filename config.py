@@ -182,7 +182,7 @@ class Config:
         if self.LOG_FORMAT not in {"text", "json"}:
             raise ConfigError("LOG_FORMAT must be text or json")
         # A log line per request (method, path, status, duration, client address). Off by default:
-        # it cost a fifth of GET /auth/me (README, Performance); /metrics counts and times every
+        # it cost a fifth of GET /auth/me (docs/performance.md); /metrics counts and times every
         # request by route and status, and auth events and errors are logged either way.
         self.LOG_REQUESTS = env_bool("LOG_REQUESTS", False)
 

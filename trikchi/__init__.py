@@ -40,7 +40,7 @@ class TrikchiFlask(Flask):
 
     Flask calls ``ensure_sync`` for every view, hook and handler on every request, and
     flask-smorest and Flask-Limiter once more per decorator layer; each call ran
-    ``inspect.iscoroutinefunction`` again (README, Performance).
+    ``inspect.iscoroutinefunction`` again (docs/performance.md).
     """
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:

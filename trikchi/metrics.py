@@ -147,7 +147,7 @@ class RequestMetrics:
 
     Timed from the WSGI call to the start of the response. The URL rule comes from
     the request object werkzeug keeps in the environ (``werkzeug.request``). As two
-    Flask hooks this cost several times the samples themselves (README, Performance).
+    Flask hooks this cost several times the samples themselves (docs/performance.md).
     """
 
     def __init__(self, app: Any) -> None:
