@@ -10,7 +10,7 @@ from enum import StrEnum
 
 
 class ErrorCode(StrEnum):
-    """Every value of the ``error`` field; documented as an enum in the API document and README."""
+    """Every value of the ``error`` field; documented as an enum in the API document and in docs/api.md."""
 
     BAD_REQUEST = "bad_request"
     INVALID_JSON = "invalid_json"
@@ -48,7 +48,7 @@ class ErrorCode(StrEnum):
     SERVICE_UNAVAILABLE = "service_unavailable"
 
 
-# What each ``error`` value means, for the API document and the README.
+# What each ``error`` value means, for the API document and docs/api.md.
 ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.BAD_REQUEST: "The request could not be parsed (malformed request line, headers or query).",
     ErrorCode.INVALID_JSON: "The body is not valid JSON.",
