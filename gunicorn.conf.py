@@ -1,38 +1,46 @@
-"""gunicorn settings; every value can be overridden from the environment."""
+"""gunicorn settings, from the environment (``trikchi/settings/serving.py`` declares them)."""
 
-import multiprocessing
 import os
+import sys
 
-bind = os.environ.get("GUNICORN_BIND", os.environ.get("BIND", "127.0.0.1:8000"))
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
-# gunicorn's sync/gthread workers, except that gunicorn's own refusals (414, 431, 400, ...)
-# are the service's JSON errors instead of HTML pages (trikchi/serving.py).
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or (
-    "trikchi.serving.ThreadJSONWorker" if threads > 1 else "trikchi.serving.SyncJSONWorker"
-)
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
-# Recycle workers now and then so a slow leak can never grow without bound.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
-max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "1000"))
+from config import ConfigError, load_config
+from trikchi.settings.core import Core
+from trikchi.settings.serving import Serving
+
+# wsgi.py serves production settings unless TRIKCHI_CONFIG says otherwise. They are checked here,
+# in gunicorn's master before it starts: a bad setting is one line and exit status 1, where a
+# worker failing to build the app would print a traceback and gunicorn exit with status 3.
+os.environ.setdefault("TRIKCHI_CONFIG", "production")
+try:
+    load_config()
+    serving = Serving(os.environ)
+    # gunicorn logs at the app's LOG_LEVEL, with its declared default whatever the environment.
+    log_level = Core.LOG_LEVEL.read(os.environ, Core.LOG_LEVEL.default, {})
+except ConfigError as error:
+    sys.exit(error.line())
+
+bind = serving.GUNICORN_BIND
+workers = serving.GUNICORN_WORKERS
+threads = serving.GUNICORN_THREADS
+worker_class = serving.GUNICORN_WORKER_CLASS
+timeout = serving.GUNICORN_TIMEOUT
+graceful_timeout = serving.GUNICORN_GRACEFUL_TIMEOUT
+keepalive = serving.GUNICORN_KEEPALIVE
+max_requests = serving.GUNICORN_MAX_REQUESTS
+max_requests_jitter = serving.GUNICORN_MAX_REQUESTS_JITTER
 # With LOG_REQUESTS=true the app logs every request itself (JSON in production); set
 # GUNICORN_ACCESSLOG=- for gunicorn's access log instead or as well.
-accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+accesslog = serving.GUNICORN_ACCESSLOG
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = log_level.lower()
 # The client address, method and path only: never cookies, Authorization headers or the query
 # (an OpenID Connect callback's carries the authorization code).
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = serving.FORWARDED_ALLOW_IPS
 # Request limits, enforced by gunicorn before the app sees the request (gunicorn's defaults).
-# The request line (method, path and query string) in bytes; longer is 414 uri_too_long.
-limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", "4094"))
-# Header fields per request; more is 431 headers_too_large.
-limit_request_fields = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELDS", "100"))
-# Bytes of one header field (name, value and line ending); larger is 431 headers_too_large.
-limit_request_field_size = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELD_SIZE", "8190"))
+limit_request_line = serving.GUNICORN_LIMIT_REQUEST_LINE
+limit_request_fields = serving.GUNICORN_LIMIT_REQUEST_FIELDS
+limit_request_field_size = serving.GUNICORN_LIMIT_REQUEST_FIELD_SIZE
 
 # Prometheus metrics across workers (trikchi/metrics.py): every worker writes its samples to
 # files in PROMETHEUS_MULTIPROC_DIR and /metrics sums them. The variable must be set before a
@@ -47,7 +55,7 @@ def on_starting(server):
     import tempfile
 
     global _metrics_dir_is_ours
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    directory = serving.PROMETHEUS_MULTIPROC_DIR
     if not directory:
         directory = tempfile.mkdtemp(prefix="trikchi-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory

@@ -5,11 +5,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
-from config import Config, load_config
+if TYPE_CHECKING:
+    # Imported when the app is built: config.py imports trikchi.settings, and so this package.
+    from config import Config
 
 
 def create_app(config: str | Config | Mapping[str, Any] | None = None) -> Flask:
@@ -60,6 +62,8 @@ def _is_coroutine_function(func: Callable[..., Any]) -> bool:
 
 def register_config(app: Flask, config: str | Config | Mapping[str, Any] | None) -> None:
     """Load settings from the environment, then apply explicit overrides."""
+    from config import Config, load_config
+
     overrides: Mapping[str, Any] = {}
     if isinstance(config, Config):
         settings = config

@@ -122,7 +122,7 @@ def mark_authenticated(session_id: str, now: datetime, method: str) -> None:
 
 # The refresh path: statements compiled once and run on a driver cursor of their own
 # (database.HotStatement): SQLAlchemy's per-execution work, and before it the ORM's unit of
-# work and lazy loads, were most of a refresh (see README, Performance).
+# work and lazy loads, were most of a refresh (see docs/performance.md).
 _SESSIONS = AuthSession.__table__.c
 _TOKENS = RefreshToken.__table__.c
 _NOW = bindparam("now", type_=UTCDateTime())
