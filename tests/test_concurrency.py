@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
+from threading import Barrier
 
 import pytest
 import requests
@@ -13,7 +12,6 @@ from tests.conftest import PASSWORD
 from tests.support.live import LiveServer
 from tests.support.races import race
 from trikchi.auth.models import User
-from trikchi.database import serialized_writes
 from trikchi.extensions import db
 
 pytestmark = pytest.mark.slow
@@ -94,94 +92,47 @@ def test_20_concurrent_refreshes_of_one_token_leave_one_live_successor(racing_se
     assert len(jtis) >= 1
 
 
-def test_refresh_writers_queue_on_one_lock_per_sqlite_database(app, backend):
-    """SQLite writers of a refresh wait on an flock (woken at once), not in SQLite's back-off."""
+def test_two_unlinks_racing_leave_the_last_way_to_sign_in(app, monkeypatch):
+    """Counting a user's ways to sign in and removing one are one step (a row lock on PostgreSQL,
+    SQLite's write lock taken first: ``database.lock_for_writing``). Two unlinks of an account
+    with two identities and no password, each held between its count and its delete until the
+    other arrives: one is done, the other waits for it, counts one, and is refused."""
+    from threading import BrokenBarrierError
+
+    from trikchi.errors import Conflict
+    from trikchi.http import ClientInfo
+    from trikchi.social import services
+    from trikchi.social.models import Identity
+
     with app.app_context():
-        engine = db.engine
-        lock_file = f"{engine.url.database}.write-lock" if backend == "sqlite" else None
-        with serialized_writes(engine):
-            if lock_file is None:
-                return  # PostgreSQL: row locks and the conditional UPDATE are enough; no file
-            other = os.open(lock_file, os.O_RDWR)
-            try:
-                with pytest.raises(BlockingIOError):
-                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another worker waits
-            finally:
-                os.close(other)
-        other = os.open(lock_file, os.O_RDWR)
+        user = User(name="Dora", email=None, password_hash=None)
+        db.session.add(user)
+        db.session.flush()
+        identities = [Identity(user_id=user.id, provider="test", subject=str(n)) for n in range(2)]
+        db.session.add_all(identities)
+        db.session.commit()
+        user_id, identity_ids = user.id, [identity.id for identity in identities]
+
+    both_counting = Barrier(2, timeout=1)
+    count = services.refuse_removing_the_last
+
+    def held(user):
         try:
-            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released after the transaction
-        finally:
-            os.close(other)
+            both_counting.wait()  # unserialized, both would count two ways here
+        except BrokenBarrierError:
+            pass  # serialized: the other one is not coming until this one is done
+        count(user)
 
+    monkeypatch.setattr(services, "refuse_removing_the_last", held)
 
-def committed_to_database_file(path: str, tmp_path, jti: str) -> bool:
-    """Whether the database file itself (without its write-ahead log) holds refresh token ``jti``:
-    true only once a checkpoint has copied the log back."""
-    import shutil
-    import sqlite3
-
-    copy = tmp_path / "main-file-only.db"
-    shutil.copyfile(path, copy)
-    connection = sqlite3.connect(copy)
-    try:
-        return connection.execute("SELECT 1 FROM refresh_tokens WHERE jti = ?", (jti,)).fetchone() is not None
-    finally:
-        connection.close()
-
-
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # a PostgreSQL server checkpoints itself
-def test_refresh_checkpoints_sqlite_after_leaving_the_write_slot(app, auth, monkeypatch, tmp_path):
-    """The WAL is copied back to the database file by the refreshing process once it has left
-    the write slot (other writers go on), not inside it by SQLite's commit."""
-    import jwt
-
-    from trikchi import database
-
-    slot_free = []
-    checkpoint = database._checkpoint
-
-    def watched(connection):
+    def unlink(i):
         with app.app_context():
-            other = os.open(f"{db.engine.url.database}.write-lock", os.O_RDWR)
-        try:
-            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while the slot is held
-            slot_free.append(True)
-        finally:
-            os.close(other)
-        checkpoint(connection)
+            try:
+                services.unlink_identity(user_id, identity_ids[i], ClientInfo("127.0.0.1", "test"), None)
+            except Conflict:
+                return "refused"
+            return "unlinked"
 
-    monkeypatch.setattr(database, "_checkpoint", watched)
-    monkeypatch.setattr(database, "SQLITE_CHECKPOINT_EVERY", 1)
-    auth.signup()
-    assert auth.refresh().status_code == 200
-    successor = jwt.decode(auth.refresh_cookie(), options={"verify_signature": False})["jti"]
+    assert sorted(race(2, unlink)) == ["refused", "unlinked"]
     with app.app_context():
-        path = db.engine.url.database
-    assert slot_free == [True]
-    assert committed_to_database_file(path, tmp_path, successor)
-
-
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # a PostgreSQL server checkpoints itself
-def test_a_failed_checkpoint_leaves_the_refresh_answered(app, auth, monkeypatch, caplog):
-    """The refresh is committed before the checkpoint: a checkpoint error is logged, not answered
-    (a refresh that failed there would leave its client with a spent token)."""
-    import sqlite3
-
-    from trikchi import database
-
-    class Refusing:
-        def __init__(self, connection):
-            self.connection = connection
-
-        def cursor(self):
-            raise sqlite3.OperationalError("disk I/O error")
-
-    checkpoint = database._checkpoint
-    monkeypatch.setattr(database, "_checkpoint", lambda connection: checkpoint(Refusing(connection)))
-    monkeypatch.setattr(database, "SQLITE_CHECKPOINT_EVERY", 1)
-    auth.signup()
-    refreshed = auth.refresh()
-    assert refreshed.status_code == 200
-    assert "SQLite checkpoint failed" in caplog.text
-    assert auth.refresh().status_code == 200  # the new cookie was the committed one
+        assert db.session.scalar(select(func.count()).select_from(Identity)) == 1

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 from flask.sessions import NullSession
+from sqlalchemy import create_engine
 
 from tests.conftest import PASSWORD
 from tests.test_sessions import age_used_tokens, use_cookie
@@ -208,151 +209,68 @@ def test_ensure_sync_answers_once_per_function_and_still_refuses_nothing(app):
         assert converted is not coroutine and converted() == "awaited"
 
 
-SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 POSTGRESQL_ONLY = pytest.mark.parametrize(
     "backend", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True
 )
 
 
-def _connection_of_a_hot_read(engine):
-    """The driver connection a hot statement runs on (after a real read on it)."""
-    from trikchi.database import driver_cursor
-
-    checked_out = engine.pool.checkedout()
-    with driver_cursor(engine, transaction=False) as (cursor, _dialect):
-        assert cursor.execute("SELECT count(*) FROM users").fetchone() is not None
-        assert engine.pool.checkedout() == checked_out  # not one of the pool's
-        return cursor.connection
-
-
-def _is_closed(connection) -> bool:
-    return bool(connection.closed) if hasattr(connection, "pgconn") else _sqlite_closed(connection)
-
-
-def _sqlite_closed(connection) -> bool:
-    import sqlite3
-
+def _backend_pids(engine) -> set[int]:
+    """The server process of each connection the pool holds (all checked out at once)."""
+    connections = [engine.connect() for _ in range(max(engine.pool.checkedin(), 1))]
     try:
-        connection.cursor()
-    except sqlite3.ProgrammingError:
-        return True
-    return False
-
-
-def test_hot_statements_keep_one_connection_per_thread_outside_the_pool(app, auth):
-    """The guard's read and the rotation run on their thread's own connection: the same one
-    request after request, another one in another thread (on PostgreSQL in autocommit)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    auth.signup()
-    with app.app_context():
-        engine = db.engine
-        first = _connection_of_a_hot_read(engine)
-        assert auth.me().status_code == 200 and auth.refresh().status_code == 200
-        assert _connection_of_a_hot_read(engine) is first
-        with ThreadPoolExecutor(1) as pool:
-            other = pool.submit(_connection_of_a_hot_read, engine).result()
-        assert other is not first
-        assert _connection_of_a_hot_read(engine) is first
-        if hasattr(first, "pgconn"):
-            assert first.autocommit is True
-
-
-@SQLITE_ONLY
-def test_a_sqlite_thread_connection_is_left_with_nothing_open_and_replaced_after_an_error(app, auth):
-    """A write made without ``transaction`` is rolled back when the block ends (as the pool's reset
-    does); a connection that raised a driver error is closed and the next use gets a new one."""
-    from sqlalchemy.exc import OperationalError
-
-    from trikchi.database import driver_cursor
-
-    auth.signup()
-    with app.app_context():
-        engine = db.engine
-        with driver_cursor(engine, transaction=False) as (cursor, _dialect):
-            cursor.execute("UPDATE users SET name = 'changed'")
-            connection = cursor.connection
-            assert connection.in_transaction
-        assert not connection.in_transaction
-        assert db.session.scalar(db.select(User.name)) != "changed"
-
-        with pytest.raises(OperationalError), driver_cursor(engine, transaction=False) as (cursor, _dialect):
-            cursor.execute("SELECT * FROM no_such_table")
-        assert _is_closed(connection)
-        replacement = _connection_of_a_hot_read(engine)
-        assert replacement is not connection
-    assert auth.me().status_code == 200
+        return {c.exec_driver_sql("SELECT pg_backend_pid()").scalar() for c in connections}
+    finally:
+        for connection in connections:
+            connection.close()
 
 
 @POSTGRESQL_ONLY
-def test_a_postgresql_thread_connection_is_replaced_after_an_error_or_when_its_server_side_ended(
+def test_a_postgresql_connection_whose_server_process_ended_while_idle_is_replaced_not_answered_503(
     app, auth, monkeypatch
 ):
-    """A connection that raised a driver error is closed and replaced; one whose server process
-    ended while it sat idle is found dead by the ping after idle, and replaced before use."""
-    from sqlalchemy.exc import ProgrammingError
-
+    """A pooled connection whose server process ended while it sat idle (an administrator, a
+    proxy's idle timeout) is found dead by the ping after idle, and replaced before use."""
     from trikchi import database
-    from trikchi.database import driver_cursor
 
     auth.signup()
+    assert auth.me().status_code == 200
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.05)
     with app.app_context():
         engine = db.engine
-        connection = _connection_of_a_hot_read(engine)
-        with pytest.raises(ProgrammingError), driver_cursor(engine, transaction=False) as (cursor, _dialect):
-            cursor.execute("SELECT * FROM no_such_table")
-        assert connection.closed
-        connection = _connection_of_a_hot_read(engine)
-        assert connection.pgconn.transaction_status == 0  # idle: nothing open between uses
-
-        monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.05)
-        backend_pid = connection.info.backend_pid
-        with engine.connect() as other:
-            # With a timeout, it returns once the backend has exited, not once it was signalled.
-            ended = other.execute(db.text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": backend_pid})
-            assert ended.scalar() is True
+        idle = _backend_pids(engine)
+        other = create_engine(engine.url)
+        with other.connect() as connection:
+            for pid in idle:
+                # With a timeout, it returns once the backend has exited, not once it was signalled.
+                ended = connection.exec_driver_sql("SELECT pg_terminate_backend(%(p)s, 10000)", {"p": pid})
+                assert ended.scalar() is True
+        other.dispose()
         time.sleep(0.1)
         assert auth.me().status_code == 200  # pinged, found dead, replaced: no 503
-        replacement = _connection_of_a_hot_read(engine)
-        assert replacement is not connection and replacement.info.backend_pid != backend_pid
+        assert auth.refresh().status_code == 200
+        assert not _backend_pids(engine) & idle
 
 
-def test_disposing_the_engine_closes_the_thread_connections(app, auth):
-    """This thread's connection is closed at once; another thread's by that thread, at its next
-    use (another thread may be running a statement on it), which then opens a new one."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    auth.signup()
-    with app.app_context(), ThreadPoolExecutor(1) as pool:
-        engine = db.engine
-        connection = _connection_of_a_hot_read(engine)
-        others = pool.submit(_connection_of_a_hot_read, engine).result()
-        engine.dispose()
-        assert _is_closed(connection)
-        assert not _is_closed(others)
-        assert pool.submit(_connection_of_a_hot_read, engine).result() is not others
-        assert _is_closed(others)
-        assert _connection_of_a_hot_read(engine) is not connection
-    assert auth.me().status_code == 200
-
-
-@SQLITE_ONLY
-def test_a_forked_process_opens_its_own_sqlite_connection(app, auth):
-    """A gunicorn worker is a fork: it must never run statements on (or close) a connection it
-    inherited. The parent's connection still works after the child has come and gone."""
+def test_a_forked_process_uses_connections_of_its_own(app, auth):
+    """A process forked after the app used the database (a gunicorn worker of a preloaded app, a
+    test) never runs statements on, or closes, a connection it inherited; the parent's still work
+    after the child has come and gone."""
     import os
 
     auth.signup()
+    assert auth.me().status_code == 200
     with app.app_context():
         engine = db.engine
-        parent = _connection_of_a_hot_read(engine)
+        with engine.connect() as connection:
+            parent = connection.connection.dbapi_connection
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: report, and leave without running any cleanup of the parent's
             verdict = b"?"
             try:
-                child = _connection_of_a_hot_read(engine)
-                verdict = b"own" if child is not parent else b"inherited"
+                with engine.connect() as connection:
+                    own = connection.connection.dbapi_connection is not parent
+                verdict = b"own" if own and auth.me().status_code == 200 else b"inherited"
                 engine.dispose()  # closes the child's own connections only
             finally:
                 os.write(write, verdict)
@@ -362,33 +280,35 @@ def test_a_forked_process_opens_its_own_sqlite_connection(app, auth):
         verdict = os.read(read, 16)
         os.close(read)
         assert status == 0 and verdict == b"own"
-        assert _connection_of_a_hot_read(engine) is parent
-    assert auth.me().status_code == 200
+        with engine.connect() as connection:
+            assert connection.connection.dbapi_connection is parent
+    assert auth.me().status_code == 200 and auth.refresh().status_code == 200
 
 
-def test_a_thread_connection_is_closed_when_its_thread_ends(app, auth):
-    """``flask run`` answers each request on a new thread: connections of ended threads must not
-    pile up (open files grow by a connection's descriptors per thread otherwise)."""
+def test_requests_on_threads_that_end_leave_open_files_flat(app, auth):
+    """``flask run`` answers each request on a new thread: the connections they used go back to
+    the pool, and open files do not grow with the number of threads."""
     import gc
     import os
     import threading
 
     auth.signup()
+    token = auth.access_token
 
     def open_files() -> int:
         gc.collect()
         return len(os.listdir("/proc/self/fd"))
 
-    with app.app_context():
-        engine = db.engine
+    answers: list[int] = []
 
-        def requests_on_new_threads(count: int) -> None:
-            for _ in range(count):
-                thread = threading.Thread(target=_connection_of_a_hot_read, args=(engine,))
-                thread.start()
-                thread.join()
+    def requests_on_new_threads(count: int) -> None:
+        for _ in range(count):
+            thread = threading.Thread(target=lambda: answers.append(auth.me(token).status_code))
+            thread.start()
+            thread.join()
+        assert answers[-count:] == [200] * count
 
-        requests_on_new_threads(50)  # SQLite keeps a few descriptors of closed connections for reuse
-        before = open_files()
-        requests_on_new_threads(200)
-        assert open_files() - before < 20
+    requests_on_new_threads(50)  # SQLite keeps a few descriptors of closed connections for reuse
+    before = open_files()
+    requests_on_new_threads(200)
+    assert open_files() - before < 20

@@ -8,7 +8,7 @@ import jwt
 from sqlalchemy import func, select, update
 
 from tests.conftest import PASSWORD
-from trikchi.auth.models import AuthSession, RefreshToken
+from trikchi.auth.models import AuthSession, RefreshToken, User
 from trikchi.database import utcnow
 from trikchi.extensions import db
 
@@ -279,3 +279,44 @@ def test_a_tab_sending_the_just_rotated_cookie_with_the_newest_csrf_value_stays_
     response = other_tab.refresh(csrf=first.csrf_token)
     assert response.status_code == 200
     assert decode(app, other_tab.refresh_cookie())["jti"] == decode(app, first.refresh_cookie())["jti"]
+
+
+def test_one_rule_decides_a_live_session_for_guard_refresh_list_and_pruning(app, make_auth, runner):
+    """A session is live while it is not revoked, before both of its ends, and its user is active
+    (``AuthSession.is_live``): in Python and in SQL alike, and for every path that asks."""
+    live, revoked, slid_past, past_absolute, deactivated = (make_auth() for _ in range(5))
+    live.signup()
+    for auth in (revoked, slid_past, past_absolute):
+        auth.login()
+    deactivated.signup("bob@example.com")
+    now = utcnow()
+    ended = {
+        revoked: {"revoked_at": now},
+        slid_past: {"expires_at": now - timedelta(seconds=1)},
+        past_absolute: {"absolute_expires_at": now - timedelta(seconds=1)},
+    }
+    with app.app_context():
+        for auth, values in ended.items():
+            sid = decode(app, auth.access_token)["sid"]
+            db.session.execute(update(AuthSession).where(AuthSession.id == sid).values(**values))
+        # Deactivated behind the service's back: without the revocation the admin API adds.
+        db.session.execute(update(User).where(User.email == "bob@example.com").values(is_active=False))
+        db.session.commit()
+        sessions = db.session.scalars(select(AuthSession)).all()
+        in_sql = set(db.session.scalars(select(AuthSession.id).where(AuthSession.is_live(utcnow()))))
+        assert {s.id for s in sessions if s.is_live(utcnow())} == in_sql
+        assert in_sql == {decode(app, live.access_token)["sid"]}
+
+    for auth in (*ended, deactivated):
+        me = auth.me()
+        assert me.status_code == 401 and me.json["error"] == "session_ended"
+        refreshed = auth.refresh()
+        assert refreshed.status_code == 401 and refreshed.json["error"] == "session_ended"
+    assert live.me().status_code == 200
+    listed = live.client.get("/auth/sessions", headers=live.headers()).json
+    assert [s["id"] for s in listed] == [decode(app, live.access_token)["sid"]]
+    assert live.refresh().status_code == 200
+
+    result = runner.invoke(args=["sessions", "prune"])
+    assert result.exit_code == 0 and "Pruned 4 session(s)." in result.output
+    assert live.me().status_code == 200 and live.refresh().status_code == 200

@@ -127,7 +127,7 @@ def register_extensions(app: Flask) -> None:
     from trikchi import i18n
     from trikchi.auth import guards, tokens
     from trikchi.auth.passwords import passwords
-    from trikchi.database import ping_idle_connections
+    from trikchi.database import configure_engine
     from trikchi.extensions import cors, db, limiter, migrate
     from trikchi.keys import ring as key_ring
     from trikchi.mail import init_mail
@@ -135,7 +135,7 @@ def register_extensions(app: Flask) -> None:
 
     db.init_app(app)
     with app.app_context():
-        ping_idle_connections(db.engine)
+        configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(_migrations_dir()), compare_type=True)
     tokens.init_app(app)  # flask-jwt-extended issues and verifies every token
     guards.init_app(app)  # ... and loads the request's user with the guard's query

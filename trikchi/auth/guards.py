@@ -36,7 +36,7 @@ from trikchi.auth import claims as token_claims
 from trikchi.auth import signin, tokens
 from trikchi.auth.models import AuthSession, User
 from trikchi.auth.seams import seams
-from trikchi.database import HotStatement, driver_cursor
+from trikchi.database import UTCDateTime, connect_for_reads, utcnow
 from trikchi.errors import ErrorCode, Forbidden, Unauthorized
 from trikchi.extensions import db, jwt
 
@@ -66,15 +66,25 @@ class CurrentUser:
     auth_time: int | None = None
 
 
-# Built once: constructing the statement per request cost more than running it.
-_LIVE_USER = HotStatement(
-    select(User.id, User.name, User.email, User.role, User.email_verified, User.created_at, User.locale)
-    .join(AuthSession, AuthSession.user_id == User.id)
+# The token's user and its session, live (``AuthSession.is_live``). Built once, of Core columns:
+# constructing the statement per request cost more than running it, and SQLAlchemy caches the
+# compiled form of a Core statement.
+_USERS = User.__table__.c
+_LIVE_USER = (
+    select(
+        _USERS.id,
+        _USERS.name,
+        _USERS.email,
+        _USERS.role,
+        _USERS.email_verified,
+        _USERS.created_at,
+        _USERS.locale,
+    )
+    .join(AuthSession.__table__, AuthSession.__table__.c.user_id == _USERS.id)
     .where(
-        User.id == bindparam("user_id"),
-        User.is_active.is_(True),
-        AuthSession.id == bindparam("session_id"),
-        AuthSession.revoked_at.is_(None),
+        _USERS.id == bindparam("user_id"),
+        AuthSession.__table__.c.id == bindparam("session_id"),
+        AuthSession.is_live(bindparam("now", type_=UTCDateTime())),
     )
 )
 
@@ -95,10 +105,12 @@ def load_live_user(_header: dict[str, Any], claims: dict[str, Any]) -> CurrentUs
     if claims["type"] != token_claims.ACCESS:
         return user_id
     session_id = claims["sid"]
-    # On the thread's own connection, outside the ORM session: this read needs no
-    # transaction with the view's work (see database.HotStatement).
-    with driver_cursor(db.engine, transaction=False) as (cursor, dialect):
-        row = _LIVE_USER.first(cursor, dialect, {"user_id": user_id, "session_id": session_id})
+    # On a connection of its own, outside the ORM session: this read needs no transaction with
+    # the view's work.
+    with connect_for_reads(db.engine) as connection:
+        row = connection.execute(
+            _LIVE_USER, {"user_id": user_id, "session_id": session_id, "now": utcnow()}
+        ).first()
     if row is None:
         return None
     return CurrentUser(*row, session_id=session_id, auth_time=claims.get("auth_time"))

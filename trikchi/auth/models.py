@@ -6,8 +6,10 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, false, true
+from sqlalchemy import Boolean, ColumnElement, ForeignKey, Integer, String, and_, case, exists, false, true
+from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from trikchi.database import NEVER_REUSE_IDS, UTCDateTime, utcnow
@@ -92,9 +94,46 @@ class AuthSession(db.Model):
 
     user: Mapped[User] = relationship(back_populates="sessions")
 
+    # The one definition of a live session (SPEC §4), in Python and, side by side, in SQL: what
+    # the guard, the rotation, the session list, pruning and the seed's grace window all ask.
+    @hybrid_method
     def is_live(self, now: datetime) -> bool:
-        """Not revoked and not past either of its ends."""
-        return self.revoked_at is None and now < self.expires_at and now < self.absolute_expires_at
+        """Not revoked, before both of its ends, and its user active."""
+        return (
+            self.revoked_at is None
+            and now < self.expires_at
+            and now < self.absolute_expires_at
+            and self.user.is_active
+        )
+
+    @is_live.inplace.expression
+    @classmethod
+    def _is_live_sql(cls, now: Any) -> ColumnElement[bool]:
+        """``is_live`` as an SQL condition on the ``sessions`` row (``now``: a value or a bound
+        parameter); Core columns, so that Core statements stay Core."""
+        sessions, users = cls.__table__.c, User.__table__.c
+        return and_(
+            sessions.revoked_at.is_(None),
+            sessions.expires_at > now,
+            sessions.absolute_expires_at > now,
+            # Its own users row even where the query joins users already (the guard).
+            exists()
+            .where(users.id == sessions.user_id, users.is_active.is_(True))
+            .correlate_except(User.__table__),
+        )
+
+    # A refresh moves the sliding end to ``end`` (now plus the refresh lifetime), never past the
+    # absolute end: in Python when a session opens, in SQL when a refresh touches it.
+    @hybrid_method
+    def sliding_end(self, end: datetime) -> datetime:
+        """``end``, capped at the absolute end."""
+        return min(end, self.absolute_expires_at)
+
+    @sliding_end.inplace.expression
+    @classmethod
+    def _sliding_end_sql(cls, end: Any) -> ColumnElement[datetime]:
+        absolute = cls.__table__.c.absolute_expires_at
+        return case((absolute < end, absolute), else_=end)
 
 
 class RefreshToken(db.Model):

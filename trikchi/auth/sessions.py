@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from flask import current_app
-from sqlalchemy import bindparam, case, delete, exists, insert, or_, select, update
+from sqlalchemy import bindparam, delete, exists, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -21,7 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from trikchi.auth import security
 from trikchi.auth.models import AuthSession, RefreshToken, User
 from trikchi.auth.tokens import TokenPair, issue_token_pair
-from trikchi.database import HotStatement, UTCDateTime, driver_cursor, serialized_writes, utcnow
+from trikchi.database import UTCDateTime, utcnow
 from trikchi.errors import ErrorCode, NotFound, Unauthorized
 from trikchi.events import Events, record_event
 from trikchi.extensions import db
@@ -73,7 +73,7 @@ def start_session(
         user_agent=client.user_agent,
         ip=client.ip,
     )
-    session.expires_at = _sliding_end(session, now)
+    session.expires_at = session.sliding_end(_refresh_lifetime_end(now))
     db.session.add(session)
     try:
         db.session.flush()
@@ -111,7 +111,7 @@ def mark_authenticated(session_id: str, now: datetime, method: str) -> None:
     """Record an interactive authentication on a live session (the caller commits)."""
     updated = db.session.execute(
         update(AuthSession)
-        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .where(AuthSession.id == session_id, AuthSession.is_live(now))
         .values(auth_time=now, auth_method=method)
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -120,111 +120,75 @@ def mark_authenticated(session_id: str, now: datetime, method: str) -> None:
         raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
 
 
-# The refresh path: statements compiled once and run on a driver cursor of their own
-# (database.HotStatement): SQLAlchemy's per-execution work, and before it the ORM's unit of
-# work and lazy loads, were most of a refresh (see docs/performance.md).
+# The rotation: Core statements built once (SQLAlchemy caches their compiled form), run on a
+# connection of the engine's pool — the ORM's unit of work and lazy loads were most of a refresh
+# (docs/performance.md). Parameters are named ``b_…`` where a column has the name: SQLAlchemy
+# reserves those in an INSERT or UPDATE.
 _SESSIONS = AuthSession.__table__.c
 _TOKENS = RefreshToken.__table__.c
+_USERS = User.__table__.c
 _NOW = bindparam("now", type_=UTCDateTime())
-_SLIDING_END = bindparam("b_sliding_end", type_=UTCDateTime())
-# The session of the presented token, live and its user active: what a refresh requires.
-_LIVE_SESSION = (
+# The presented token's session, live, and the token's user's (what a refresh requires).
+_ITS_LIVE_SESSION = (
     _SESSIONS.id == bindparam("b_session_id"),
     _SESSIONS.user_id == bindparam("b_user_id"),
-    _SESSIONS.revoked_at.is_(None),
-    _SESSIONS.expires_at > _NOW,
-    _SESSIONS.absolute_expires_at > _NOW,
-    exists().where(User.id == _SESSIONS.user_id, User.is_active.is_(True)),
+    AuthSession.is_live(_NOW),
 )
-# A refresh is recorded on its session row (SPEC §4: not as an audit event — the event's INSERT
-# and log line were a seventh of a refresh), which slides its end.
-_TOUCH = {
-    "last_used_at": _NOW,
-    "expires_at": case(
-        (_SESSIONS.absolute_expires_at < _SLIDING_END, _SESSIONS.absolute_expires_at), else_=_SLIDING_END
-    ),
-    "rotation_count": _SESSIONS.rotation_count + 1,
-    "last_ip": bindparam("b_ip"),
-    "last_user_agent": bindparam("b_user_agent"),
-}
-# What the new tokens need from the session.
-_ROLE = select(User.role).where(User.id == _SESSIONS.user_id).scalar_subquery().label("role")
-_UNUSED_TOKEN = (
-    _TOKENS.jti == bindparam("b_jti"),
-    _TOKENS.session_id == bindparam("b_session_id"),
-    _TOKENS.used_at.is_(None),
-)
-_SUCCESSOR_COLUMNS = ["jti", "session_id", "parent_jti", "issued_at", "expires_at"]
-
-# PostgreSQL: the whole rotation is one statement, in autocommit — one round trip where a
-# transaction of three statements took five (BEGIN, the statements, COMMIT): consume the token
-# if it is unused and its session live, then touch the session it consumed from, then insert
-# the successor the touch allows. A row back is a rotation. No row: nothing was written, except
-# when a revocation committed while the statement ran — the touch then finds the session
-# ended and the token stays consumed without a successor (its session is over either way).
-# Two racing copies queue on the token's row lock; the second finds it used. The session row
-# is not locked before the token's: other writers lock them in the other order.
-_CONSUMED = (
+# 1. Consume the presented token if it is unused and its session live: the conditional write that
+# lets exactly one of racing refreshes go on (the others wait for its row, then find it used).
+_CONSUME = (
     update(RefreshToken.__table__)
-    .where(*_UNUSED_TOKEN, exists().where(*_LIVE_SESSION))
+    .where(_TOKENS.session_id == bindparam("b_session_id"), _TOKENS.jti == bindparam("b_jti"))
+    .where(_TOKENS.used_at.is_(None), exists().where(*_ITS_LIVE_SESSION))
     .values(used_at=_NOW)
-    .returning(_TOKENS.session_id)
-    .cte("consumed")
 )
-_TOUCHED = (
+# 2. Record the refresh on its session if it is (still) live — SPEC §4: on the row, not as an
+# audit event, whose INSERT and log line were a seventh of a refresh — slide its end, and return
+# what the new tokens need.
+_TOUCH = (
     update(AuthSession.__table__)
-    .where(_SESSIONS.id == _CONSUMED.c.session_id, *_LIVE_SESSION)
-    .values(_TOUCH)
-    .returning(_SESSIONS.id, _SESSIONS.expires_at, _SESSIONS.auth_time, _ROLE)
-    .cte("touched")
-)
-_ROTATE_IN_ONE_STATEMENT = HotStatement(
-    select(_TOUCHED.c.expires_at, _TOUCHED.c.auth_time, _TOUCHED.c.role).add_cte(
-        insert(RefreshToken.__table__)
-        .from_select(
-            _SUCCESSOR_COLUMNS,
-            select(
-                bindparam("successor", type_=RefreshToken.jti.type),
-                _TOUCHED.c.id,
-                bindparam("b_jti", type_=RefreshToken.parent_jti.type),
-                _NOW,
-                _TOUCHED.c.expires_at,
-            ),
-        )
-        .cte("successor")
+    .where(*_ITS_LIVE_SESSION)
+    .values(
+        last_used_at=_NOW,
+        expires_at=AuthSession.sliding_end(bindparam("lifetime_end", type_=UTCDateTime())),
+        rotation_count=_SESSIONS.rotation_count + 1,
+        last_ip=bindparam("b_ip"),
+        last_user_agent=bindparam("b_user_agent"),
+    )
+    .returning(
+        _SESSIONS.expires_at,
+        _SESSIONS.auth_time,
+        select(_USERS.role).where(_USERS.id == _SESSIONS.user_id).scalar_subquery().label("role"),
     )
 )
-# ... and when it wrote nothing: a token spent before, in a live session (grace window or
-# theft), with what the session's current tokens need; no row: the session has ended.
-_SPENT_IN_LIVE_SESSION = HotStatement(
-    select(_TOKENS.used_at, _SESSIONS.auth_time, _ROLE)
-    .select_from(RefreshToken.__table__.join(AuthSession.__table__))
-    .where(_TOKENS.jti == bindparam("b_jti"), _TOKENS.used_at.is_not(None), *_LIVE_SESSION)
+# 3. Insert the successor, which ends with the session's new end.
+_SUCCESSOR = {
+    "jti": bindparam("successor", type_=RefreshToken.jti.type),
+    "parent_jti": bindparam("b_jti", type_=RefreshToken.parent_jti.type),
+    "issued_at": _NOW,
+}
+_INSERT_SUCCESSOR = insert(RefreshToken.__table__).values(
+    **_SUCCESSOR,
+    session_id=bindparam("b_session_id"),
+    expires_at=bindparam("b_expires_at", type_=UTCDateTime()),
 )
-
-# SQLite has no writes in WITH: the same steps as one transaction of three statements in the
-# write slot, touch first (one UPDATE … RETURNING where a read and a write were), rolled back
-# unless the token is consumed.
-_TOUCH_LIVE_SESSION = HotStatement(
-    update(AuthSession.__table__)
-    .where(*_LIVE_SESSION)
-    .values(_TOUCH)
-    .returning(_SESSIONS.expires_at, _SESSIONS.auth_time, _ROLE)
-)
-_CONSUME = HotStatement(update(RefreshToken.__table__).where(*_UNUSED_TOKEN).values(used_at=_NOW))
-_INSERT_SUCCESSOR = HotStatement(
-    insert(RefreshToken.__table__).values(
-        jti=bindparam("successor"),
-        session_id=bindparam("b_session_id"),
-        parent_jti=bindparam("b_jti"),
-        issued_at=_NOW,
-        expires_at=bindparam("expires_at", type_=UTCDateTime()),
+# PostgreSQL runs the three as one statement (writable CTEs; SQLite has no writes in WITH).
+_CONSUMED = _CONSUME.returning(_TOKENS.session_id).cte("consumed")
+_TOUCHED = _TOUCH.where(_SESSIONS.id == _CONSUMED.c.session_id).returning(_SESSIONS.id).cte("touched")
+_ROTATE_IN_ONE_STATEMENT = select(_TOUCHED.c.expires_at, _TOUCHED.c.auth_time, _TOUCHED.c.role).add_cte(
+    insert(RefreshToken.__table__)
+    .from_select(
+        [*_SUCCESSOR, "session_id", "expires_at"],
+        select(*_SUCCESSOR.values(), _TOUCHED.c.id, _TOUCHED.c.expires_at),
     )
+    .cte("successor")
 )
-_USED_AT = HotStatement(
-    select(_TOKENS.used_at).where(
-        _TOKENS.jti == bindparam("b_jti"), _TOKENS.session_id == bindparam("b_session_id")
-    )
+# A token that was consumed before, in a live session (the grace window or theft): when, and what
+# the session's current tokens need. No row: the token is unknown or its session has ended.
+_SPENT = (
+    select(_TOKENS.used_at, _SESSIONS.auth_time, _USERS.role)
+    .select_from(RefreshToken.__table__.join(AuthSession.__table__).join(User.__table__))
+    .where(_TOKENS.jti == bindparam("b_jti"), _TOKENS.used_at.is_not(None), *_ITS_LIVE_SESSION)
 )
 _LIVE_TOKEN = (
     select(RefreshToken.jti, RefreshToken.expires_at)
@@ -237,10 +201,12 @@ _LIVE_TOKEN = (
 def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPair:
     """Consume a refresh token once and mint its successor.
 
-    The consuming UPDATE is conditional (``used_at IS NULL``), so of any number of
-    racing requests exactly one creates a successor. A token that was already
-    consumed is answered with the session's current token inside the grace
-    window (two tabs), and revokes the whole session after it (theft).
+    Three writes that stand or fall together: consume the token if it is unused, record the
+    refresh on its session if that is live, insert the successor (``_rotate``). The consuming
+    UPDATE is conditional (``used_at IS NULL``), so of any number of racing requests exactly
+    one creates a successor. A token that was already consumed is answered with the session's
+    current token inside the grace window (two tabs), and revokes the whole session after it
+    (theft).
     """
     now = utcnow()
     jti, session_id, user_id = _refresh_identity(claims)
@@ -249,27 +215,17 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
         "b_session_id": session_id,
         "b_user_id": user_id,
         "now": now,
-        "b_sliding_end": _refresh_lifetime_end(now),
+        "lifetime_end": _refresh_lifetime_end(now),
         "b_ip": client.ip,
         "b_user_agent": client.user_agent,
         "successor": str(uuid.uuid4()),
     }
-    rotate = _rotate_in_one_statement if db.engine.dialect.name == "postgresql" else _rotate_in_write_slot
-    try:
-        session = rotate(params)
-    except _Spent as spent:
-        grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
-        if now - spent.used_at > grace:
-            with serialized_writes(db.engine):
-                reuse_detected(session_id, user_id, client, now, details={"jti": jti})
-        # A copy presented inside the grace window (two tabs): the session's current tokens.
-        with db.engine.connect() as connection:
-            pair = current_token_pair(connection, session_id, user_id, spent.role, spent.auth_time, now)
-        if pair is None:
-            raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
-        return pair
+    with db.engine.connect() as connection:
+        session = _rotate(connection, params)
+        if session is None:
+            return _answer_spent(connection, params, client, now)
     app = current_app._get_current_object()  # type: ignore[attr-defined]  # not a proxy lookup per setting
-    refresh_rotated.send(app)  # committed; the tokens are signed outside the write slot
+    refresh_rotated.send(app)
     return issue_token_pair(
         app,
         user_id,
@@ -282,39 +238,45 @@ def rotate_refresh_token(claims: dict[str, Any], client: ClientInfo) -> TokenPai
     )
 
 
-class _Spent(Exception):
-    """The presented token was consumed before (at ``used_at``), in a live session."""
+def _rotate(connection: Connection, params: dict[str, Any]) -> Any:
+    """Consume, record, insert: committed, and the session's new end, ``auth_time`` and role; or
+    nothing written, and None (the token was spent, or its session is not live).
 
-    def __init__(self, used_at: datetime, auth_time: datetime, role: str) -> None:
-        super().__init__("refresh token already consumed")
-        self.used_at, self.auth_time, self.role = used_at, auth_time, role
-
-
-def _rotate_in_one_statement(params: dict[str, Any]) -> Any:
-    """PostgreSQL: the rotation as one statement; the session's new end, auth_time and role."""
-    with driver_cursor(db.engine, transaction=False) as (cursor, dialect):
-        session = _ROTATE_IN_ONE_STATEMENT.first(cursor, dialect, params)
+    The token's row is locked before the session's, as pruning and account deletion lock them.
+    """
+    if connection.dialect.name == "postgresql":
+        # One statement in autocommit: one round trip where BEGIN, the three statements and COMMIT
+        # were five (in-process 547 -> 430 µs a rotation, 407 -> 267 µs of CPU). No row: nothing
+        # was written — but for a revocation committed while the statement ran, after which the
+        # token stays consumed without a successor in its ended session.
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        return connection.execute(_ROTATE_IN_ONE_STATEMENT, params).first()
+    if connection.execute(_CONSUME, params).rowcount == 1:
+        session = connection.execute(_TOUCH, params).first()
         if session is not None:
+            connection.execute(_INSERT_SUCCESSOR, {**params, "b_expires_at": session.expires_at})
+            connection.commit()
             return session
-        spent = _SPENT_IN_LIVE_SESSION.first(cursor, dialect, params)
+    connection.rollback()
+    return None
+
+
+def _answer_spent(
+    connection: Connection, params: dict[str, Any], client: ClientInfo, now: datetime
+) -> TokenPair:
+    """A refresh that rotated nothing: a copy of a token consumed within the grace window (two tabs)
+    gets the session's current tokens; one consumed before it is theft; otherwise the session has
+    ended (or the token was never its)."""
+    spent = connection.execute(_SPENT, params).first()
     if spent is None:
         raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
-    raise _Spent(spent.used_at, spent.auth_time, spent.role)
-
-
-def _rotate_in_write_slot(params: dict[str, Any]) -> Any:
-    """SQLite: the rotation as one transaction of three statements in the write slot."""
-    with driver_cursor(db.engine, transaction=True, serialized=True) as (cursor, dialect):
-        session = _TOUCH_LIVE_SESSION.first(cursor, dialect, params)
-        if session is None:
-            raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
-        if _CONSUME.execute(cursor, dialect, params).rowcount != 1:
-            spent = _USED_AT.first(cursor, dialect, params)
-            if spent is None:  # never this session's
-                raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
-            raise _Spent(spent.used_at, session.auth_time, session.role)
-        _INSERT_SUCCESSOR.execute(cursor, dialect, {**params, "expires_at": session.expires_at})
-    return session
+    session_id, user_id = params["b_session_id"], params["b_user_id"]
+    if now - spent.used_at > timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"]):
+        reuse_detected(session_id, user_id, client, now, details={"jti": params["b_jti"]})
+    pair = current_token_pair(connection, session_id, user_id, spent.role, spent.auth_time, now)
+    if pair is None:
+        raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
+    return pair
 
 
 def current_token_pair(
@@ -367,12 +329,7 @@ def list_sessions(user: User, now: datetime | None = None) -> Sequence[AuthSessi
     now = now or utcnow()
     return db.session.scalars(
         select(AuthSession)
-        .where(
-            AuthSession.user_id == user.id,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > now,
-            AuthSession.absolute_expires_at > now,
-        )
+        .where(AuthSession.user_id == user.id, AuthSession.is_live(now))
         .order_by(AuthSession.last_used_at.desc(), AuthSession.created_at.desc())
     ).all()
 
@@ -401,14 +358,9 @@ def logout_all(user: User, client: ClientInfo, current_session_id: str | None) -
 
 
 def prune_sessions(now: datetime | None = None) -> int:
-    """Delete sessions that are revoked or past either end (their tokens go with them)."""
+    """Delete the sessions that are not live (their tokens go with them)."""
     now = now or utcnow()
-    dead = or_(
-        AuthSession.revoked_at.is_not(None),
-        AuthSession.expires_at <= now,
-        AuthSession.absolute_expires_at <= now,
-    )
-    ids = db.session.scalars(select(AuthSession.id).where(dead)).all()
+    ids = db.session.scalars(select(AuthSession.id).where(~AuthSession.is_live(now))).all()
     if ids:
         # Deleted explicitly so that pruning does not depend on ON DELETE CASCADE.
         db.session.execute(delete(RefreshToken).where(RefreshToken.session_id.in_(ids)))
@@ -425,14 +377,9 @@ def _refresh_identity(claims: dict[str, Any]) -> tuple[str, str, int]:
         raise Unauthorized("The token is invalid.", error=ErrorCode.TOKEN_INVALID) from None
 
 
-def _sliding_end(session: AuthSession, now: datetime) -> datetime:
-    """A refresh extends the session by the refresh lifetime, up to its absolute end."""
-    return min(_refresh_lifetime_end(now), session.absolute_expires_at)
-
-
 def _refresh_lifetime_end(now: datetime) -> datetime:
-    """``now`` plus the refresh lifetime: where a session's sliding end moves to (the rotation's
-    statements cap it at the absolute end as ``_sliding_end`` does)."""
+    """``now`` plus the refresh lifetime: where a session's sliding end moves to, up to its absolute
+    end (``AuthSession.sliding_end``)."""
     return now + timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"])
 
 
@@ -443,7 +390,7 @@ def _new_refresh_token(session: AuthSession, parent_jti: str | None, now: dateti
         session_id=session.id,
         parent_jti=parent_jti,
         issued_at=now,
-        expires_at=_sliding_end(session, now),
+        expires_at=session.sliding_end(_refresh_lifetime_end(now)),
     )
     db.session.add(token)
     return token

@@ -34,7 +34,7 @@ from trikchi.auth.digests import sha256_hex
 from trikchi.auth.methods import refuse_removing_the_last
 from trikchi.auth.models import User
 from trikchi.auth.tokens import TokenPair
-from trikchi.database import serialized_writes, utcnow
+from trikchi.database import lock_for_writing, utcnow
 from trikchi.errors import ErrorCode, NotFound, Unauthorized, ValidationFailed
 from trikchi.events import Events, record_event
 from trikchi.extensions import db
@@ -352,21 +352,21 @@ def remove(user_id: int, passkey_id: str, client: ClientInfo, session_id: str | 
     """Delete one of the user's passkeys; it cannot sign in any more. 409 when it is the account's
     last way to sign in (no password, no identity, no other passkey); the count and the delete
     are one serialized step, like unlinking an identity."""
-    with serialized_writes(db.engine):
-        user = db.session.get(User, user_id, with_for_update=True)
-        passkey = _own(user_id, passkey_id)
-        if user is not None:
-            refuse_removing_the_last(user)
-        db.session.delete(passkey)
-        security.bump_by_id(user_id)
-        record_event(
-            Events.PASSKEY_REMOVED,
-            client,
-            user_id=user_id,
-            session_id=session_id,
-            details={"passkey_id": passkey_id},
-        )
-        db.session.commit()
+    lock_for_writing(db.session)
+    user = db.session.get(User, user_id, with_for_update=True)
+    passkey = _own(user_id, passkey_id)
+    if user is not None:
+        refuse_removing_the_last(user)
+    db.session.delete(passkey)
+    security.bump_by_id(user_id)
+    record_event(
+        Events.PASSKEY_REMOVED,
+        client,
+        user_id=user_id,
+        session_id=session_id,
+        details={"passkey_id": passkey_id},
+    )
+    db.session.commit()
 
 
 def _transports(values: list | None) -> list[AuthenticatorTransport] | None:

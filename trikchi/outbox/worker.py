@@ -36,7 +36,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
-from trikchi.database import serialized_writes, utcnow
+from trikchi.database import utcnow
 from trikchi.extensions import db
 from trikchi.mail import deliver_mail
 from trikchi.metrics import count_delivery
@@ -132,45 +132,44 @@ class Worker:
             and_(_TABLE.c.status == "pending", _TABLE.c.next_attempt_at <= now),
             and_(_TABLE.c.status == "delivering", _TABLE.c.locked_until < now),
         )
-        with serialized_writes(db.engine):
-            try:
-                ids = (
-                    db.session.execute(
-                        select(_TABLE.c.id)
-                        .where(due)
-                        .order_by(_TABLE.c.next_attempt_at, _TABLE.c.id)
-                        .limit(self.batch)
-                        .with_for_update(skip_locked=True)
-                    )
-                    .scalars()
-                    .all()
+        try:
+            ids = (
+                db.session.execute(
+                    select(_TABLE.c.id)
+                    .where(due)
+                    .order_by(_TABLE.c.next_attempt_at, _TABLE.c.id)
+                    .limit(self.batch)
+                    .with_for_update(skip_locked=True)
                 )
-                if not ids:
-                    db.session.rollback()
-                    return []
-                # ``due`` again: on SQLite (no row locks) a row taken meanwhile is not taken twice.
-                rows = db.session.execute(
-                    update(_TABLE)
-                    .where(_TABLE.c.id.in_(ids), due)
-                    .values(
-                        status="delivering",
-                        locked_by=self.id,
-                        locked_until=now + timedelta(seconds=lease_seconds),
-                        attempts=_TABLE.c.attempts + 1,
-                    )
-                    .returning(
-                        _TABLE.c.id,
-                        _TABLE.c.kind,
-                        _TABLE.c.target,
-                        _TABLE.c.payload,
-                        _TABLE.c.attempts,
-                        _TABLE.c.event_id,
-                    )
-                ).all()
-                db.session.commit()
-            except BaseException:
+                .scalars()
+                .all()
+            )
+            if not ids:
                 db.session.rollback()
-                raise
+                return []
+            # ``due`` again: on SQLite (no row locks) a row taken meanwhile is not taken twice.
+            rows = db.session.execute(
+                update(_TABLE)
+                .where(_TABLE.c.id.in_(ids), due)
+                .values(
+                    status="delivering",
+                    locked_by=self.id,
+                    locked_until=now + timedelta(seconds=lease_seconds),
+                    attempts=_TABLE.c.attempts + 1,
+                )
+                .returning(
+                    _TABLE.c.id,
+                    _TABLE.c.kind,
+                    _TABLE.c.target,
+                    _TABLE.c.payload,
+                    _TABLE.c.attempts,
+                    _TABLE.c.event_id,
+                )
+            ).all()
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
         return sorted(rows, key=lambda row: row.id)
 
     def _deliver(self, row: Row[Any], timeout: float) -> str | None:
@@ -230,13 +229,12 @@ class Worker:
 
     def _drop(self, row: Row[Any]) -> None:
         """Delete a composed mail with nothing to send (unless the lease was lost meanwhile)."""
-        with serialized_writes(db.engine):
-            try:
-                db.session.execute(delete(_TABLE).where(_TABLE.c.id == row.id, _TABLE.c.locked_by == self.id))
-                db.session.commit()
-            except BaseException:
-                db.session.rollback()
-                raise
+        try:
+            db.session.execute(delete(_TABLE).where(_TABLE.c.id == row.id, _TABLE.c.locked_by == self.id))
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
         count_delivery(row.kind, "dropped")
 
     def _release(self, rows: Sequence[Row[Any]]) -> None:
@@ -248,17 +246,16 @@ class Worker:
             )
 
     def _update(self, delivery_id: int, values: dict[str, Any]) -> None:
-        with serialized_writes(db.engine):
-            try:
-                db.session.execute(
-                    update(_TABLE)
-                    .where(_TABLE.c.id == delivery_id, _TABLE.c.locked_by == self.id)
-                    .values(**values)
-                )
-                db.session.commit()
-            except BaseException:
-                db.session.rollback()
-                raise
+        try:
+            db.session.execute(
+                update(_TABLE)
+                .where(_TABLE.c.id == delivery_id, _TABLE.c.locked_by == self.id)
+                .values(**values)
+            )
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
 
 
 def deliver_due(batch: int = 10) -> int:

@@ -28,7 +28,7 @@ from trikchi.auth.responses import sign_in_response
 from trikchi.auth.seams import of
 from trikchi.auth.sessions import SESSION_ENDED, current_token_pair, reuse_detected
 from trikchi.auth.tokens import TokenPair
-from trikchi.database import serialized_writes, utcnow
+from trikchi.database import utcnow
 from trikchi.errors import ErrorCode, Unauthorized
 from trikchi.events import Events, record_event
 from trikchi.extensions import db
@@ -135,49 +135,48 @@ def exchange_seed_token(token: str, client: ClientInfo) -> signin.SignInResult:
     """
     now = utcnow()
     seed = verify_seed_token(token, now)
-    with serialized_writes(db.engine):
-        exchange = db.session.get(SeedTokenExchange, seed.digest)
-        if exchange is not None:
-            return _exchanged_again(exchange, client, now)
-        user = db.session.get(User, seed.user_id)
-        imported = db.session.get(SeedUser, seed.user_id) is not None
-        issued_at = seed.expires_at - SEED_REFRESH_LIFETIME
-        if user is None or not imported or security.issued_before_last_change(user, issued_at):
-            # Also a cookie from before the account's last security change (a password change or
-            # reset, sign-out everywhere, …): it was meant to die with the sessions of that time.
-            db.session.rollback()
-            raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
-        db.session.add(
-            SeedTokenExchange(
-                token_digest=seed.digest, user_id=user.id, exchanged_at=now, expires_at=seed.expires_at
-            )
+    exchange = db.session.get(SeedTokenExchange, seed.digest)
+    if exchange is not None:
+        return _exchanged_again(exchange, client, now)
+    user = db.session.get(User, seed.user_id)
+    imported = db.session.get(SeedUser, seed.user_id) is not None
+    issued_at = seed.expires_at - SEED_REFRESH_LIFETIME
+    if user is None or not imported or security.issued_before_last_change(user, issued_at):
+        # Also a cookie from before the account's last security change (a password change or
+        # reset, sign-out everywhere, …): it was meant to die with the sessions of that time.
+        db.session.rollback()
+        raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
+    db.session.add(
+        SeedTokenExchange(
+            token_digest=seed.digest, user_id=user.id, exchanged_at=now, expires_at=seed.expires_at
         )
-        try:
-            db.session.flush()  # the claim: of racing requests, one inserts, the others wait and fail
-        except IntegrityError:
-            db.session.rollback()
-            exchange = db.session.get(SeedTokenExchange, seed.digest)
-            if exchange is None:
-                raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
-            return _exchanged_again(exchange, client, now)
-        record_event(Events.SEED_TOKEN_EXCHANGED, client, user_id=user.id)
-
-        def name_the_session(session: AuthSession) -> None:
-            # In the session's transaction: a racing second tab never sees an exchange without it.
-            db.session.execute(
-                update(SeedTokenExchange.__table__)
-                .where(SeedTokenExchange.token_digest == seed.digest)
-                .values(session_id=session.id)
-            )
-
-        # Issued (at the latest) a refresh lifetime before it expires, and never fresh.
-        fresh_since = now - timedelta(seconds=current_app.config["FRESH_SIGNIN_SECONDS"] + 1)
-        signed_in_at = min(issued_at, fresh_since)
-        try:
-            return signin.decide(user, client, "seed", auth_time=signed_in_at, on_open=name_the_session)
-        except signin.AccountRefused:
-            db.session.rollback()
+    )
+    try:
+        db.session.flush()  # the claim: of racing requests, one inserts, the others wait and fail
+    except IntegrityError:
+        db.session.rollback()
+        exchange = db.session.get(SeedTokenExchange, seed.digest)
+        if exchange is None:
             raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
+        return _exchanged_again(exchange, client, now)
+    record_event(Events.SEED_TOKEN_EXCHANGED, client, user_id=user.id)
+
+    def name_the_session(session: AuthSession) -> None:
+        # In the session's transaction: a racing second tab never sees an exchange without it.
+        db.session.execute(
+            update(SeedTokenExchange.__table__)
+            .where(SeedTokenExchange.token_digest == seed.digest)
+            .values(session_id=session.id)
+        )
+
+    # Issued (at the latest) a refresh lifetime before it expires, and never fresh.
+    fresh_since = now - timedelta(seconds=current_app.config["FRESH_SIGNIN_SECONDS"] + 1)
+    signed_in_at = min(issued_at, fresh_since)
+    try:
+        return signin.decide(user, client, "seed", auth_time=signed_in_at, on_open=name_the_session)
+    except signin.AccountRefused:
+        db.session.rollback()
+        raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
 
 
 def _exchanged_again(exchange: SeedTokenExchange, client: ClientInfo, now: datetime) -> TokenPair:
@@ -186,7 +185,7 @@ def _exchanged_again(exchange: SeedTokenExchange, client: ClientInfo, now: datet
     grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
     if now - exchange.exchanged_at <= grace:
         pair = None
-        if session is not None and session.is_live(now) and session.user.is_active:
+        if session is not None and session.is_live(now):
             pair = current_token_pair(
                 db.session.connection(),
                 session.id,

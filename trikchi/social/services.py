@@ -25,7 +25,7 @@ from trikchi.auth import signin
 from trikchi.auth.methods import refuse_removing_the_last
 from trikchi.auth.models import MAX_ID, User
 from trikchi.auth.seams import of
-from trikchi.database import serialized_writes, utcnow
+from trikchi.database import lock_for_writing, utcnow
 from trikchi.errors import ErrorCode, NotFound, Unauthorized
 from trikchi.events import Events, record_event
 from trikchi.extensions import db
@@ -151,28 +151,29 @@ def list_identities(user_id: int) -> Sequence[Identity]:
 def unlink_identity(user_id: int, identity_id: int, client: ClientInfo, session_id: str | None) -> None:
     """Remove one of the user's identities; 409 when it is the last way to sign in; commit.
 
-    The count and the delete are one serialized step (a row lock on PostgreSQL, the writer
-    slot on SQLite): two racing unlinks cannot each leave the other as the last method.
+    The count and the delete are one serialized step (a row lock on PostgreSQL, the write lock
+    on SQLite: ``lock_for_writing``): two racing unlinks cannot each leave the other as the last
+    method.
     """
-    with serialized_writes(db.engine):
-        user = db.session.get(User, user_id, with_for_update=True)
-        if user is None:
-            raise Unauthorized("The session has ended; sign in again.", error=ErrorCode.SESSION_ENDED)
-        identity = db.session.get(Identity, identity_id) if 1 <= identity_id <= MAX_ID else None
-        if identity is None or identity.user_id != user.id:
-            db.session.rollback()
-            raise NotFound("No such identity.")
-        refuse_removing_the_last(user)
-        provider = identity.provider
-        db.session.delete(identity)
-        record_event(
-            Events.IDENTITY_UNLINKED,
-            client,
-            user_id=user.id,
-            session_id=session_id,
-            details={"provider": provider},
-        )
-        db.session.commit()
+    lock_for_writing(db.session)
+    user = db.session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise Unauthorized("The session has ended; sign in again.", error=ErrorCode.SESSION_ENDED)
+    identity = db.session.get(Identity, identity_id) if 1 <= identity_id <= MAX_ID else None
+    if identity is None or identity.user_id != user.id:
+        db.session.rollback()
+        raise NotFound("No such identity.")
+    refuse_removing_the_last(user)
+    provider = identity.provider
+    db.session.delete(identity)
+    record_event(
+        Events.IDENTITY_UNLINKED,
+        client,
+        user_id=user.id,
+        session_id=session_id,
+        details={"provider": provider},
+    )
+    db.session.commit()
 
 
 __all__ = [
