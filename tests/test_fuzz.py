@@ -182,7 +182,6 @@ def make_accounts(server: LiveServer) -> dict[str, str]:
         "TRIKCHI_FUZZ_URL": server.url,
         "TRIKCHI_FUZZ_PASSWORD": PASSWORD,
         "TRIKCHI_FUZZ_ADMIN": ADMIN_EMAIL,
-        "TRIKCHI_FUZZ_ADMIN_ID": str(ids[ADMIN_EMAIL]),
         "TRIKCHI_FUZZ_TOTP_SECRET": secret,
         "TRIKCHI_FUZZ_RECOVERY_CODES": ",".join(confirmed.json()["recovery_codes"]),
         "TRIKCHI_FUZZ_CUSTOMER": CUSTOMER_EMAIL,
