@@ -79,6 +79,9 @@ def test_list_users_paginates_and_searches(app, make_auth):
     assert nul.status_code == 422 and "q" in nul.json["errors"]
     nul_type = admin.client.get("/admin/audit?type=%00", headers=admin.headers())
     assert nul_type.status_code == 422 and "type" in nul_type.json["errors"]
+    # A final newline is a control character too ($ of a Python regex matched before it).
+    newline = admin.client.get("/admin/users?q=ada%0A", headers=admin.headers())
+    assert newline.status_code == 422 and "q" in newline.json["errors"]
 
 
 def test_role_change_applies_at_once(app, make_auth):
@@ -92,6 +95,18 @@ def test_role_change_applies_at_once(app, make_auth):
     assert customer.client.get("/admin/users", headers=customer.headers()).status_code == 200
     bad = admin.client.patch(f"/admin/users/{target}", json={"role": "root"}, headers=admin.headers())
     assert bad.status_code == 422 and "role" in bad.json["errors"]
+
+
+@pytest.mark.parametrize("value", [1, 0, 1.0, "true", None])
+def test_is_active_takes_a_json_boolean_only(app, make_auth, value):
+    """The document says boolean; marshmallow's Boolean(truthy={True}) took 1 (1 == True)."""
+    admin = signed_in_admin(app)
+    make_auth().signup()
+    target = user_id(app, "ada@example.com")
+    response = admin.client.patch(
+        f"/admin/users/{target}", json={"is_active": value}, headers=admin.headers()
+    )
+    assert response.status_code == 422 and "is_active" in response.json["errors"]
 
 
 def test_deactivation_revokes_sessions_and_refuses_login(app, make_auth):

@@ -1,22 +1,39 @@
 """schemathesis against the app's own OpenAPI document.
 
-For every operation, valid (positive) and invalid (negative) inputs are generated
-from the document and sent to the app in-process. Each answer must be no 5xx,
-documented, and match its documented schema; a rejected request must not change
-the database.
+``test_schemathesis_finds_nothing`` runs the schemathesis CLI with ``--checks all`` over every
+phase (examples, coverage, fuzzing, stateful) against the app under gunicorn, signed in as a
+customer and, for ``/admin``, as an admin with TOTP on (tests/support/fuzz_hooks.py), with what
+the document cannot say in ``schemathesis.toml`` and tests/support/fuzz.py. By hand, against a
+running instance with those accounts::
+
+    SCHEMATHESIS_HOOKS=tests.support.fuzz_hooks TRIKCHI_FUZZ_URL=... TRIKCHI_FUZZ_...=... \
+        .venv/bin/schemathesis run http://127.0.0.1:5000/openapi.json --checks all
+
+The other tests send generated valid (positive) and invalid (negative) input for every operation
+to the app in-process, on SQLite and PostgreSQL: each answer must pass every check, and a
+rejected request must not change the database.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
 
+import pyotp
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from sqlalchemy import func, select, update
 
-from tests.conftest import AuthActions, make_app
+from tests.conftest import PASSWORD, AuthActions, make_app
+from tests.support.fuzz import SEMANTIC_REFUSALS  # and registers its check
+from tests.support.live import ROOT, LiveServer
 from trikchi.auth.models import AuthSession, User
 from trikchi.extensions import db
 
@@ -108,17 +125,119 @@ def test_every_operation_is_fuzzed():
     assert operations == set(OPERATIONS)
 
 
-# Well-formed input these refuse for what it means, which no schema can express: a wrong password
-# or code (401/422), a credential no authenticator signed (422/401), TOTP not on (409).
-SEMANTIC_REFUSALS = {
-    "/auth/reauthenticate",
-    "/auth/mfa/totp/confirm",
-    "/auth/mfa/totp",
-    "/auth/mfa/recovery_codes",
-    "/auth/mfa/verify",
-    "/auth/passkeys/registration/verify",
-    "/auth/passkeys/authentication/verify",
-}
+# --- the schemathesis CLI, --checks all, every phase, against gunicorn ------------------------
+
+# The bound of the run: examples per operation and phase. Generation is deterministic (Hypothesis'
+# derandomize, no example database): every run generates the same requests.
+CLI_EXAMPLES = int(os.environ.get("TRIKCHI_FUZZ_CLI_EXAMPLES", "100"))
+CLI_TIMEOUT = 240
+ADMIN_EMAIL = "fuzz-admin@example.com"
+CUSTOMER_EMAIL = "fuzz-customer@example.com"
+BYSTANDER_EMAIL = "fuzz-bystander@example.com"
+
+
+@pytest.fixture
+def fuzz_server(sqlite_template, tmp_path):
+    """gunicorn on a SQLite copy, limits off, fresh sign-ins lasting the run; its admin has TOTP on."""
+    path = tmp_path / "trikchi.db"
+    shutil.copy(sqlite_template, path)
+    server = LiveServer(
+        {
+            "TRIKCHI_CONFIG": "testing",
+            "DATABASE_URL": f"sqlite:///{path}",
+            "TRIKCHI_TEST_LOGDIR": str(tmp_path),
+            "RATELIMIT_ENABLED": "false",  # generated input should reach the views, not the 429
+            "FRESH_SIGNIN_SECONDS": "3600",
+            "TELEGRAM_BOT_TOKEN": "123:fuzz-bot-token",
+        },
+        workers=1,
+    ).wait_ready()
+    yield server
+    server.stop()
+
+
+def make_accounts(server: LiveServer) -> dict[str, str]:
+    """The admin (TOTP on), the customer and the bystander: the environment of the CLI's hooks."""
+    ids = {}
+    for email in (ADMIN_EMAIL, CUSTOMER_EMAIL, BYSTANDER_EMAIL):
+        body = {"name": "Fuzz", "email": email, "password": PASSWORD}
+        registered = requests.post(f"{server.url}/auth/register", json=body, timeout=30)
+        assert registered.status_code == 201, registered.text
+        ids[email] = registered.json()["id"]
+    result = server.flask("users", "set-role", ADMIN_EMAIL, "admin")
+    assert result.returncode == 0, result.stdout + result.stderr
+    login = requests.post(
+        f"{server.url}/auth/login", json={"email": ADMIN_EMAIL, "password": PASSWORD}, timeout=30
+    )
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    secret = requests.post(f"{server.url}/auth/mfa/totp/setup", headers=headers, timeout=30).json()["secret"]
+    confirmed = requests.post(
+        f"{server.url}/auth/mfa/totp/confirm",
+        headers=headers,
+        json={"code": pyotp.TOTP(secret).now()},
+        timeout=30,
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    return {
+        "TRIKCHI_FUZZ_URL": server.url,
+        "TRIKCHI_FUZZ_PASSWORD": PASSWORD,
+        "TRIKCHI_FUZZ_ADMIN": ADMIN_EMAIL,
+        "TRIKCHI_FUZZ_TOTP_SECRET": secret,
+        "TRIKCHI_FUZZ_RECOVERY_CODES": ",".join(confirmed.json()["recovery_codes"]),
+        "TRIKCHI_FUZZ_CUSTOMER": CUSTOMER_EMAIL,
+        "TRIKCHI_FUZZ_BYSTANDER_ID": str(ids[BYSTANDER_EMAIL]),
+    }
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_nothing(fuzz_server, tmp_path):
+    env = {
+        **os.environ,
+        **make_accounts(fuzz_server),
+        "SCHEMATHESIS_HOOKS": "tests.support.fuzz_hooks",
+        "NO_COLOR": "1",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{fuzz_server.url}/openapi.json",
+        "--checks",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--max-examples",
+        str(CLI_EXAMPLES),
+        "--generation-deterministic",  # and so no example database
+        "--workers",
+        "1",
+        "--request-timeout",
+        "30",
+        "--no-color",
+    ]
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    output = result.stdout + result.stderr
+    (tmp_path / "schemathesis.txt").write_text(output)
+    summary = output[output.rfind("=" * 20 + " SUMMARY") :] if "SUMMARY" in output else output[-4000:]
+    print(f"schemathesis took {time.monotonic() - started:.0f} s\n{summary}")
+    assert result.returncode == 0, output[-20000:]
+
+
+def test_the_allowances_are_for_the_listed_refusals():
+    """schemathesis.toml takes a 422 to valid input exactly where tests/support/fuzz.py names fields."""
+    config = tomllib.loads((ROOT / "schemathesis.toml").read_text())
+    allowed = {
+        operation["include-name"]
+        for operation in config["operations"]
+        if "422" in operation["checks"].get("positive_data_acceptance", {}).get("expected-statuses", [])
+    }
+    assert allowed == set(SEMANTIC_REFUSALS)
+
+
+# --- in-process, per operation -----------------------------------------------------------------
+
 # Operations that take no input at all have no invalid input to generate.
 NO_INPUT = {
     ("post", "/auth/logout"),
@@ -145,19 +264,13 @@ CASES = [
 def test_operation_conforms_to_its_schema(fuzz_app, method, path, mode):
     schema = schemathesis.openapi.from_wsgi("/openapi.json", fuzz_app)
     operation = schema[path][method.upper()]
-    excluded = []
-    if path in {"/auth/register", "/auth/password", "/auth/email"} | SEMANTIC_REFUSALS:
-        # A well-formed body with a common password (or a wrong current one) is a
-        # semantic refusal (422 naming the field, or 401 for a wrong password to
-        # re-authenticate with), which no schema can express; so is an address that
-        # mail cannot reach (a reserved domain such as .test, a non-ASCII local part).
-        excluded.append(schemathesis.checks.positive_data_acceptance)
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
         max_examples=EXAMPLES_PER_OPERATION,
         deadline=None,
         database=None,
+        derandomize=True,  # the same examples every run: a failure is the code's, not the draw's
         suppress_health_check=list(HealthCheck),
     )
     def check(case):
@@ -182,7 +295,7 @@ def test_operation_conforms_to_its_schema(fuzz_app, method, path, mode):
                 },
             }
         before = counts(fuzz_app)
-        response = case.call_and_validate(**credentials, excluded_checks=excluded)
+        response = case.call_and_validate(**credentials)
         if response.status_code >= 400:
             assert counts(fuzz_app) == before, "a rejected request changed the database"
 

@@ -220,6 +220,16 @@ def test_rename_and_delete(app, auth, make_auth):
         f"/auth/passkeys/{passkey_id}", json={"name": "YubiKey"}, headers=auth.headers()
     )
     assert renamed.status_code == 200 and renamed.json["name"] == "YubiKey"
+    # A name like an account's: the spaces around it dropped, not blank, no control character.
+    spaced = auth.client.patch(
+        f"/auth/passkeys/{passkey_id}", json={"name": " YubiKey 5 "}, headers=auth.headers()
+    )
+    assert spaced.status_code == 200 and spaced.json["name"] == "YubiKey 5"
+    for bad in ("   ", "YubiKey\n"):
+        refused = auth.client.patch(
+            f"/auth/passkeys/{passkey_id}", json={"name": bad}, headers=auth.headers()
+        )
+        assert refused.status_code == 422 and "name" in refused.json["errors"]
     other = make_auth()
     other.signup(email="other@example.com")
     assert (
@@ -233,6 +243,7 @@ def test_rename_and_delete(app, auth, make_auth):
     assert auth.client.get("/auth/passkeys", headers=auth.headers()).json == []
     assert passkey_sign_in(make_auth().client, authenticator).status_code == 401
     assert [e.type for e in events(app, "passkey_renamed") + events(app, "passkey_removed")] == [
+        "passkey_renamed",
         "passkey_renamed",
         "passkey_removed",
     ]

@@ -66,6 +66,8 @@ def test_patch_me_changes_name_and_language(app, auth):
         ({"name": "   "}, "name"),
         ({"name": "x" * 101}, "name"),
         ({"name": "a\x00b"}, "name"),
+        ({"name": "Ada\n"}, "name"),  # trimmed into a name before; the document refuses it
+        ({"name": "\x1fAda"}, "name"),
         ({"email": "other@example.com"}, "email"),
         ({"role": "admin"}, "role"),
     ],

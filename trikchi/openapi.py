@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import flask_smorest
+from apispec import BasePlugin
 from marshmallow import Schema, fields, validate
 
 from trikchi.error_codes import ERROR_DESCRIPTIONS, ErrorCode
@@ -67,8 +68,20 @@ class Api(flask_smorest.Api):
         """trikchi's lists carry their page in the body, not in an ``X-Pagination`` header."""
 
 
+class SchemaRules(BasePlugin):
+    """A schema's rules across its fields, which marshmallow cannot describe, in its component.
+
+    A marshmallow schema states them as JSON Schema in ``OPENAPI_RULES`` (e.g. ``oneOf`` for
+    "exactly one of these fields"), beside the ``validates_schema`` method that enforces them, so
+    that a client (and schemathesis) knows which requests are well formed.
+    """
+
+    def schema_helper(self, name: str, definition: dict[str, Any], **kwargs: Any) -> dict[str, Any] | None:
+        return getattr(kwargs.get("schema"), "OPENAPI_RULES", None)
+
+
 #: The flask-smorest API (and so the OpenAPI document); ``create_app`` binds it.
-api = Api()
+api = Api(spec_kwargs={"extra_plugins": [SchemaRules()]})
 
 
 def spec_options() -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import RAISE, Schema, fields, validate
 
 from trikchi.auth.models import MAX_ID, ROLES
@@ -38,6 +40,19 @@ class AdminUserSchema(UserSchema):
     updated_at = fields.DateTime(required=True)
 
 
+class StrictBoolean(fields.Boolean):
+    """``true`` or ``false`` and nothing else: ``1`` and ``0`` are numbers, not booleans.
+
+    marshmallow's ``Boolean(truthy={True}, falsy={False})`` still took ``1``, ``1.0`` and ``0``
+    (``1 in {True}`` is true in Python), which the document's ``type: boolean`` refuses.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class UserPatchSchema(Schema):
     """``PATCH /admin/users/<id>`` body: a new role and/or active flag (an empty body changes nothing)."""
 
@@ -45,7 +60,7 @@ class UserPatchSchema(Schema):
         unknown = RAISE
 
     role = fields.String(validate=validate.OneOf(ROLES))
-    is_active = fields.Boolean(truthy={True}, falsy={False})
+    is_active = StrictBoolean()
 
 
 class AuditEventSchema(Schema):

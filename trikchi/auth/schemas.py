@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from trikchi.addresses import INVALID as INVALID_EMAIL
 from trikchi.addresses import InvalidEmail, canonical_email
@@ -17,10 +17,48 @@ EMAIL_MAX = 254
 NAME_MAX = 100
 
 
+class Pattern(validate.Regexp):
+    """``validate.Regexp`` over the whole value, as the document's ``pattern`` is read.
+
+    A JSON Schema ``pattern`` is an ECMA-262 regex, whose ``$`` is the end of the text; ``re.match``
+    lets ``$`` match before a final newline too, so ``"Ada\\n"`` passed ``^[^\\x00-\\x1f]*$`` here
+    while the document refused it. apispec writes ``regex.pattern`` into the document unchanged.
+    """
+
+    def __call__(self, value: Any) -> Any:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 # No NUL or other control characters (PostgreSQL cannot store NUL); part of the OpenAPI schema.
-NO_CONTROL_CHARACTERS = validate.Regexp(
-    r"^[^\x00-\x1f\x7f-\x9f]*$", error=N_("Must not contain control characters.")
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f"
+NO_CONTROL_CHARACTERS = Pattern(
+    rf"^[^{CONTROL_CHARACTERS}]*$", error=N_("Must not contain control characters.")
 )
+# The white space that ``str.strip()`` removes, less the control characters (refused anyway).
+SPACES = r"\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+class NamePattern(Pattern):
+    """A name: no control character, and something besides spaces (trimmed off the ends when stored).
+
+    Written so that no input makes the regex backtrack more than once per character. A name of
+    spaces only is refused as the empty name it would be once trimmed.
+    """
+
+    def __call__(self, value: Any) -> Any:
+        if value == "":
+            return value  # Length says it
+        return super().__call__(value)
+
+    def _format_error(self, value: Any) -> str:
+        if NO_CONTROL_CHARACTERS.regex.fullmatch(value) is not None:
+            return validate.Length.message_min.format(min=1)
+        return NO_CONTROL_CHARACTERS.error
+
+
+NAME_PATTERN = NamePattern(rf"^[{SPACES}]*[^{CONTROL_CHARACTERS}{SPACES}][^{CONTROL_CHARACTERS}]*$")
 
 
 def encodable(value: str) -> None:
@@ -35,17 +73,25 @@ class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    @pre_load
-    def _trim(self, data: Any, **_kwargs: Any) -> Any:
-        """Trim names and emails before they are validated (types are checked later)."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        if isinstance(data.get("name"), str):
-            data["name"] = data["name"].strip()
-        if isinstance(data.get("email"), str):
-            data["email"] = data["email"].strip()
-        return data
+
+class NameField(fields.String):
+    """A name (a person's, a passkey's): checked as sent (the document's rules), kept without the
+    spaces around it."""
+
+    def __init__(self, max_length: int = NAME_MAX, example: str = "Ada", **kwargs: Any) -> None:
+        super().__init__(
+            validate=[validate.Length(min=1, max=max_length), NAME_PATTERN, encodable],
+            metadata={
+                "description": "Not blank, no control characters; spaces around it are dropped.",
+                "example": example,
+            },
+            **kwargs,
+        )
+
+    def deserialize(self, value: Any, attr: str | None = None, data: Any = None, **kwargs: Any) -> Any:
+        # Validated as it came (``_deserialize`` runs before the validators), then trimmed.
+        name = super().deserialize(value, attr, data, **kwargs)
+        return name.strip() if isinstance(name, str) else name
 
 
 def password_field(**metadata: Any) -> fields.String:
@@ -79,6 +125,8 @@ class EmailField(fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > EMAIL_MAX:  # the document's maxLength is of the value sent, before trimming
+            raise ValidationError(validate.Length.message_max.format(max=EMAIL_MAX))
         try:
             return canonical_email(text)
         except InvalidEmail as error:
@@ -102,11 +150,7 @@ _MARSHMALLOW_EMAIL = validate.Email()
 class RegisterSchema(StrictSchema):
     """``POST /auth/register`` body."""
 
-    name = fields.String(
-        required=True,
-        validate=[validate.Length(min=1, max=NAME_MAX), NO_CONTROL_CHARACTERS],
-        metadata={"example": "John"},
-    )
+    name = NameField(required=True)
     email = EmailField()
     password = password_field(example="correct horse battery")
 
@@ -247,10 +291,7 @@ class PasswordResetSchema(StrictSchema):
 class ProfileUpdateSchema(StrictSchema):
     """``PATCH /auth/me`` body: any of the fields; ``locale`` null follows the browser again."""
 
-    name = fields.String(
-        validate=[validate.Length(min=1, max=NAME_MAX), NO_CONTROL_CHARACTERS],
-        metadata={"example": "Ada"},
-    )
+    name = NameField()
     locale = fields.String(
         allow_none=True,
         validate=validate.OneOf(LOCALES),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from trikchi.auth.schemas import NO_CONTROL_CHARACTERS, StrictSchema, encodable
+from trikchi.auth.schemas import NO_CONTROL_CHARACTERS, NameField, StrictSchema, encodable
+
+PASSKEY_NAME_MAX = 64
 
 
 def code_field(description: str, **kwargs: Any) -> fields.String:
@@ -58,6 +60,11 @@ class MfaStatusSchema(Schema):
 class MfaVerifySchema(StrictSchema):
     """``POST /auth/mfa/verify``: the ``mfa_token`` of the login answer and one code."""
 
+    # ``_one_code`` below, in the document (trikchi.openapi.SchemaRules).
+    OPENAPI_RULES: ClassVar[dict[str, Any]] = {
+        "oneOf": [{"required": ["code"]}, {"required": ["recovery_code"]}],
+    }
+
     mfa_token = fields.String(required=True, validate=[validate.Length(min=1, max=256), encodable])
     code = code_field("A 6-digit code from the authenticator app.")
     recovery_code = code_field("One of the recovery codes (each works once).")
@@ -80,9 +87,7 @@ class PasskeySchema(Schema):
 class PasskeyNameSchema(StrictSchema):
     """``PATCH /auth/passkeys/<id>``."""
 
-    name = fields.String(
-        required=True, validate=[validate.Length(min=1, max=64), NO_CONTROL_CHARACTERS, encodable]
-    )
+    name = NameField(required=True, max_length=PASSKEY_NAME_MAX, example="Phone")
 
 
 class CredentialSchema(StrictSchema):
@@ -101,7 +106,7 @@ class CredentialSchema(StrictSchema):
 class PasskeyRegistrationSchema(CredentialSchema):
     """``POST /auth/passkeys/registration/verify``: the credential, and optionally its name."""
 
-    name = fields.String(validate=[validate.Length(min=1, max=64), NO_CONTROL_CHARACTERS, encodable])
+    name = NameField(max_length=PASSKEY_NAME_MAX, example="Phone")
 
 
 class CreationOptionsSchema(Schema):

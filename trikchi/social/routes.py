@@ -104,7 +104,7 @@ def list_providers():
 @blp.arguments(AuthorizeArgsSchema, location="query")
 @blp.response(302, headers={"Location": REDIRECT_HEADERS["Location"]})
 @blp.doc(operationId="oauthAuthorize")
-@document_errors(blp, 404, 422, 429, 503)
+@document_errors(blp, 404, 414, 422, 429, 503)
 def oauth_authorize(args, provider):
     """Start signing in with an OpenID Connect provider: 302 to its authorization page.
 
@@ -112,7 +112,8 @@ def oauth_authorize(args, provider):
     flow with PKCE (S256); `state` and `nonce` are bound to a short-lived HttpOnly cookie.
     `redirect_to` is where on `FRONTEND_URL` the browser lands afterwards: a relative path only
     (422 otherwise). 404 for a provider not in `OAUTH_PROVIDERS`; 503 when its discovery document
-    cannot be read.
+    cannot be read. 414 when the address, `redirect_to` percent-encoded, is longer than the server
+    takes (gunicorn: `GUNICORN_LIMIT_REQUEST_LINE`, 4094 bytes by default).
     """
     redirect_to = args["redirect_to"]
     if not oidc.is_safe_redirect(redirect_to):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from trikchi.auth.schemas import NO_CONTROL_CHARACTERS, StrictSchema, encodable
+from trikchi.auth.schemas import NO_CONTROL_CHARACTERS, Pattern, StrictSchema, encodable
 from trikchi.i18n import N_
 
 REDIRECT_REFUSED = N_("Must be a relative path on the frontend, like /profile.")
@@ -22,7 +22,7 @@ class AuthorizeArgsSchema(Schema):
             validate.Length(min=1, max=2000),
             # A path: one leading slash, then no slash or backslash (//host, /\host are hosts to
             # browsers), no backslash, space or control character anywhere (encode them).
-            validate.Regexp(
+            Pattern(
                 r"^/(?![/\\])[^\\\x00-\x20\x7f-\x9f]*$",
                 error=REDIRECT_REFUSED,
             ),
@@ -57,7 +57,7 @@ class TelegramLoginSchema(StrictSchema):
     )
     hash = fields.String(
         required=True,
-        validate=validate.Regexp(r"^[0-9a-fA-F]{64}$"),
+        validate=Pattern(r"^[0-9a-fA-F]{64}$"),
         metadata={"description": "HMAC-SHA256 (hex) of the other fields under SHA256(bot token)."},
     )
 
