@@ -138,7 +138,7 @@ BYSTANDER_EMAIL = "fuzz-bystander@example.com"
 
 @pytest.fixture
 def fuzz_server(sqlite_template, tmp_path):
-    """gunicorn on a SQLite copy, limits off, fresh sign-ins lasting the run; its admin has TOTP on."""
+    """gunicorn on a SQLite copy: limits off, a sign-in stays fresh for the whole run."""
     path = tmp_path / "trikchi.db"
     shutil.copy(sqlite_template, path)
     server = LiveServer(
