@@ -26,6 +26,8 @@ from trikchi.i18n import compile_catalogs
 compile_catalogs()
 
 PASSWORD = "correct horse battery staple"
+# Fixtures shared by the browser tests: the reference page's origin and Chromium.
+pytest_plugins = ("tests.support.web",)
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql),

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from tests.conftest import PASSWORD, require_or_skip
-from tests.support.live import ROOT
-from tests.support.web import browser_api, chromium, chromium_executable, reference_page
+from tests.conftest import PASSWORD
+from tests.support.web import browser_api, screenshot, sign_in, sign_up, status, unique, wait_status
 
 pytestmark = pytest.mark.browser
-
-ARTIFACTS = ROOT / "tests" / "artifacts"
-
-
-@pytest.fixture(scope="module")
-def web_origin():
-    """examples/web served by a plain static server on its own port."""
-    with reference_page() as origin:
-        yield origin
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +16,6 @@ def api(web_origin, tmp_path_factory):
     settings = {"ACCESS_TOKEN_SECONDS": "4", "RATELIMIT_REGISTER": "1000 per minute"}
     with browser_api(tmp_path_factory.mktemp("browser"), web_origin, settings) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = chromium_executable()
-    if executable is None:
-        require_or_skip("Chromium not found (apt-get install chromium)")
-    with chromium(executable) as browser:
-        yield browser
 
 
 @pytest.fixture
@@ -55,42 +34,6 @@ def open_page(browser, web_origin, api):
     yield open_
     for context in contexts:
         context.close()
-
-
-def status(page) -> str:
-    return page.locator("#status").inner_text()
-
-
-def wait_status(page, expected: str) -> None:
-    page.wait_for_function(
-        f"() => document.querySelector('#status').textContent === {expected!r}", timeout=30000
-    )
-
-
-def screenshot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def sign_up(page, email: str) -> None:
-    form = page.locator("#register-form")
-    form.locator("input[name=name]").fill("Ada Lovelace")
-    form.locator("input[name=email]").fill(email)
-    form.locator("input[name=password]").fill(PASSWORD)
-    form.locator("button").click()
-    wait_status(page, "Signed in")
-
-
-def sign_in(page, email: str, password: str = PASSWORD) -> None:
-    form = page.locator("#login-form")
-    form.locator("input[name=email]").fill(email)
-    form.locator("input[name=password]").fill(password)
-    form.locator("button").click()
-    wait_status(page, "Signed in")
-
-
-def unique(tag: str) -> str:
-    return f"{tag}-{time.monotonic_ns()}@example.com"
 
 
 def test_sign_up_and_sign_in_through_the_page(open_page):

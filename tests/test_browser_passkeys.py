@@ -15,8 +15,18 @@ import pyotp
 import pytest
 
 from tests.conftest import require_or_skip
-from tests.support.web import browser_api, chromium, chromium_executable, reference_page
-from tests.test_browser import screenshot, sign_in, sign_up, status, unique, wait_status
+from tests.support.web import (
+    browser_api,
+    chromium,
+    chromium_executable,
+    reference_page,
+    screenshot,
+    sign_in,
+    sign_up,
+    status,
+    unique,
+    wait_status,
+)
 
 pytestmark = pytest.mark.browser
 

@@ -11,11 +11,9 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.support.mails import text_of, wait_for_subject
-from tests.support.web import browser_api
-from tests.test_browser import browser, screenshot, sign_up, status, unique, wait_status, web_origin
+from tests.support.web import browser_api, screenshot, sign_up, status, unique, wait_status
 
 pytestmark = pytest.mark.browser
-__all__ = ["browser", "web_origin"]  # fixtures shared with test_browser.py
 
 FRESH_SECONDS = 60
 

@@ -16,8 +16,7 @@ import pytest
 from tests.conftest import require_or_skip
 from tests.support.oidc import OIDCProvider, node_available
 from tests.support.postgres import free_port
-from tests.support.web import browser_api
-from tests.test_browser import browser, screenshot, web_origin  # noqa: F401 - shared fixtures
+from tests.support.web import browser_api, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -39,7 +38,7 @@ def provider(api_port):
 
 
 @pytest.fixture(scope="module")
-def api(web_origin, provider, api_port, tmp_path_factory):  # noqa: F811
+def api(web_origin, provider, api_port, tmp_path_factory):
     settings = {
         "FRONTEND_URL": web_origin,
         "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
@@ -52,7 +51,7 @@ def api(web_origin, provider, api_port, tmp_path_factory):  # noqa: F811
 
 
 @pytest.fixture
-def page(browser, web_origin, api):  # noqa: F811
+def page(browser, web_origin, api):
     context = browser.new_context()
     # The widget's script comes from telegram.org, which the tests do not reach.
     context.route("https://telegram.org/**", lambda route: route.abort())
@@ -107,7 +106,7 @@ def answer_second_step(page, app: pyotp.TOTP) -> None:
     assert refresh_cookies(page)  # the session's cookie, set by POST /auth/mfa/verify
 
 
-def test_sign_in_with_the_provider_through_the_page(page, web_origin, provider):  # noqa: F811
+def test_sign_in_with_the_provider_through_the_page(page, web_origin, provider):
     button = page.locator("#social-buttons a[data-provider=test]")
     button.wait_for()
     assert button.inner_text() == "Sign in with Test"
@@ -138,7 +137,7 @@ def test_sign_in_with_the_provider_through_the_page(page, web_origin, provider):
     assert page.locator("#identities li").count() == 1
 
 
-def test_cancelling_at_the_provider_lands_signed_out_with_the_error(page, web_origin, provider):  # noqa: F811
+def test_cancelling_at_the_provider_lands_signed_out_with_the_error(page, web_origin, provider):
     page.locator("#social-buttons a[data-provider=test]").click()
     page.wait_for_url(provider.issuer + "/**")
     page.get_by_text("[ Cancel ]").click()
@@ -160,7 +159,7 @@ def test_telegram_widget_callback_signs_in(page):
     assert "telegram" in page.locator("#identities li").inner_text()
 
 
-def test_provider_sign_in_with_totp_on_asks_for_the_code_on_the_page(page, web_origin, provider):  # noqa: F811
+def test_provider_sign_in_with_totp_on_asks_for_the_code_on_the_page(page, web_origin, provider):
     page.locator("#social-buttons a[data-provider=test]").click()
     page.wait_for_url(provider.issuer + "/**")
     page.locator("input[name=login]").fill("mira@example.com")

@@ -16,7 +16,7 @@ from flask.sessions import NullSession
 from sqlalchemy import create_engine
 
 from tests.conftest import PASSWORD
-from tests.test_sessions import age_used_tokens, use_cookie
+from tests.support.sessions import age_used_tokens, use_cookie
 from trikchi.admin.services import update_user
 from trikchi.auth.guards import CurrentUser
 from trikchi.auth.models import AuthSession, RefreshToken, User

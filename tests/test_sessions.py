@@ -8,17 +8,10 @@ import jwt
 from sqlalchemy import func, select, update
 
 from tests.conftest import PASSWORD
+from tests.support.sessions import age_used_tokens, use_cookie
 from trikchi.auth.models import AuthSession, RefreshToken, User
 from trikchi.database import utcnow
 from trikchi.extensions import db
-
-
-def age_used_tokens(app, seconds: int) -> None:
-    """Pretend every consumed refresh token was consumed ``seconds`` earlier."""
-    with app.app_context():
-        for token in db.session.scalars(select(RefreshToken).where(RefreshToken.used_at.is_not(None))):
-            token.used_at = token.used_at - timedelta(seconds=seconds)
-        db.session.commit()
 
 
 def live_tokens(app) -> int:
@@ -30,11 +23,6 @@ def live_tokens(app) -> int:
 
 def decode(app, token: str) -> dict:
     return jwt.decode(token, app.config["JWT_SECRET_KEY"], algorithms=["HS256"])
-
-
-def use_cookie(client, refresh: str, csrf: str) -> None:
-    client.set_cookie("refresh_token", refresh)
-    client.set_cookie("csrf_refresh_token", csrf)
 
 
 def test_each_refresh_sets_a_new_single_use_cookie(app, client, auth):

@@ -12,8 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
+from tests.conftest import PASSWORD, require_or_skip
 from tests.support.live import ROOT
 from tests.support.postgres import free_port
 
@@ -106,3 +108,60 @@ def browser_api(directory: Path, web_origin: str, settings: dict[str, str], **se
         yield live
     finally:
         live.stop()
+
+
+# Shared by the browser tests (tests/test_browser*.py): the page's origin, Chromium, and
+# the page's own gestures.
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def web_origin():
+    """examples/web served by a plain static server on its own port."""
+    with reference_page() as origin:
+        yield origin
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = chromium_executable()
+    if executable is None:
+        require_or_skip("Chromium not found (apt-get install chromium)")
+    with chromium(executable) as browser:
+        yield browser
+
+
+def status(page) -> str:
+    return page.locator("#status").inner_text()
+
+
+def wait_status(page, expected: str) -> None:
+    page.wait_for_function(
+        f"() => document.querySelector('#status').textContent === {expected!r}", timeout=30000
+    )
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def sign_up(page, email: str) -> None:
+    form = page.locator("#register-form")
+    form.locator("input[name=name]").fill("Ada Lovelace")
+    form.locator("input[name=email]").fill(email)
+    form.locator("input[name=password]").fill(PASSWORD)
+    form.locator("button").click()
+    wait_status(page, "Signed in")
+
+
+def sign_in(page, email: str, password: str = PASSWORD) -> None:
+    form = page.locator("#login-form")
+    form.locator("input[name=email]").fill(email)
+    form.locator("input[name=password]").fill(password)
+    form.locator("button").click()
+    wait_status(page, "Signed in")
+
+
+def unique(tag: str) -> str:
+    return f"{tag}-{time.monotonic_ns()}@example.com"
