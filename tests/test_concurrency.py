@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from threading import Barrier
 
 import pytest
@@ -12,6 +14,7 @@ from tests.conftest import PASSWORD
 from tests.support.live import LiveServer
 from tests.support.races import race
 from trikchi.auth.models import User
+from trikchi.database import serialized_writes
 from trikchi.extensions import db
 
 pytestmark = pytest.mark.slow
@@ -90,6 +93,27 @@ def test_20_concurrent_refreshes_of_one_token_leave_one_live_successor(racing_se
     assert total == 2  # the login token and exactly one successor
     jtis = {c.cookies.get("refresh_token").split(".")[1] for c in clients}
     assert len(jtis) >= 1
+
+
+def test_refresh_writers_queue_on_one_lock_per_sqlite_database(app, backend):
+    """SQLite writers of a refresh wait on an flock (woken at once), not in SQLite's back-off."""
+    with app.app_context():
+        engine = db.engine
+        lock_file = f"{engine.url.database}.write-lock" if backend == "sqlite" else None
+        with serialized_writes(engine):
+            if lock_file is None:
+                return  # PostgreSQL: row locks and the conditional UPDATE are enough; no file
+            other = os.open(lock_file, os.O_RDWR)
+            try:
+                with pytest.raises(BlockingIOError):
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another worker waits
+            finally:
+                os.close(other)
+        other = os.open(lock_file, os.O_RDWR)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released after the transaction
+        finally:
+            os.close(other)
 
 
 def test_two_unlinks_racing_leave_the_last_way_to_sign_in(app, monkeypatch):

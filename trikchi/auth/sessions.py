@@ -21,7 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from trikchi.auth import security
 from trikchi.auth.models import AuthSession, RefreshToken, User
 from trikchi.auth.tokens import TokenPair, issue_token_pair
-from trikchi.database import UTCDateTime, utcnow
+from trikchi.database import UTCDateTime, serialized_writes, utcnow
 from trikchi.errors import ErrorCode, NotFound, Unauthorized
 from trikchi.events import Events, record_event
 from trikchi.extensions import db
@@ -246,19 +246,22 @@ def _rotate(connection: Connection, params: dict[str, Any]) -> Any:
     """
     if connection.dialect.name == "postgresql":
         # One statement in autocommit: one round trip where BEGIN, the three statements and COMMIT
-        # were five (in-process 547 -> 430 µs a rotation, 407 -> 267 µs of CPU). No row: nothing
-        # was written — but for a revocation committed while the statement ran, after which the
-        # token stays consumed without a successor in its ended session.
+        # were five — a fifth less time and CPU per rotation in-process, ~12 % more refreshes/s
+        # under load. No row: nothing was written — but for a revocation committed while the
+        # statement ran, after which the token stays consumed without a successor in its ended
+        # session.
         connection.execution_options(isolation_level="AUTOCOMMIT")
         return connection.execute(_ROTATE_IN_ONE_STATEMENT, params).first()
-    if connection.execute(_CONSUME, params).rowcount == 1:
-        session = connection.execute(_TOUCH, params).first()
-        if session is not None:
-            connection.execute(_INSERT_SUCCESSOR, {**params, "b_expires_at": session.expires_at})
-            connection.commit()
-            return session
-    connection.rollback()
-    return None
+    # SQLite: one transaction, committed (or rolled back) before the next writer's turn.
+    with serialized_writes(connection.engine), connection.begin() as transaction:
+        session = None
+        if connection.execute(_CONSUME, params).rowcount == 1:
+            session = connection.execute(_TOUCH, params).first()
+        if session is None:
+            transaction.rollback()
+            return None
+        connection.execute(_INSERT_SUCCESSOR, {**params, "b_expires_at": session.expires_at})
+    return session
 
 
 def _answer_spent(
