@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from trikchi.database import NEVER_REUSE_IDS, UTCDateTime, utcnow
 from trikchi.extensions import db
 
-KINDS = ("webhook", "mail")
+KINDS = ("webhook", "mail", "sms")
 # pending → delivering (leased to one worker) → sent | pending (retry later) | dead (gave up).
 STATUSES = ("pending", "delivering", "sent", "dead")
 

@@ -97,6 +97,24 @@ def enqueue_mail(to: str, subject: str, text: str, html: str) -> None:
     )
 
 
+def enqueue_sms(to: str, text: str) -> None:
+    """Add an SMS to ``to`` (E.164) to the current transaction; the worker sends it once the caller
+    commits, through ``SMS_PROVIDER`` (and ``SMS_FALLBACK_PROVIDER``). The text (a sign-in code)
+    is kept only until it is sent."""
+    now = utcnow()
+    db.session.connection().execute(
+        _INSERT,
+        {
+            "kind": "sms",
+            "payload": {"to": to, "text": text},
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
+    )
+
+
 def enqueue_composed_mail(name: str, values: dict[str, Any]) -> None:
     """Add a mail that the worker composes (``composer``) when it sends it."""
     now = utcnow()
