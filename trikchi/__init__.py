@@ -150,12 +150,22 @@ def register_extensions(app: Flask) -> None:
         app.logger.warning(
             "RATELIMIT_STORAGE_URI is memory://: each worker counts on its own; use redis:// in production"
         )
+    if app.config["TRIKCHI_CONFIG"] == "production" and not app.config.get("SMS_PROVIDER"):
+        app.logger.warning(
+            "SMS_PROVIDER is not set: SMS (phone sign-in codes) wait in the outbox; set eskiz or playmobile"
+            " (docs/sms.md)"
+        )
     if app.config["CORS_ORIGINS"]:
         cors.init_app(
             app,
             resources={r"/auth/*": {"origins": app.config["CORS_ORIGINS"]}},
             supports_credentials=True,
-            allow_headers=["Authorization", "Content-Type", app.config["JWT_REFRESH_CSRF_HEADER_NAME"]],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                app.config["JWT_REFRESH_CSRF_HEADER_NAME"],
+                "X-Captcha-Token",
+            ],
             methods=["GET", "POST", "DELETE", "PATCH"],
             max_age=600,
         )

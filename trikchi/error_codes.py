@@ -44,8 +44,10 @@ class ErrorCode(StrEnum):
     LAST_SIGN_IN_METHOD = "last_sign_in_method"
     SOCIAL_LOGIN_FAILED = "social_login_failed"
     RATE_LIMITED = "rate_limited"
+    CAPTCHA_FAILED = "captcha_failed"
     INTERNAL_ERROR = "internal_error"
     SERVICE_UNAVAILABLE = "service_unavailable"
+    CAPTCHA_UNAVAILABLE = "captcha_unavailable"
 
 
 # What each ``error`` value means, for the API document and docs/api.md.
@@ -96,8 +98,16 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
         "A Telegram sign-in could not be verified: bad signature, too old, or a disabled account."
     ),
     ErrorCode.RATE_LIMITED: "Too many attempts; wait for `Retry-After` seconds.",
+    ErrorCode.CAPTCHA_FAILED: (
+        "The CAPTCHA is required and its token (`captcha_token` or `X-Captcha-Token`) is missing, expired,"
+        " already used or refused: solve it again."
+    ),
     ErrorCode.INTERNAL_ERROR: "An unexpected failure on the server (logged, never shown).",
     ErrorCode.SERVICE_UNAVAILABLE: "The database does not answer; retry after `Retry-After` seconds.",
+    ErrorCode.CAPTCHA_UNAVAILABLE: (
+        "The CAPTCHA provider could not check the token (unreachable, or an error on its side); retry"
+        " after `Retry-After` seconds."
+    ),
 }
 
 # The ``error`` of an HTTP status when nothing more specific is known.

@@ -55,8 +55,13 @@ RATE_LIMITED = Counter(
 )
 DELIVERIES = Counter(
     "trikchi_outbox_deliveries_total",
-    "Outbox delivery attempts by kind (mail, webhook) and result (sent, failed = retried later, dead).",
+    "Outbox delivery attempts by kind (mail, webhook, sms) and result (sent, failed = retried later, dead).",
     ["kind", "result"],
+)
+SMS = Counter(
+    "trikchi_sms_total",
+    "SMS handed to a gateway, by provider (eskiz, playmobile, log) and result (sent, failed).",
+    ["provider", "result"],
 )
 DATABASE_ERRORS = Counter(
     "trikchi_database_errors_total",
@@ -101,6 +106,11 @@ def _method(details: dict[str, Any] | None, default: str) -> str:
 def count_delivery(kind: str, result: str) -> None:
     """Count one outbox delivery attempt."""
     DELIVERIES.labels(kind, result).inc()
+
+
+def count_sms(provider: str, result: str) -> None:
+    """Count one SMS handed to a gateway (sent) or refused by it (failed; a fallback may follow)."""
+    SMS.labels(provider, result).inc()
 
 
 def count_database_error(_sender: Any, kind: str) -> None:

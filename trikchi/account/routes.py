@@ -20,6 +20,7 @@ from trikchi.auth.schemas import (
     UserSchema,
 )
 from trikchi.auth.tokens import clear_refresh_cookies
+from trikchi.captcha import captcha_parameters, require_captcha
 from trikchi.http import Blueprint, client_info, document_errors
 
 blp = Blueprint(
@@ -132,14 +133,16 @@ def verify_email(args):
 @limits.password_reset_requests_per_email
 @blp.arguments(PasswordResetRequestSchema)
 @blp.response(202, MessageSchema)
-@blp.doc(operationId="requestPasswordReset")
-@document_errors(blp, 400, 413, 415, 429)
+@blp.doc(operationId="requestPasswordReset", parameters=captcha_parameters())
+@document_errors(blp, 400, 403, 413, 415, 429, 503)
 def request_password_reset(args):
     """Mail a reset link; the answer is the same whether or not the address exists.
 
     Answers 202 whether or not an account exists for the address, in the same time, so the answer
-    tells nothing about who has an account.
+    tells nothing about who has an account. While the service has a CAPTCHA, a `captcha_token` is
+    required (403 `captcha_failed`; 503 `captcha_unavailable` when the provider cannot check it).
     """
+    require_captcha(args["captcha_token"])
     services.request_password_reset(args["email"], client_info())
     return {"message": gettext("If an account exists for this address, a reset link is on its way.")}
 

@@ -35,6 +35,7 @@ from trikchi.auth.schemas import (
 )
 from trikchi.auth.signin import MfaRequired
 from trikchi.auth.tokens import clear_refresh_cookies, token_response
+from trikchi.captcha import captcha_parameters, require_captcha
 from trikchi.http import Blueprint, client_info, document_errors
 from trikchi.openapi import SET_REFRESH_COOKIES, refresh_parameters
 
@@ -45,15 +46,17 @@ blp = Blueprint("auth", __name__, url_prefix="/auth", description="Registration,
 @limits.register_attempts
 @blp.arguments(RegisterSchema)
 @blp.response(201, UserSchema)
-@blp.doc(operationId="register")
-@document_errors(blp, 400, 409, 413, 415, 429)
+@blp.doc(operationId="register", parameters=captcha_parameters())
+@document_errors(blp, 400, 403, 409, 413, 415, 429, 503)
 def register(args):
     """Create a customer account.
 
     The email must be unused (case-insensitive; 409 `email_taken`); the password 8–128 characters,
     not a common password, not the email. The account gets the `customer` role. Does not sign in:
-    call login next.
+    call login next. While the service has a CAPTCHA, a `captcha_token` is required (403
+    `captcha_failed`; 503 `captcha_unavailable` when the provider cannot check it).
     """
+    require_captcha(args["captcha_token"])
     return services.register_user(args["name"], args["email"], args["password"], client_info())
 
 

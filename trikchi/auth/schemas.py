@@ -11,6 +11,9 @@ from trikchi.addresses import INVALID as INVALID_EMAIL
 from trikchi.addresses import InvalidEmail, canonical_email
 from trikchi.addresses import normalize_email as normalize_email  # the services import it from here
 from trikchi.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
+from trikchi.captcha import HEADER as CAPTCHA_HEADER
+from trikchi.captcha import MAX_TOKEN_LENGTH as CAPTCHA_MAX_LENGTH
+from trikchi.captcha import TOKEN_PATTERN as CAPTCHA_TOKEN_PATTERN
 from trikchi.i18n import LOCALES, N_
 
 EMAIL_MAX = 254
@@ -65,6 +68,26 @@ def encodable(value: str) -> None:
     """Refuse lone UTF-16 surrogates, which cannot be encoded to UTF-8 for hashing."""
     if any(unicodedata.category(char) == "Cs" for char in value):
         raise ValidationError("Must be valid Unicode text.")
+
+
+def captcha_token_field() -> fields.String:
+    """The optional ``captcha_token`` of the bodies whose views call ``trikchi.captcha.require_captcha``."""
+    return fields.String(
+        load_default=None,
+        allow_none=True,
+        load_only=True,
+        # "" is no token: ignored without a CAPTCHA, 403 captcha_failed with one.
+        validate=[
+            validate.Length(max=CAPTCHA_MAX_LENGTH),
+            Pattern(CAPTCHA_TOKEN_PATTERN, error=N_("Must be the token of the CAPTCHA widget.")),
+        ],
+        metadata={
+            "description": (
+                "The CAPTCHA widget's token (Turnstile or hCaptcha), required while the service has a"
+                f" `CAPTCHA_PROVIDER`; or send it in the `{CAPTCHA_HEADER}` header."
+            )
+        },
+    )
 
 
 class StrictSchema(Schema):
@@ -153,6 +176,7 @@ class RegisterSchema(StrictSchema):
     name = NameField(required=True)
     email = EmailField()
     password = password_field(example="correct horse battery")
+    captcha_token = captcha_token_field()
 
     @validates_schema(skip_on_field_errors=True)
     def _password_policy(self, data: dict[str, Any], **_kwargs: Any) -> None:
@@ -279,6 +303,7 @@ class PasswordResetRequestSchema(StrictSchema):
     """``POST /auth/password_reset/request`` body."""
 
     email = EmailField(lookup=True)
+    captcha_token = captcha_token_field()
 
 
 class PasswordResetSchema(StrictSchema):
