@@ -2,11 +2,11 @@
 
 Each concern declares, reads and checks its own variables in ``trikchi/settings/`` (core,
 passwords, tokens, signing keys, mail, self-service, second factors, social sign-in, the seed,
-the outbox, SMS gateways, CAPTCHA, metrics, rate limits; gunicorn's in ``serving``): that is the
-one table of variables, defaults and meanings. This module puts the concerns together: ``Config``
-reads them all, and ``DevelopmentConfig``, ``TestingConfig`` and ``ProductionConfig`` differ in a
-few defaults (``own_defaults``) and production's refusals (weak secrets, codes in the log). A bad
-value raises ``ConfigError`` naming the variable and what to do.
+the outbox, SMS gateways, CAPTCHA, metrics, rate limits, abuse protection; gunicorn's in
+``serving``): that is the one table of variables, defaults and meanings. This module puts the
+concerns together: ``Config`` reads them all, and ``DevelopmentConfig``, ``TestingConfig`` and
+``ProductionConfig`` differ in a few defaults (``own_defaults``) and production's refusals (weak
+secrets, codes in the log). A bad value raises ``ConfigError`` naming the variable and what to do.
 
 ``create_app`` picks a class by name (``TRIKCHI_CONFIG``) and instantiates it, so every value is
 read from the environment when the app is built, not when this module is imported.
@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from dotenv import load_dotenv
 
+from trikchi.settings.abuse import Abuse
 from trikchi.settings.account import Account
 from trikchi.settings.base import ConfigError, Derived, Section, Setting, Text, default_text
 from trikchi.settings.captcha import Captcha
@@ -80,6 +81,7 @@ class Config:
         Captcha,
         Metrics,
         Limits,
+        Abuse,
     )
     #: This environment's defaults where they differ from the declared ones (subclasses add theirs).
     own_defaults: ClassVar[dict[str, Any]] = {}

@@ -80,6 +80,8 @@ OPERATIONS = [
     ("delete", "/auth/identities/{identity_id}"),
     ("get", "/admin/users"),
     ("patch", "/admin/users/{user_id}"),
+    ("post", "/admin/users/{user_id}/ban"),
+    ("delete", "/admin/users/{user_id}/ban"),
     ("get", "/admin/audit"),
     ("get", "/admin/deliveries"),
     ("post", "/admin/deliveries/{delivery_id}/retry"),

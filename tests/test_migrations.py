@@ -218,6 +218,18 @@ def autoincrement_tables(url: str) -> set[str]:
         engine.dispose()
 
 
+# The revision that made ids never reused; later ones (bans) add columns its tests do not compare.
+IDS = "000fd5955eb1"
+
+
+def some_of_everything_at(app, revision: str) -> None:
+    """``some_of_everything`` written by today's app at head, then the schema taken back to ``revision``."""
+    upgrade()
+    some_of_everything(app)
+    downgrade(revision=revision)
+    db.engine.dispose()
+
+
 def some_of_everything(app) -> None:
     """Three signed-in users (sessions, refresh tokens, events, mails), one with a linked identity."""
     from tests.conftest import AuthActions
@@ -245,13 +257,12 @@ def test_ids_migration_keeps_every_row_both_ways_and_ids_are_never_reused(backen
     url = empty_database_url(backend, request, tmp_path)
     app = make_app(url)
     with app.app_context():
-        upgrade(revision="5b2e8c1d9f04")
-        some_of_everything(app)
+        some_of_everything_at(app, "5b2e8c1d9f04")
         before = every_row(url)
         for table in ("users", "sessions", "refresh_tokens", "auth_events", "identities", "outbox"):
             assert before[table], table
 
-        upgrade()
+        upgrade(revision=IDS)
         assert every_row(url) == before
         assert foreign_keys_enforced()
         if backend == "sqlite":
@@ -260,11 +271,13 @@ def test_ids_migration_keeps_every_row_both_ways_and_ids_are_never_reused(backen
             conn.execute(text("DELETE FROM users WHERE id = 3"))  # the newest account goes
         from tests.conftest import AuthActions
 
+        upgrade()  # today's app registers
         registered = AuthActions(app.test_client()).register("user4@example.com")
         assert registered.status_code == 201
         assert registered.json["id"] == 4
         db.session.remove()
         db.engine.dispose()
+        downgrade(revision=IDS)
         kept = every_row(url)
 
         downgrade(revision="5b2e8c1d9f04")
@@ -272,7 +285,7 @@ def test_ids_migration_keeps_every_row_both_ways_and_ids_are_never_reused(backen
         assert foreign_keys_enforced()
         if backend == "sqlite":
             assert autoincrement_tables(url) == set()
-        upgrade()
+        upgrade(revision=IDS)
         assert every_row(url) == kept
         db.engine.dispose()
 
@@ -288,8 +301,7 @@ def test_a_failed_ids_rebuild_leaves_the_tables_and_foreign_keys_as_they_were(
     url = empty_database_url(backend, request, tmp_path)
     app = make_app(url)
     with app.app_context():
-        upgrade(revision="5b2e8c1d9f04")
-        some_of_everything(app)
+        some_of_everything_at(app, "5b2e8c1d9f04")
         before = every_row(url)
         rebuild = Operations.batch_alter_table
 
@@ -300,14 +312,50 @@ def test_a_failed_ids_rebuild_leaves_the_tables_and_foreign_keys_as_they_were(
 
         monkeypatch.setattr(Operations, "batch_alter_table", failing_at_the_third_table)
         with pytest.raises(SystemExit):  # Flask-Migrate logs the error and exits
-            upgrade()
+            upgrade(revision=IDS)
         monkeypatch.undo()
 
         assert foreign_keys_enforced()
         assert every_row(url) == before
         with db.engine.connect() as conn:
             assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "5b2e8c1d9f04"
-        upgrade()
+        upgrade(revision=IDS)
         assert every_row(url) == before
         assert autoincrement_tables(url) == NEVER_REUSED
+        db.engine.dispose()
+
+
+def test_bans_migration_keeps_every_row_both_ways(backend, request, tmp_path):
+    """9c4d2a7e5b13 adds the ban columns by plain ALTER TABLE: every row of every table stays (no
+    users rebuild, which would have emptied the tables that refer to it), existing accounts start
+    unbanned, and the way back drops the columns and only them."""
+    url = empty_database_url(backend, request, tmp_path)
+    app = make_app(url)
+    with app.app_context():
+        some_of_everything_at(app, IDS)
+        before = every_row(url)
+        assert all(before[table] for table in ("users", "sessions", "refresh_tokens", "identities"))
+
+        upgrade(revision="9c4d2a7e5b13")
+        after = every_row(url)
+        assert {name: len(rows) for name, rows in after.items()} == {
+            name: len(rows) for name, rows in before.items()
+        }
+        assert foreign_keys_enforced()
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                banned = conn.execute(text("SELECT banned_at, banned_until, ban_reason FROM users")).all()
+        finally:
+            engine.dispose()
+        assert banned and all(row == (None, None, None) for row in banned)
+        with db.engine.begin() as conn:
+            conn.execute(text("UPDATE users SET banned_at = created_at, ban_reason = 'spam' WHERE id = 2"))
+        db.engine.dispose()
+
+        downgrade(revision=IDS)
+        assert every_row(url) == before
+        assert foreign_keys_enforced()
+        upgrade(revision="9c4d2a7e5b13")
+        assert every_row(url) == after
         db.engine.dispose()

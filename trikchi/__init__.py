@@ -125,7 +125,7 @@ def register_database(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     """Bind the extension instances to this app."""
     from trikchi import i18n
-    from trikchi.auth import guards, tokens
+    from trikchi.auth import guards, screening, tokens
     from trikchi.auth.passwords import passwords
     from trikchi.database import configure_engine
     from trikchi.extensions import cors, db, limiter, migrate
@@ -141,6 +141,7 @@ def register_extensions(app: Flask) -> None:
     guards.init_app(app)  # ... and loads the request's user with the guard's query
     key_ring.init_app(app)
     passwords.init_app(app)
+    screening.init_app(app)  # breached passwords: where range answers are kept
     init_mail(app)
     i18n.init_app(app)
     limiter.init_app(app)
@@ -174,9 +175,10 @@ def register_extensions(app: Flask) -> None:
 
 def register_features(app: Flask) -> None:
     """Plug the features into the core: what the core asks of them (``auth.seams``: second factors,
-    ways to sign in, the seed's cookies, clean starts) and what they do when the core signals
-    (``trikchi.signals``: notices, webhooks, metrics)."""
+    ways to sign in, the seed's cookies, account checks (bans), clean starts) and what they do when
+    the core signals (``trikchi.signals``: notices, webhooks, metrics)."""
     from trikchi import metrics, notices
+    from trikchi.admin import bans
     from trikchi.auth import seams
     from trikchi.mfa import init_app as init_mfa
     from trikchi.outbox import services as outbox
@@ -184,6 +186,7 @@ def register_features(app: Flask) -> None:
     from trikchi.social import services as social
 
     seams.init_app(app)
+    bans.init_app(app)
     init_mfa(app)
     social.init_app(app)
     seed.init_app(app)

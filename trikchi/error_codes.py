@@ -38,6 +38,9 @@ class ErrorCode(StrEnum):
     TOTP_SETUP_REQUIRED = "totp_setup_required"
     PASSKEY_INVALID = "passkey_invalid"
     FORBIDDEN = "forbidden"
+    ACCOUNT_BANNED = "account_banned"
+    PASSWORD_BREACHED = "password_breached"  # noqa: S105
+    DISPOSABLE_EMAIL = "disposable_email"
     EMAIL_TAKEN = "email_taken"
     LAST_ADMIN = "last_admin"
     CONFLICT = "conflict"
@@ -88,6 +91,16 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
         " no user verification, or a signature counter that did not grow."
     ),
     ErrorCode.FORBIDDEN: "Signed in, but the role does not allow this.",
+    ErrorCode.ACCOUNT_BANNED: (
+        "The account is banned by staff: no sign-in by any method. `banned_until` says until when"
+        " (null: until lifted)."
+    ),
+    ErrorCode.PASSWORD_BREACHED: (
+        "The new password appears in a known data breach (Have I Been Pwned); `errors` names the field."
+    ),
+    ErrorCode.DISPOSABLE_EMAIL: (
+        "The address is at a throwaway (disposable) mail domain; `errors` names the field."
+    ),
     ErrorCode.EMAIL_TAKEN: "The email is already registered.",
     ErrorCode.LAST_ADMIN: "The change would leave no active admin.",
     ErrorCode.CONFLICT: "The request conflicts with the current state.",
@@ -103,7 +116,10 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
         " already used or refused: solve it again."
     ),
     ErrorCode.INTERNAL_ERROR: "An unexpected failure on the server (logged, never shown).",
-    ErrorCode.SERVICE_UNAVAILABLE: "The database does not answer; retry after `Retry-After` seconds.",
+    ErrorCode.SERVICE_UNAVAILABLE: (
+        "The database (or the breached-password check, when it fails closed) does not answer;"
+        " retry after `Retry-After` seconds."
+    ),
     ErrorCode.CAPTCHA_UNAVAILABLE: (
         "The CAPTCHA provider could not check the token (unreachable, or an error on its side); retry"
         " after `Retry-After` seconds."

@@ -62,6 +62,8 @@ class Events:
     ROLE_CHANGED = "role_changed"
     USER_DEACTIVATED = "user_deactivated"
     USER_REACTIVATED = "user_reactivated"
+    USER_BANNED = "user_banned"
+    USER_UNBANNED = "user_unbanned"
     PROFILE_UPDATED = "profile_updated"
     EMAIL_CHANGE_REQUESTED = "email_change_requested"
     EMAIL_CHANGED = "email_changed"

@@ -37,6 +37,8 @@ SEMANTIC_REFUSALS: dict[str, frozenset[str]] = {
     "POST /auth/reauthenticate": frozenset({"code"}),
     # A credential that no authenticator made for a challenge of ours.
     "POST /auth/passkeys/registration/verify": frozenset({"credential"}),
+    # A ban's end that is already past (or after the year 9000).
+    "POST /admin/users/{user_id}/ban": frozenset({"until"}),
 }
 
 

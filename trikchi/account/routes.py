@@ -74,7 +74,8 @@ def request_email_change(args):
 
     Needs a fresh sign-in. The email changes only when the link (valid `EMAIL_CHANGE_HOURS`,
     `{FRONTEND_URL}/confirm-email?token=`) is used with `POST /auth/email/confirm`. The answer
-    does not say whether the new address is registered already.
+    does not say whether the new address is registered already. An address at a throwaway domain
+    is 422 `disposable_email` (while `BLOCK_DISPOSABLE_EMAILS` is on).
     """
     profile.request_email_change(
         current_user_model(), args["new_email"], client_info(), current_user.session_id
@@ -152,12 +153,13 @@ def request_password_reset(args):
 @blp.arguments(PasswordResetSchema)
 @blp.response(204)
 @blp.doc(operationId="resetPassword")
-@document_errors(blp, 400, 401, 413, 415, 429)
+@document_errors(blp, 400, 401, 413, 415, 429, 503)
 def reset_password(args):
     """Set a new password with the token from the mailed link; every session ends.
 
     The token comes from the mailed link and works once (it dies when the password changes). Every
-    session of the account ends.
+    session of the account ends. The new password follows the registration rules (422
+    `password_breached` naming `new_password` for a breached one).
     """
     services.reset_password(args["token"], args["new_password"], client_info())
     return current_app.response_class(status=204)

@@ -43,6 +43,14 @@ def list_events(user_id: int | None, type_: str | None, page: int, per_page: int
     return _page(stmt, page, per_page)
 
 
+def user_for_update(user_id: int) -> User:
+    """The user with ``user_id``, locked for this transaction's change; 404 when there is none."""
+    user = db.session.get(User, user_id, with_for_update=True) if 1 <= user_id <= MAX_ID else None
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
 def update_user(
     admin: User | None,
     user_id: int,
@@ -56,9 +64,7 @@ def update_user(
     never locks itself out of administration. ``admin`` is None for the CLI.
     """
     actor: int | str = admin.id if admin is not None else "cli"
-    user = db.session.get(User, user_id, with_for_update=True) if 1 <= user_id <= MAX_ID else None
-    if user is None:
-        raise NotFound("No such user.")
+    user = user_for_update(user_id)
     if (role is not None and role != "admin") or is_active is False:
         refuse_losing_the_last_admin(user)
     if role is not None and role != user.role:

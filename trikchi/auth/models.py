@@ -8,7 +8,20 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, ForeignKey, Integer, String, and_, case, exists, false, true
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    ForeignKey,
+    Integer,
+    String,
+    and_,
+    case,
+    exists,
+    false,
+    not_,
+    or_,
+    true,
+)
 from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -56,6 +69,12 @@ class User(db.Model):
     security_stamp: Mapped[str] = mapped_column(String(32), default=new_stamp)
     # When the stamp last changed; None: not since the account (or the upgrade) began.
     security_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A ban by staff (SPEC §16): banned while ``banned_at`` is set and ``banned_until`` is None
+    # (until lifted) or still ahead (``is_banned``), so a timed ban lifts by itself, with no job.
+    # ``ban_reason`` is for staff only. Lifting a ban clears all three.
+    banned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    banned_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ban_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
     sessions: Mapped[list[AuthSession]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -63,6 +82,20 @@ class User(db.Model):
 
     def __repr__(self) -> str:
         return f"<User {self.id}>"
+
+    # The one definition of a banned account, in Python and in SQL: the sign-in decision's check,
+    # the live-session rule (so the guard's one query refuses a banned user's token) and the
+    # last-admin rule all ask it.
+    @hybrid_method
+    def is_banned(self, now: datetime) -> bool:
+        """Banned by staff, until lifted or until a time still ahead of ``now``."""
+        return self.banned_at is not None and (self.banned_until is None or now < self.banned_until)
+
+    @is_banned.inplace.expression
+    @classmethod
+    def _is_banned_sql(cls, now: Any) -> ColumnElement[bool]:
+        users = cls.__table__.c
+        return and_(users.banned_at.is_not(None), or_(users.banned_until.is_(None), users.banned_until > now))
 
 
 class AuthSession(db.Model):
@@ -98,12 +131,13 @@ class AuthSession(db.Model):
     # the guard, the rotation, the session list, pruning and the seed's grace window all ask.
     @hybrid_method
     def is_live(self, now: datetime) -> bool:
-        """Not revoked, before both of its ends, and its user active."""
+        """Not revoked, before both of its ends, and its user active and not banned."""
         return (
             self.revoked_at is None
             and now < self.expires_at
             and now < self.absolute_expires_at
             and self.user.is_active
+            and not self.user.is_banned(now)
         )
 
     @is_live.inplace.expression
@@ -118,7 +152,7 @@ class AuthSession(db.Model):
             sessions.absolute_expires_at > now,
             # Its own users row even where the query joins users already (the guard).
             exists()
-            .where(users.id == sessions.user_id, users.is_active.is_(True))
+            .where(users.id == sessions.user_id, users.is_active.is_(True), not_(User.is_banned(now)))
             .correlate_except(User.__table__),
         )
 

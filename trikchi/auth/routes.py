@@ -51,8 +51,11 @@ blp = Blueprint("auth", __name__, url_prefix="/auth", description="Registration,
 def register(args):
     """Create a customer account.
 
-    The email must be unused (case-insensitive; 409 `email_taken`); the password 8–128 characters,
-    not a common password, not the email. The account gets the `customer` role. Does not sign in:
+    The email must be unused (case-insensitive; 409 `email_taken`) and not at a throwaway domain
+    (422 `disposable_email`, while `BLOCK_DISPOSABLE_EMAILS` is on); the password 8–128
+    characters, not a common password, not the email, and — with `PASSWORD_BREACH_CHECK=hibp` —
+    not in a known breach (422 `password_breached`; 503 when the check cannot be made and
+    `PASSWORD_BREACH_FAIL_CLOSED` is on). The account gets the `customer` role. Does not sign in:
     call login next. While the service has a CAPTCHA, a `captcha_token` is required (403
     `captcha_failed`; 503 `captcha_unavailable` when the provider cannot check it).
     """
@@ -67,14 +70,15 @@ def register(args):
 @blp.arguments(LoginSchema)
 @blp.response(200, {"oneOf": [TokenSchema, MfaRequiredSchema]}, headers=SET_REFRESH_COOKIES)
 @blp.doc(operationId="login")
-@document_errors(blp, 400, 401, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 413, 415, 429)
 def login(args):
     """Sign in: the access token in the body, the refresh token in an HttpOnly cookie.
 
     On success the body carries the access token (send it as `Authorization: Bearer`) and
     `csrf_token`; the refresh token is set as the HttpOnly `refresh_token` cookie, with
     `csrf_refresh_token` beside it. Wrong email and wrong password get the same 401
-    `invalid_credentials`. Attempts are rate limited per IP and per account.
+    `invalid_credentials`; the right password of a banned account gets 403 `account_banned`
+    (with `banned_until`). Attempts are rate limited per IP and per account.
 
     When the account has a second factor on (TOTP), the answer is instead `{"mfa_required": true,
     "mfa_token", "methods"}` with no token and no cookie: send the `mfa_token` with a code to
@@ -93,7 +97,7 @@ def login(args):
 @refresh_cookie_required
 @blp.response(200, TokenSchema, headers=SET_REFRESH_COOKIES)
 @blp.doc(operationId="refreshToken", parameters=refresh_parameters(required=True))
-@document_errors(blp, 401, 429)
+@document_errors(blp, 401, 403, 429)
 def refresh_token():
     """Exchange the refresh cookie (single use) for a new access token and cookie.
 
@@ -102,7 +106,8 @@ def refresh_token():
     `refresh_token_reused`), except within a few seconds of its rotation, when it gets the session's
     current token (two tabs refreshing at once). While `SEED_JWT_SECRET` is set, a refresh cookie
     minted by the seed's service is also accepted, once and without the header: it signs in like a
-    login (a session, or the second step when TOTP is on).
+    login (a session, or the second step when TOTP is on; 403 `account_banned` for a banned
+    account).
     """
     return token_response(sessions.rotate_refresh_token(refresh_claims(), client_info()))
 
@@ -230,12 +235,13 @@ def reauthenticate(args):
 @blp.arguments(PasswordChangeSchema)
 @blp.response(204)
 @blp.doc(operationId="changePassword", security=BEARER)
-@document_errors(blp, 400, 401, 415, 429)
+@document_errors(blp, 400, 401, 415, 429, 503)
 def change_password(args):
     """Change the password; every other session is signed out. Needs a fresh sign-in.
 
     Needs the current password (422 naming `current_password` when it is wrong). The new one follows
-    the registration rules. This session stays signed in; every other one ends.
+    the registration rules (422 `password_breached` naming `new_password` for a breached one). This
+    session stays signed in; every other one ends.
     """
     services.change_password(
         current_user_model(),

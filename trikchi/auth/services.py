@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from trikchi.auth import security, signin
+from trikchi.auth import screening, security, signin
 from trikchi.auth.limits import check_code_budget, spend_code_attempt
 from trikchi.auth.models import User
 from trikchi.auth.passwords import password_problems, passwords
@@ -36,10 +36,15 @@ WRONG_CODE = N_("The code is wrong or was already used.")
 def register_user(
     name: str, email: str, password: str, client: ClientInfo | None, role: str = "customer"
 ) -> User:
-    """Create a user (a customer unless told); ``Conflict`` if the email is taken (also under a race)."""
+    """Create a user (a customer unless told); ``Conflict`` if the email is taken (also under a race).
+
+    A throwaway address or a breached password is refused (``auth.screening``, SPEC §16).
+    """
     email = normalize_email(email)
+    screening.refuse_disposable_email(email, "email")
     if db.session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict("This email is already registered.", error=ErrorCode.EMAIL_TAKEN)
+    screening.refuse_breached_password(password, "password")
     user = User(name=name, email=email, password_hash=passwords.hash(password), role=role)
     db.session.add(user)
     try:
@@ -68,8 +73,9 @@ def authenticate(email: str, password: str, client: ClientInfo) -> signin.SignIn
             user.password_hash = passwords.hash(password)
         return signin.decide(user, client, "password")
     except signin.AccountRefused as refused:
+        # Only now, after the right password: a wrong one learns nothing about the account.
         db.session.rollback()
-        _login_failed(client, user_id, refused.reason)
+        _login_failed(client, user_id, refused.reason, refused)
     except (IntegrityError, StaleDataError):
         # The account was deleted since it was read (the rehash, the second step or the session
         # names it): the generic 401, as for an unknown email.
@@ -77,10 +83,15 @@ def authenticate(email: str, password: str, client: ClientInfo) -> signin.SignIn
         raise
 
 
-def _login_failed(client: ClientInfo, user_id: int | None, reason: str) -> NoReturn:
-    """Audit a refused password sign-in, commit, and answer the one generic 401."""
+def _login_failed(
+    client: ClientInfo, user_id: int | None, reason: str, refused: signin.AccountRefused | None = None
+) -> NoReturn:
+    """Audit a refused password sign-in, commit, and answer the one generic 401 (or the refusal's
+    own answer: a ban's 403)."""
     record_event(Events.LOGIN_FAILED, client, user_id=user_id, details={"reason": reason})
     db.session.commit()
+    if refused is not None:
+        refused.raise_answer()
     raise Unauthorized(INVALID_CREDENTIALS, error=ErrorCode.INVALID_CREDENTIALS)
 
 
@@ -98,6 +109,7 @@ def change_password(
     if problems:
         refused = {"new_password": problems}
         raise ValidationFailed(errors=refused)
+    screening.refuse_breached_password(new_password, "new_password")
     user.password_hash = passwords.hash(new_password)
     security.bump(user)
     count = revoke_all_sessions(user.id, "password_changed", except_session_id=current_session_id)

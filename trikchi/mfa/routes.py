@@ -123,14 +123,15 @@ def regenerate_recovery_codes():
 @blp.arguments(MfaVerifySchema)
 @blp.response(200, TokenSchema, headers=SET_REFRESH_COOKIES)
 @blp.doc(operationId="verifyMfa")
-@document_errors(blp, 400, 401, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 413, 415, 429)
 def verify_mfa(args):
     """The second step of a sign-in: the `mfa_token` of the login answer and a code.
 
     Send `code` (6 digits from the app) or `recovery_code`. Answers like login: the access token in
     the body, the refresh cookie. A wrong or replayed code is 401 `invalid_mfa_code`; the
     `mfa_token` lives 5 minutes, works once and dies after 5 wrong codes (401 `mfa_token_invalid`:
-    sign in again). Wrong codes are limited per IP and per account.
+    sign in again). Wrong codes are limited per IP and per account. 403 `account_banned` (with
+    `banned_until`) when the account was banned meanwhile.
     """
     user, pair = signin.complete(
         args["mfa_token"], args.get("code"), args.get("recovery_code"), client_info()
@@ -236,13 +237,14 @@ def passkey_authentication_options():
 @blp.arguments(CredentialSchema)
 @blp.response(200, TokenSchema, headers=SET_REFRESH_COOKIES)
 @blp.doc(operationId="signInWithPasskey")
-@document_errors(blp, 400, 401, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 413, 415, 429)
 def sign_in_with_passkey(args):
     """Sign in with a passkey: send `credential.toJSON()`; answers like login (no second step).
 
     The challenge is found from the credential's `clientDataJSON`. A refused assertion (unknown or
     expired challenge, unknown passkey, bad signature, no user verification, a signature counter
-    that did not grow) is 401 `passkey_invalid`.
+    that did not grow) is 401 `passkey_invalid`. A valid passkey of a banned account is 403
+    `account_banned` (with `banned_until`).
     """
     user, pair = passkeys.authenticate(args, client_info())
     return _signed_in(user, pair)

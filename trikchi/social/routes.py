@@ -149,7 +149,8 @@ def oauth_callback(provider):
     the token with a code to `POST /auth/mfa/verify`. A failure signs nobody in and goes to the
     frontend with `?error=` one of `invalid_state`, `provider_denied`, `invalid_request`,
     `token_exchange_failed`, `invalid_id_token`, `provider_unavailable`, `unknown_provider`,
-    `account_disabled`. The flow's cookie is cleared either way: a callback works once.
+    `account_disabled`, `account_banned` (with `&banned_until=<ISO-8601>` for a timed ban). The
+    flow's cookie is cleared either way: a callback works once.
     """
     client = client_info()
     if oidc.provider_settings(provider) is None:  # no flow, and no cookie of that name to clear
@@ -158,6 +159,7 @@ def oauth_callback(provider):
     flow = oidc.load_flow(provider, request.cookies.get(oidc.cookie_name(provider)))
     args = {key: value for key, value in request.args.items() if len(value) <= 4096}
     audited = False
+    refusal: dict[str, str] = {}
     try:
         profile = oidc.complete(flow, args, _redirect_uri(provider))
         result = services.sign_in(profile, client)
@@ -165,6 +167,7 @@ def oauth_callback(provider):
         reason = failure.reason
     except signin.AccountRefused as refused:
         reason, audited = services.refusal_reason(refused), True
+        refusal = services.refusal_params(refused)
     else:
         if isinstance(result, signin.MfaRequired):
             # The second step: the token for POST /auth/mfa/verify in the fragment, and no cookie.
@@ -180,7 +183,9 @@ def oauth_callback(provider):
     if not audited:  # a refused account is audited with its user
         services.record_failure(provider, reason, client)
     # The flow's own redirect_to only when the cookie was ours; the front page otherwise.
-    return _finish(redirect(_frontend(flow.redirect_to if flow else "/", error=reason), code=302), provider)
+    return _finish(
+        redirect(_frontend(flow.redirect_to if flow else "/", error=reason, **refusal), code=302), provider
+    )
 
 
 def _finish(response: Response, provider: str) -> Response:
@@ -194,7 +199,7 @@ def _finish(response: Response, provider: str) -> Response:
 @blp.arguments(TelegramLoginSchema)
 @blp.response(200, {"oneOf": [TokenSchema, MfaRequiredSchema]}, headers=SET_REFRESH_COOKIES)
 @blp.doc(operationId="telegramLogin")
-@document_errors(blp, 400, 401, 404, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 404, 413, 415, 429)
 def telegram_login(args):
     """Sign in with the Telegram Login widget: the login body and cookies.
 
@@ -204,7 +209,8 @@ def telegram_login(args):
     forged, stale or already used payload is 401 `social_login_failed`. 404 when
     `TELEGRAM_BOT_TOKEN` is not set. A new Telegram user gets a new account (without email or
     password). When the account has TOTP on, the answer is the second step, as for a login:
-    `{"mfa_required": true, "mfa_token", "methods"}` and no cookie.
+    `{"mfa_required": true, "mfa_token", "methods"}` and no cookie. A banned account is 403
+    `account_banned` (with `banned_until`).
     """
     if not current_app.config["TELEGRAM_BOT_TOKEN"]:
         raise NotFound("Telegram sign-in is not configured.")
@@ -215,8 +221,8 @@ def telegram_login(args):
         return sign_in_response(services.sign_in(profile, client))
     except telegram.TelegramFailure as failure:
         services.record_failure(telegram.PROVIDER, failure.reason, client)
-    except signin.AccountRefused:
-        pass  # audited with its user
+    except signin.AccountRefused as refused:
+        refused.raise_answer()  # audited with its user; a ban is 403 account_banned
     raise Unauthorized(services.SIGN_IN_FAILED, error=ErrorCode.SOCIAL_LOGIN_FAILED)
 
 

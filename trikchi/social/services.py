@@ -36,12 +36,18 @@ from trikchi.social.profile import ProviderProfile
 
 SIGN_IN_FAILED = N_("The sign-in could not be verified.")
 # The audit reason of a refusal by the sign-in decision (the callback's ``?error=``).
-_REFUSALS = {"inactive": "account_disabled"}
+_REFUSALS = {"inactive": "account_disabled", "banned": "account_banned"}
 
 
 def refusal_reason(refused: signin.AccountRefused) -> str:
     """The reason a refused account gives the frontend (``?error=``) and the audit log."""
     return _REFUSALS.get(refused.reason, refused.reason)
+
+
+def refusal_params(refused: signin.AccountRefused) -> dict[str, str]:
+    """More of the refusal for the frontend's query: until when a timed ban lasts."""
+    until = refused.details.get("banned_until")
+    return {"banned_until": until.isoformat()} if until is not None else {}
 
 
 def init_app(app: Flask) -> None:
