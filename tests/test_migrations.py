@@ -231,6 +231,17 @@ def some_of_everything(app) -> None:
     db.engine.dispose()
 
 
+IDS = "000fd5955eb1"  # ids never reused
+
+
+def written_before(app, revision: str) -> None:
+    """``some_of_everything`` in a database at ``revision``: written by today's models at the head,
+    then taken down to ``revision`` (today's models name columns an older schema lacks)."""
+    upgrade()
+    some_of_everything(app)
+    downgrade(revision=revision)
+
+
 def foreign_keys_enforced() -> bool:
     """Whether a connection from the app's pool enforces foreign keys (always, on PostgreSQL)."""
     with db.engine.connect() as conn:
@@ -245,13 +256,12 @@ def test_ids_migration_keeps_every_row_both_ways_and_ids_are_never_reused(backen
     url = empty_database_url(backend, request, tmp_path)
     app = make_app(url)
     with app.app_context():
-        upgrade(revision="5b2e8c1d9f04")
-        some_of_everything(app)
+        written_before(app, "5b2e8c1d9f04")
         before = every_row(url)
         for table in ("users", "sessions", "refresh_tokens", "auth_events", "identities", "outbox"):
             assert before[table], table
 
-        upgrade()
+        upgrade(revision=IDS)
         assert every_row(url) == before
         assert foreign_keys_enforced()
         if backend == "sqlite":
@@ -260,11 +270,13 @@ def test_ids_migration_keeps_every_row_both_ways_and_ids_are_never_reused(backen
             conn.execute(text("DELETE FROM users WHERE id = 3"))  # the newest account goes
         from tests.conftest import AuthActions
 
+        upgrade()  # today's models register the next account
         registered = AuthActions(app.test_client()).register("user4@example.com")
         assert registered.status_code == 201
         assert registered.json["id"] == 4
         db.session.remove()
         db.engine.dispose()
+        downgrade(revision=IDS)
         kept = every_row(url)
 
         downgrade(revision="5b2e8c1d9f04")
@@ -272,8 +284,9 @@ def test_ids_migration_keeps_every_row_both_ways_and_ids_are_never_reused(backen
         assert foreign_keys_enforced()
         if backend == "sqlite":
             assert autoincrement_tables(url) == set()
-        upgrade()
+        upgrade(revision=IDS)
         assert every_row(url) == kept
+        upgrade()
         db.engine.dispose()
 
 
@@ -288,8 +301,7 @@ def test_a_failed_ids_rebuild_leaves_the_tables_and_foreign_keys_as_they_were(
     url = empty_database_url(backend, request, tmp_path)
     app = make_app(url)
     with app.app_context():
-        upgrade(revision="5b2e8c1d9f04")
-        some_of_everything(app)
+        written_before(app, "5b2e8c1d9f04")
         before = every_row(url)
         rebuild = Operations.batch_alter_table
 
@@ -307,7 +319,64 @@ def test_a_failed_ids_rebuild_leaves_the_tables_and_foreign_keys_as_they_were(
         assert every_row(url) == before
         with db.engine.connect() as conn:
             assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "5b2e8c1d9f04"
-        upgrade()
+        upgrade(revision=IDS)
         assert every_row(url) == before
         assert autoincrement_tables(url) == NEVER_REUSED
+        db.engine.dispose()
+
+
+PHONE = "3f6a2c8e1b57"  # phone numbers and SMS codes
+
+
+def test_the_phone_migration_keeps_every_row_both_ways(backend, request, tmp_path):
+    """3f6a2c8e1b57 adds users.phone, users.phone_verified and phone_codes with plain ALTER TABLE:
+    up with data, every row stays (and gets no number); with numbers and a pending code, down keeps
+    every other row as it was (no rebuild of users on SQLite), and up again works."""
+    from tests.conftest import AuthActions
+    from tests.support.sms import sms_code_for
+
+    url = empty_database_url(backend, request, tmp_path)
+    app = make_app(url, RATELIMIT_ENABLED=False)
+    with app.app_context():
+        written_before(app, IDS)
+        before = every_row(url)
+        upgrade(revision=PHONE)
+        after = every_row(url)
+        assert after["phone_codes"] == []
+        assert {name: rows for name, rows in after.items() if name not in ("users", "phone_codes")} == {
+            name: rows for name, rows in before.items() if name != "users"
+        }
+        assert [row[:-2] for row in after["users"]] == before["users"]  # the two new columns come last
+        assert {row[-2:] for row in after["users"]} == {("None", "False")}
+        assert foreign_keys_enforced()
+        db.session.remove()
+        db.engine.dispose()
+
+        upgrade()
+        customer = AuthActions(app.test_client())
+        customer.login("user1@example.com")
+        headers = customer.headers()
+        assert (
+            customer.client.post("/auth/phone", json={"phone": "+998901234567"}, headers=headers).status_code
+            == 202
+        )
+        code = sms_code_for(app, "+998901234567")
+        confirm = {"phone": "+998901234567", "code": code}
+        assert customer.client.post("/auth/phone/confirm", json=confirm, headers=headers).status_code == 200
+        assert app.test_client().post("/auth/phone/code", json={"phone": "+998911112233"}).status_code == 202
+        db.session.remove()
+        db.engine.dispose()
+        with_numbers = every_row(url)
+        assert with_numbers["phone_codes"]
+
+        downgrade(revision=IDS)
+        down = every_row(url)
+        assert "phone_codes" not in down
+        assert [row[:-2] for row in with_numbers["users"]] == down["users"]
+        assert foreign_keys_enforced()
+        if backend == "sqlite":
+            assert autoincrement_tables(url) == NEVER_REUSED
+        upgrade()
+        assert AuthActions(app.test_client()).login("user2@example.com").status_code == 200
+        db.session.remove()
         db.engine.dispose()
