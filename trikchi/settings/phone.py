@@ -65,11 +65,13 @@ class Phone(Section):
         " 429 `rate_limited`",
         minimum=1,
     )
-    RATELIMIT_PHONE_CODE = Limit("10 per minute;100 per hour", "code requests (sign-in and phone change)")
+    RATELIMIT_PHONE_CODE = Limit(
+        "10 per minute;100 per hour", "code requests per IP (sign-in and phone change)"
+    )
     RATELIMIT_PHONE_CODE_PER_NUMBER = Limit(
         "5 per hour;10 per day", "codes sent to one number, beside the 60-second resend window"
     )
-    RATELIMIT_PHONE_VERIFY = Limit("10 per minute;100 per hour", "wrong or expired codes")
+    RATELIMIT_PHONE_VERIFY = Limit("10 per minute;100 per hour", "wrong or expired codes per IP")
     SMS_TEMPLATE_UZ = SmsTemplate(None, "the Uzbek code message, with `{code}` (unset: the built-in text)")
     SMS_TEMPLATE_RU = SmsTemplate(None, "the Russian code message, with `{code}` (unset: the built-in text)")
     SMS_TEMPLATE_EN = SmsTemplate(None, "the English code message, with `{code}` (unset: the built-in text)")
