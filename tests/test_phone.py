@@ -628,3 +628,12 @@ def test_codes_and_phone_sign_ins_are_counted(app, client):
         value("trikchi_signins_total", method="phone", result="failure"),
     )
     assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1]
+
+
+def test_the_code_of_a_change_is_in_the_users_language(app, auth):
+    auth.signup()
+    assert auth.client.patch("/auth/me", json={"locale": "uz"}, headers=auth.headers()).status_code == 200
+    headers = {**auth.headers(), "Accept-Language": "en"}
+    assert auth.client.post("/auth/phone", json={"phone": NUMBER}, headers=headers).status_code == 202
+    (text,) = sms_texts_to(app, NUMBER)
+    assert text == f"trikchi.uz kodi: {sms_code_for(app, NUMBER)}. Uni hech kimga aytmang."
