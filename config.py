@@ -1,8 +1,8 @@
 """Configuration for trikchi, read from the environment (and a ``.env`` file).
 
 Each concern declares, reads and checks its own variables in ``trikchi/settings/`` (core,
-passwords, tokens, signing keys, mail, self-service, second factors, social sign-in, the seed,
-the outbox, SMS gateways, CAPTCHA, metrics, rate limits, abuse protection; gunicorn's in
+passwords, tokens, signing keys, mail, self-service, second factors, social sign-in, phone numbers,
+the seed, the outbox, SMS gateways, CAPTCHA, metrics, rate limits, abuse protection; gunicorn's in
 ``serving``): that is the one table of variables, defaults and meanings. This module puts the
 concerns together: ``Config`` reads them all, and ``DevelopmentConfig``, ``TestingConfig`` and
 ``ProductionConfig`` differ in a few defaults (``own_defaults``) and production's refusals (weak
@@ -35,6 +35,7 @@ from trikchi.settings.mail import Mail
 from trikchi.settings.metrics import Metrics
 from trikchi.settings.outbox import Outbox
 from trikchi.settings.passwords import Passwords
+from trikchi.settings.phone import Phone
 from trikchi.settings.second_factors import SecondFactors
 from trikchi.settings.seed import Seed
 from trikchi.settings.serving import Serving
@@ -75,6 +76,7 @@ class Config:
         Account,
         SecondFactors,
         Social,
+        Phone,
         Seed,
         Outbox,
         Sms,

@@ -240,3 +240,29 @@ def test_bans_are_audited_and_announced_by_webhooks(database_url, receiver):
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+def test_a_phone_sign_in_of_a_banned_account_is_refused_once_the_code_proved_the_number(app):
+    """A phone code of a banned account: 403 account_banned only after the right code; a wrong code
+    still gets the generic 401 invalid_code."""
+    from tests.support.sms import sms_code_for
+
+    admin = make_admin(app)
+    number = "+998901234567"
+    visitor = app.test_client()
+    assert visitor.post("/auth/phone/code", json={"phone": number}).status_code == 202
+    signed_in = visitor.post("/auth/phone/verify", json={"phone": number, "code": sms_code_for(app, number)})
+    assert signed_in.status_code == 200, signed_in.json
+    assert ban(admin, signed_in.json["user_id"], until=None, reason="fraud").status_code == 200
+
+    again = app.test_client()
+    app.config["RATELIMIT_ENABLED"] = False  # the resend window is a rate limit; this test is about the ban
+    assert again.post("/auth/phone/code", json={"phone": number}).status_code == 202
+    code = sms_code_for(app, number)
+    wrong_code = "000000" if code != "000000" else "111111"
+    wrong = again.post("/auth/phone/verify", json={"phone": number, "code": wrong_code})
+    assert wrong.status_code == 401 and wrong.json["error"] == "invalid_code"
+    refused = again.post("/auth/phone/verify", json={"phone": number, "code": code})
+    assert refused.status_code == 403, refused.json
+    assert refused.json["error"] == "account_banned" and refused.json["banned_until"] is None
+    assert "refresh_token=" not in refused.headers.get("Set-Cookie", "")

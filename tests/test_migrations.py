@@ -220,6 +220,7 @@ def autoincrement_tables(url: str) -> set[str]:
 
 # The revision that made ids never reused; later ones (bans) add columns its tests do not compare.
 IDS = "000fd5955eb1"
+BANS = "9c4d2a7e5b13"
 
 
 def some_of_everything_at(app, revision: str) -> None:
@@ -271,7 +272,7 @@ def test_ids_migration_keeps_every_row_both_ways_and_ids_are_never_reused(backen
             conn.execute(text("DELETE FROM users WHERE id = 3"))  # the newest account goes
         from tests.conftest import AuthActions
 
-        upgrade()  # today's app registers
+        upgrade()  # today's models register the next account
         registered = AuthActions(app.test_client()).register("user4@example.com")
         assert registered.status_code == 201
         assert registered.json["id"] == 4
@@ -287,6 +288,7 @@ def test_ids_migration_keeps_every_row_both_ways_and_ids_are_never_reused(backen
             assert autoincrement_tables(url) == set()
         upgrade(revision=IDS)
         assert every_row(url) == kept
+        upgrade()
         db.engine.dispose()
 
 
@@ -336,7 +338,7 @@ def test_bans_migration_keeps_every_row_both_ways(backend, request, tmp_path):
         before = every_row(url)
         assert all(before[table] for table in ("users", "sessions", "refresh_tokens", "identities"))
 
-        upgrade(revision="9c4d2a7e5b13")
+        upgrade(revision=BANS)
         after = every_row(url)
         assert {name: len(rows) for name, rows in after.items()} == {
             name: len(rows) for name, rows in before.items()
@@ -356,6 +358,62 @@ def test_bans_migration_keeps_every_row_both_ways(backend, request, tmp_path):
         downgrade(revision=IDS)
         assert every_row(url) == before
         assert foreign_keys_enforced()
-        upgrade(revision="9c4d2a7e5b13")
+        upgrade(revision=BANS)
         assert every_row(url) == after
+
+
+PHONE = "3f6a2c8e1b57"  # phone numbers and SMS codes (after the bans)
+
+
+def test_the_phone_migration_keeps_every_row_both_ways(backend, request, tmp_path):
+    """3f6a2c8e1b57 adds users.phone, users.phone_verified and phone_codes with plain ALTER TABLE:
+    up with data, every row stays (and gets no number); with numbers and a pending code, down keeps
+    every other row as it was (no rebuild of users on SQLite), and up again works."""
+    from tests.conftest import AuthActions
+    from tests.support.sms import sms_code_for
+
+    url = empty_database_url(backend, request, tmp_path)
+    app = make_app(url, RATELIMIT_ENABLED=False)
+    with app.app_context():
+        some_of_everything_at(app, BANS)
+        before = every_row(url)
+        upgrade(revision=PHONE)
+        after = every_row(url)
+        assert after["phone_codes"] == []
+        assert {name: rows for name, rows in after.items() if name not in ("users", "phone_codes")} == {
+            name: rows for name, rows in before.items() if name != "users"
+        }
+        assert [row[:-2] for row in after["users"]] == before["users"]  # the two new columns come last
+        assert {row[-2:] for row in after["users"]} == {("None", "False")}
+        assert foreign_keys_enforced()
+        db.session.remove()
+        db.engine.dispose()
+
+        upgrade()
+        customer = AuthActions(app.test_client())
+        customer.login("user1@example.com")
+        headers = customer.headers()
+        assert (
+            customer.client.post("/auth/phone", json={"phone": "+998901234567"}, headers=headers).status_code
+            == 202
+        )
+        code = sms_code_for(app, "+998901234567")
+        confirm = {"phone": "+998901234567", "code": code}
+        assert customer.client.post("/auth/phone/confirm", json=confirm, headers=headers).status_code == 200
+        assert app.test_client().post("/auth/phone/code", json={"phone": "+998911112233"}).status_code == 202
+        db.session.remove()
+        db.engine.dispose()
+        with_numbers = every_row(url)
+        assert with_numbers["phone_codes"]
+
+        downgrade(revision=BANS)
+        down = every_row(url)
+        assert "phone_codes" not in down
+        assert [row[:-2] for row in with_numbers["users"]] == down["users"]
+        assert foreign_keys_enforced()
+        if backend == "sqlite":
+            assert autoincrement_tables(url) == NEVER_REUSED
+        upgrade()
+        assert AuthActions(app.test_client()).login("user2@example.com").status_code == 200
+        db.session.remove()
         db.engine.dispose()

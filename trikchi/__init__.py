@@ -182,6 +182,7 @@ def register_features(app: Flask) -> None:
     from trikchi.auth import seams
     from trikchi.mfa import init_app as init_mfa
     from trikchi.outbox import services as outbox
+    from trikchi.phone import services as phone
     from trikchi.seed import exchange as seed
     from trikchi.social import services as social
 
@@ -189,6 +190,7 @@ def register_features(app: Flask) -> None:
     bans.init_app(app)
     init_mfa(app)
     social.init_app(app)
+    phone.init_app(app)
     seed.init_app(app)
     notices.init_app(app)
     outbox.init_app(app)
@@ -206,6 +208,7 @@ def register_blueprints(app: Flask) -> None:
     from trikchi.openapi import api
     from trikchi.ops.routes import blp as ops_blp
     from trikchi.ops.routes import register_swagger_assets
+    from trikchi.phone.routes import blp as phone_blp
     from trikchi.social.routes import blp as social_blp
 
     api.spec.components.security_scheme(
@@ -215,6 +218,7 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(profile_blp)
     api.register_blueprint(mfa_blp)
     api.register_blueprint(social_blp)
+    api.register_blueprint(phone_blp)
     api.register_blueprint(admin_blp)
     api.register_blueprint(deliveries_blp)
     api.register_blueprint(keys_blp)

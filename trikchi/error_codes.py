@@ -46,6 +46,9 @@ class ErrorCode(StrEnum):
     CONFLICT = "conflict"
     LAST_SIGN_IN_METHOD = "last_sign_in_method"
     SOCIAL_LOGIN_FAILED = "social_login_failed"
+    INVALID_PHONE = "invalid_phone"
+    INVALID_CODE = "invalid_code"
+    PHONE_TAKEN = "phone_taken"
     RATE_LIMITED = "rate_limited"
     CAPTCHA_FAILED = "captcha_failed"
     INTERNAL_ERROR = "internal_error"
@@ -105,11 +108,21 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.LAST_ADMIN: "The change would leave no active admin.",
     ErrorCode.CONFLICT: "The request conflicts with the current state.",
     ErrorCode.LAST_SIGN_IN_METHOD: (
-        "The identity is the account's last way to sign in (no password, no other identity): it stays."
+        "The identity, passkey or phone number is the account's last way to sign in (no password, nothing"
+        " else): it stays."
     ),
     ErrorCode.SOCIAL_LOGIN_FAILED: (
         "A Telegram sign-in could not be verified: bad signature, too old, or a disabled account."
     ),
+    ErrorCode.INVALID_PHONE: (
+        "Not a valid phone number of a country SMS codes are sent to (SMS_ALLOWED_REGIONS); `errors` names"
+        " the field."
+    ),
+    ErrorCode.INVALID_CODE: (
+        "The SMS code is wrong, expired (5 minutes), already used or dead after 5 wrong tries, or no code"
+        " was sent to this number (one answer for all)."
+    ),
+    ErrorCode.PHONE_TAKEN: "Another account has this phone number.",
     ErrorCode.RATE_LIMITED: "Too many attempts; wait for `Retry-After` seconds.",
     ErrorCode.CAPTCHA_FAILED: (
         "The CAPTCHA is required and its token (`captcha_token` or `X-Captcha-Token`) is missing, expired,"

@@ -85,6 +85,11 @@ class Events:
     IDENTITY_LINKED = "identity_linked"
     IDENTITY_UNLINKED = "identity_unlinked"
     SOCIAL_LOGIN_FAILED = "social_login_failed"
+    # Phone numbers and SMS codes (SPEC §14); details hold a masked number, never a code. Its
+    # sign-ins are LOGIN_SUCCEEDED / LOGIN_FAILED with method phone.
+    PHONE_CODE_SENT = "phone_code_sent"
+    PHONE_VERIFIED = "phone_verified"
+    PHONE_CHANGED = "phone_changed"
 
 
 @dataclass(frozen=True)

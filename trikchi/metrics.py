@@ -46,6 +46,9 @@ LATENCY = Histogram(
 SIGNINS = Counter(
     "trikchi_signins_total", "Sign-in attempts by method and result (success, failure).", ["method", "result"]
 )
+PHONE_CODES = Counter(
+    "trikchi_phone_codes_sent_total", "SMS codes queued, by purpose (sign_in, change).", ["purpose"]
+)
 REFRESHES = Counter("trikchi_refreshes_total", "Refresh-token rotations that issued a new pair.")
 REUSE_DETECTIONS = Counter(
     "trikchi_refresh_reuse_detections_total", "Spent refresh tokens presented again (session revoked)."
@@ -91,6 +94,8 @@ def count_event(_app: Flask, event: RecordedEvent) -> None:
         SIGNINS.labels(_method(details, _FAILED_SIGNINS[type_]), "failure").inc()
     elif type_ == "refresh_reuse_detected":
         REUSE_DETECTIONS.inc()
+    elif type_ == "phone_code_sent":
+        PHONE_CODES.labels(_purpose(details)).inc()
 
 
 def count_refresh(_app: Flask) -> None:
@@ -101,6 +106,11 @@ def count_refresh(_app: Flask) -> None:
 def _method(details: dict[str, Any] | None, default: str) -> str:
     method = (details or {}).get("method")
     return method[:40] if isinstance(method, str) and method else default
+
+
+def _purpose(details: dict[str, Any] | None) -> str:
+    purpose = (details or {}).get("purpose")
+    return purpose if purpose in ("sign_in", "change") else "other"
 
 
 def count_delivery(kind: str, result: str) -> None:

@@ -22,7 +22,8 @@ function explain(error) {
 async function showSignedIn() {
   const [user, sessions] = await Promise.all([client.me(), client.sessions()]);
   $("#profile-name").textContent = user.name;
-  $("#profile-email").textContent = user.email;
+  $("#profile-email").textContent = user.email || "";
+  $("#profile-phone").textContent = user.phone || "";
   profile.show(user);
   const list = $("#sessions");
   list.replaceChildren(...sessions.map((session) => {
@@ -88,6 +89,22 @@ async function afterSignIn(answer) {
 }
 
 form("#login-form", async ({ email, password }) => afterSignIn(await client.login(email, password)));
+
+// Phone sign-in: the number, then the code of the SMS.
+let phoneNumber = null;
+form("#phone-form", async ({ phone }) => {
+  await client.requestPhoneCode(phone);
+  phoneNumber = phone;
+  $("#phone-code-form").hidden = false;
+  $("#phone-code-form input[name=code]").focus();
+  say("A code is on its way by SMS.");
+});
+form("#phone-code-form", async ({ code }) => {
+  const answer = await client.verifyPhoneCode(phoneNumber, code);
+  $("#phone-code-form").hidden = true;
+  say("");
+  await afterSignIn(answer);
+});
 
 form("#register-form", async ({ name, email, password }) => {
   await client.register(name, email, password);

@@ -80,6 +80,25 @@ export class TrikchiClient {
     return body;
   }
 
+  /** Ask for a sign-in code by SMS (the answer is the same whether or not the number has an
+   *  account): ``{expires_in, resend_after}``. ``captchaToken`` when the API asks for a CAPTCHA. */
+  async requestPhoneCode(phone, captchaToken) {
+    return this.#json("POST", "/auth/phone/code", captchaToken ? { phone, captcha_token: captchaToken } : { phone });
+  }
+
+  /** Sign in with the code of the SMS (a new number gets an account, named ``name``). With a second
+   *  factor on, the answer is ``{mfa_required, mfa_token, methods}``, as for ``login``. */
+  async verifyPhoneCode(phone, code, name) {
+    const body = await this.#json("POST", "/auth/phone/verify", name ? { phone, code, name } : { phone, code });
+    if (!body.mfa_required) this.#accept(body);
+    return body;
+  }
+
+  /** The signed-in account's number: a code to the new one, then ``confirmPhoneChange`` with it. */
+  requestPhoneChange(phone) { return this.request("POST", "/auth/phone", { phone }); }
+  confirmPhoneChange(phone, code) { return this.request("POST", "/auth/phone/confirm", { phone, code }); }
+  removePhone() { return this.request("DELETE", "/auth/phone"); }
+
   /** Where to send the browser to sign in with an OpenID Connect provider (a page, not a fetch). */
   authorizeUrl(provider, redirectTo) {
     const query = new URLSearchParams({ redirect_to: redirectTo });
@@ -171,7 +190,7 @@ export class TrikchiClient {
   static async #stillSignedIn(response) {
     try {
       const { error } = await response.clone().json();
-      return ["fresh_signin_required", "invalid_mfa_code", "invalid_credentials"].includes(error);
+      return ["fresh_signin_required", "invalid_mfa_code", "invalid_credentials", "invalid_code"].includes(error);
     } catch {
       return false;
     }

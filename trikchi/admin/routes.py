@@ -30,10 +30,11 @@ def admin_required(view):
 @blp.doc(operationId="listUsers", security=BEARER)
 @document_errors(blp, 401, 403)
 def list_users(args):
-    """Users, paginated; ``q`` searches email and name.
+    """Users, paginated; ``q`` searches email, name and phone number.
 
     Newest first, `per_page` at most 100. `q` matches a part of the email or the name (wildcards are
-    taken literally).
+    taken literally), or a phone number: written as people write it (`90 123 45 67`), or a part of
+    its digits.
     """
     return services.list_users(args["q"], args["page"], args["per_page"])
 

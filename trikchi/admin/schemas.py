@@ -23,7 +23,7 @@ class PageArgsSchema(Schema):
 
 
 class UserQuerySchema(PageArgsSchema):
-    """``GET /admin/users`` query: search by email or name."""
+    """``GET /admin/users`` query: search by email, name or phone number."""
 
     q = fields.String(load_default=None, validate=[validate.Length(max=254), NO_CONTROL_CHARACTERS])
 

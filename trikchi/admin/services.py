@@ -14,6 +14,7 @@ from trikchi.errors import NotFound
 from trikchi.events import AuthEvent, Events, record_event
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
+from trikchi.phones import search_forms
 
 
 def _page(stmt: Select, page: int, per_page: int) -> dict[str, Any]:
@@ -23,13 +24,18 @@ def _page(stmt: Select, page: int, per_page: int) -> dict[str, Any]:
 
 
 def list_users(q: str | None, page: int, per_page: int) -> dict[str, Any]:
-    """Users by id, optionally those whose email or name contains ``q`` (case-insensitive)."""
+    """Users by id, optionally those whose email or name contains ``q`` (case-insensitive), or whose
+    phone number is ``q`` or contains its digits (``q`` read as a number by ``trikchi.phones``)."""
     stmt = select(User).order_by(User.id)
     if q:
         pattern = "%" + q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(
-            or_(User.email.like(pattern, escape="\\"), func.lower(User.name).like(pattern, escape="\\"))
-        )
+        matches = [User.email.like(pattern, escape="\\"), func.lower(User.name).like(pattern, escape="\\")]
+        exact, digits = search_forms(q)
+        if exact is not None:
+            matches.append(User.phone == exact)
+        if digits is not None:
+            matches.append(User.phone.like(f"%{digits}%"))
+        stmt = stmt.where(or_(*matches))
     return _page(stmt, page, per_page)
 
 

@@ -61,6 +61,8 @@ class CurrentUser:
     created_at: datetime
     # The user's language (SPEC §10), read here so that choosing it costs no second query.
     locale: str | None
+    phone: str | None  # E.164, None without a proven number (SPEC §14)
+    phone_verified: bool
     session_id: str
     # The token's auth_time (SPEC §8): the session's last interactive authentication.
     auth_time: int | None = None
@@ -79,6 +81,8 @@ _LIVE_USER = (
         _USERS.email_verified,
         _USERS.created_at,
         _USERS.locale,
+        _USERS.phone,
+        _USERS.phone_verified,
     )
     .join(AuthSession.__table__, AuthSession.__table__.c.user_id == _USERS.id)
     .where(

@@ -59,6 +59,9 @@ class User(db.Model):
     role: Mapped[str] = mapped_column(String(20), default="customer", server_default="customer")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # E.164 (``trikchi.phones``); None until the account proves a number with an SMS code (SPEC §14).
+    phone: Mapped[str | None] = mapped_column(String(16), nullable=True, unique=True, index=True)
+    phone_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The language of mails and error messages (uz, ru, en); None: the browser's Accept-Language.
     locale: Mapped[str | None] = mapped_column(String(8), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -226,7 +226,7 @@ class PasswordChangeSchema(StrictSchema):
 
 
 class UserSchema(Schema):
-    """The user object of SPEC §3 (plus ``email_verified``)."""
+    """The user object of SPEC §3 (plus ``email_verified``, ``locale``, ``phone``, ``phone_verified``)."""
 
     id = fields.Integer(required=True)
     name = fields.String(required=True)
@@ -242,6 +242,12 @@ class UserSchema(Schema):
         allow_none=True,
         metadata={"description": "Language of mails and messages (uz, ru, en); null: the browser's."},
     )
+    phone = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "E.164 (`+998901234567`); null until a number is proven by an SMS code."},
+    )
+    phone_verified = fields.Boolean(required=True)
 
 
 def user_body(user: Any) -> dict[str, Any]:
@@ -259,6 +265,8 @@ def user_body(user: Any) -> dict[str, Any]:
         "email_verified": user.email_verified,
         "created_at": user.created_at.isoformat(),  # marshmallow's DateTime default ("iso")
         "locale": user.locale,
+        "phone": user.phone,
+        "phone_verified": user.phone_verified,
     }
 
 
