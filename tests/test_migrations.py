@@ -360,6 +360,8 @@ def test_bans_migration_keeps_every_row_both_ways(backend, request, tmp_path):
         assert foreign_keys_enforced()
         upgrade(revision=BANS)
         assert every_row(url) == after
+        db.session.remove()
+        db.engine.dispose()
 
 
 PHONE = "3f6a2c8e1b57"  # phone numbers and SMS codes (after the bans)
@@ -416,4 +418,5 @@ def test_the_phone_migration_keeps_every_row_both_ways(backend, request, tmp_pat
         upgrade()
         assert AuthActions(app.test_client()).login("user2@example.com").status_code == 200
         db.session.remove()
+        db.engine.dispose()
         db.engine.dispose()
