@@ -27,6 +27,7 @@ from dotenv import load_dotenv
 from trikchi.settings.account import Account
 from trikchi.settings.base import ConfigError, Derived, Section, Setting, Text, default_text
 from trikchi.settings.core import Core
+from trikchi.settings.guests import Guests
 from trikchi.settings.keys import MIN_SECRET_BYTES, SigningKeys
 from trikchi.settings.limits import Limits
 from trikchi.settings.mail import Mail
@@ -72,6 +73,7 @@ class Config:
         Account,
         SecondFactors,
         Social,
+        Guests,
         Seed,
         Outbox,
         Metrics,

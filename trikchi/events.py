@@ -83,6 +83,11 @@ class Events:
     IDENTITY_LINKED = "identity_linked"
     IDENTITY_UNLINKED = "identity_unlinked"
     SOCIAL_LOGIN_FAILED = "social_login_failed"
+    # Guests (SPEC §15): created; become a customer keeping the id (details: the method); or,
+    # proven to own another account, removed into it (details: guest_id and user_id).
+    GUEST_CREATED = "guest_created"
+    GUEST_UPGRADED = "guest_upgraded"
+    GUEST_MERGED = "guest_merged"
 
 
 @dataclass(frozen=True)
