@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 import jwt
+import pyotp
 import pytest
 from flask_migrate import downgrade, upgrade
 from prometheus_client import REGISTRY
@@ -59,7 +60,8 @@ class Guest(AuthActions):
     def telegram(self, csrf: bool = True, **fields):
         headers = {"X-CSRF-TOKEN": self.csrf_cookie()} if csrf else {}
         response = self.client.post("/auth/telegram", json=payload(**fields), headers=headers)
-        self._remember(response)
+        if "access_token" in (response.json or {}):  # not the second step's answer
+            self._remember(response)
         return response
 
 
@@ -385,6 +387,29 @@ def test_a_refused_account_leaves_the_guest_as_it_was(app, guest):
     assert response.status_code == 401 and response.json["error"] == "social_login_failed"
     assert row(app, guest.id).role == "guest" and guest.me().status_code == 200
     assert events(app, "guest_merged") == []
+
+
+def test_a_merge_into_an_account_with_totp_answers_the_second_step_and_removes_the_guest(app, guest):
+    """The sign-in goes to the account through the one decision: its second step, no session yet;
+    the guest is merged at once (the person proved the account's first factor)."""
+    owner = AuthActions(app.test_client())
+    signed_in = owner.client.post("/auth/telegram", json=payload(id=555006, auth_date=a_moment_ago()))
+    owner.access_token = signed_in.json["access_token"]
+    secret = owner.client.post("/auth/mfa/totp/setup", headers=owner.headers()).json["secret"]
+    code = pyotp.TOTP(secret).at(time.time() - 30)
+    assert (
+        owner.client.post("/auth/mfa/totp/confirm", json={"code": code}, headers=owner.headers()).status_code
+        == 200
+    )
+    owner_id = row_id_of_identity(app, 555006)
+    guest_id = guest.id
+
+    response = guest.telegram(id=555006)
+    assert response.status_code == 200 and response.json["mfa_required"] is True
+    assert "access_token" not in response.json
+    assert row(app, guest_id) is None
+    [merged] = events(app, "guest_merged")
+    assert merged.details == {"guest_id": guest_id, "user_id": owner_id}
 
 
 def test_metrics_count_guests_created_upgraded_and_merged(app, guest, make_auth):
