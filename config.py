@@ -29,6 +29,7 @@ from trikchi.settings.account import Account
 from trikchi.settings.base import ConfigError, Derived, Section, Setting, Text, default_text
 from trikchi.settings.captcha import Captcha
 from trikchi.settings.core import Core
+from trikchi.settings.guests import Guests
 from trikchi.settings.keys import MIN_SECRET_BYTES, SigningKeys
 from trikchi.settings.limits import Limits
 from trikchi.settings.mail import Mail
@@ -77,6 +78,7 @@ class Config:
         SecondFactors,
         Social,
         Phone,
+        Guests,
         Seed,
         Outbox,
         Sms,

@@ -42,6 +42,7 @@ pytestmark = pytest.mark.fuzz
 EXAMPLES_PER_OPERATION = int(os.environ.get("TRIKCHI_FUZZ_EXAMPLES", "30"))
 OPERATIONS = [
     ("post", "/auth/register"),
+    ("post", "/auth/guest"),
     ("post", "/auth/login"),
     ("post", "/auth/refresh_token"),
     ("post", "/auth/logout"),

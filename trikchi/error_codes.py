@@ -33,6 +33,7 @@ class ErrorCode(StrEnum):
     MFA_TOKEN_INVALID = "mfa_token_invalid"  # noqa: S105
     INVALID_MFA_CODE = "invalid_mfa_code"
     MFA_ENROLLMENT_REQUIRED = "mfa_enrollment_required"
+    ACCOUNT_REQUIRED = "account_required"
     TOTP_ALREADY_ENABLED = "totp_already_enabled"
     TOTP_NOT_ENABLED = "totp_not_enabled"
     TOTP_SETUP_REQUIRED = "totp_setup_required"
@@ -85,6 +86,10 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.INVALID_MFA_CODE: "The TOTP or recovery code is wrong or was already used.",
     ErrorCode.MFA_ENROLLMENT_REQUIRED: (
         "The role needs a second factor: set up TOTP or add a passkey (/auth/mfa, /auth/passkeys) first."
+    ),
+    ErrorCode.ACCOUNT_REQUIRED: (
+        "A guest cannot do this: it needs an account first (POST /auth/register with the guest's token,"
+        " or a sign-in by phone, OpenID Connect or Telegram)."
     ),
     ErrorCode.TOTP_ALREADY_ENABLED: "TOTP is already on; turn it off first to set up a new secret.",
     ErrorCode.TOTP_NOT_ENABLED: "TOTP is not on for this account.",

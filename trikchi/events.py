@@ -90,6 +90,11 @@ class Events:
     PHONE_CODE_SENT = "phone_code_sent"
     PHONE_VERIFIED = "phone_verified"
     PHONE_CHANGED = "phone_changed"
+    # Guests (SPEC §15): created; become a customer keeping the id (details: the method); or,
+    # proven to own another account, removed into it (details: guest_id and user_id).
+    GUEST_CREATED = "guest_created"
+    GUEST_UPGRADED = "guest_upgraded"
+    GUEST_MERGED = "guest_merged"
 
 
 @dataclass(frozen=True)

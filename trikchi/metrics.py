@@ -49,6 +49,12 @@ SIGNINS = Counter(
 PHONE_CODES = Counter(
     "trikchi_phone_codes_sent_total", "SMS codes queued, by purpose (sign_in, change).", ["purpose"]
 )
+GUESTS = Counter(
+    "trikchi_guests_total",
+    "Guests by outcome: created, upgraded (became a customer keeping the id), merged (into an existing"
+    " account).",
+    ["outcome"],
+)
 REFRESHES = Counter("trikchi_refreshes_total", "Refresh-token rotations that issued a new pair.")
 REUSE_DETECTIONS = Counter(
     "trikchi_refresh_reuse_detections_total", "Spent refresh tokens presented again (session revoked)."
@@ -80,6 +86,8 @@ _FAILED_SIGNINS = {
     "passkey_login_failed": "passkey",
     "social_login_failed": "social",
 }
+# Guest events and the outcome each counts as.
+_GUEST_OUTCOMES = {"guest_created": "created", "guest_upgraded": "upgraded", "guest_merged": "merged"}
 # (method, endpoint, status) → (counter child, histogram child): labels() costs a lock and a
 # dict lookup per call; the hot path pays them once per combination.
 _children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
@@ -96,6 +104,8 @@ def count_event(_app: Flask, event: RecordedEvent) -> None:
         REUSE_DETECTIONS.inc()
     elif type_ == "phone_code_sent":
         PHONE_CODES.labels(_purpose(details)).inc()
+    elif type_ in _GUEST_OUTCOMES:
+        GUESTS.labels(_GUEST_OUTCOMES[type_]).inc()
 
 
 def count_refresh(_app: Flask) -> None:

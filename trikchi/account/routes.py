@@ -9,7 +9,14 @@ from flask_babel import gettext
 from trikchi.account import profile, services
 from trikchi.auth import limits
 from trikchi.auth.devices import clear_device_cookie
-from trikchi.auth.guards import BEARER, access_required, current_user, current_user_model, fresh_required
+from trikchi.auth.guards import (
+    BEARER,
+    access_required,
+    account_required,
+    current_user,
+    current_user_model,
+    fresh_required,
+)
 from trikchi.auth.schemas import (
     EmailChangeSchema,
     LinkTokenSchema,
@@ -64,11 +71,12 @@ def delete_me():
 
 @blp.route("/email", methods=["POST"])
 @limits.email_change_requests
+@account_required
 @fresh_required
 @blp.arguments(EmailChangeSchema)
 @blp.response(202, MessageSchema)
 @blp.doc(operationId="requestEmailChange", security=BEARER)
-@document_errors(blp, 400, 401, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 413, 415, 429)
 def request_email_change(args):
     """Mail a confirmation link to the new address and a notice to the current one.
 

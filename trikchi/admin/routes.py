@@ -30,13 +30,14 @@ def admin_required(view):
 @blp.doc(operationId="listUsers", security=BEARER)
 @document_errors(blp, 401, 403)
 def list_users(args):
-    """Users, paginated; ``q`` searches email, name and phone number.
+    """Users, paginated; ``q`` searches email, name and phone number, ``role`` filters.
 
     Newest first, `per_page` at most 100. `q` matches a part of the email or the name (wildcards are
     taken literally), or a phone number: written as people write it (`90 123 45 67`), or a part of
-    its digits.
+    its digits. Guests (SPEC §15) are left out unless `role=guest` asks for them alone; `guests`
+    counts them.
     """
-    return services.list_users(args["q"], args["page"], args["per_page"])
+    return services.list_users(args["q"], args["page"], args["per_page"], args["role"])
 
 
 @blp.route("/users/<int:user_id>", methods=["PATCH"])

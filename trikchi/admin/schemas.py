@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from trikchi.auth.models import MAX_ID, ROLES
+from trikchi.auth.models import GUEST, MAX_ID, ROLES
 from trikchi.auth.schemas import NO_CONTROL_CHARACTERS, UserSchema
 from trikchi.database import utcnow
 
@@ -23,9 +23,15 @@ class PageArgsSchema(Schema):
 
 
 class UserQuerySchema(PageArgsSchema):
-    """``GET /admin/users`` query: search by email, name or phone number."""
+    """``GET /admin/users`` query: search by email, name or phone number, filter by role (guests only
+    when asked)."""
 
     q = fields.String(load_default=None, validate=[validate.Length(max=254), NO_CONTROL_CHARACTERS])
+    role = fields.String(
+        load_default=None,
+        validate=validate.OneOf([*ROLES, GUEST]),
+        metadata={"description": "Only users of this role; guests are listed only with `guest`."},
+    )
 
 
 class AuditQuerySchema(PageArgsSchema):
@@ -128,6 +134,12 @@ class UserPageSchema(PageSchema):
     """A page of users."""
 
     items = fields.List(fields.Nested(AdminUserSchema), required=True)
+    guests = fields.Integer(
+        required=True,
+        metadata={
+            "description": "How many guests there are (left out of `items` and `total` unless asked for)."
+        },
+    )
 
 
 class AuditPageSchema(PageSchema):

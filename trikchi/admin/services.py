@@ -8,7 +8,7 @@ from sqlalchemy import Select, func, or_, select
 
 from trikchi.auth import security
 from trikchi.auth.admins import refuse_losing_the_last_admin
-from trikchi.auth.models import MAX_ID, User
+from trikchi.auth.models import GUEST, MAX_ID, User
 from trikchi.auth.sessions import revoke_all_sessions
 from trikchi.errors import NotFound
 from trikchi.events import AuthEvent, Events, record_event
@@ -23,10 +23,12 @@ def _page(stmt: Select, page: int, per_page: int) -> dict[str, Any]:
     return {"items": items, "page": page, "per_page": per_page, "total": total}
 
 
-def list_users(q: str | None, page: int, per_page: int) -> dict[str, Any]:
+def list_users(q: str | None, page: int, per_page: int, role: str | None = None) -> dict[str, Any]:
     """Users by id, optionally those whose email or name contains ``q`` (case-insensitive), or whose
-    phone number is ``q`` or contains its digits (``q`` read as a number by ``trikchi.phones``)."""
+    phone number is ``q`` or contains its digits (``q`` read as a number by ``trikchi.phones``), and
+    of one role; guests only when ``role`` is ``guest`` (SPEC §15), and counted apart (``guests``)."""
     stmt = select(User).order_by(User.id)
+    stmt = stmt.where(User.role == role) if role else stmt.where(User.role != GUEST)
     if q:
         pattern = "%" + q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         matches = [User.email.like(pattern, escape="\\"), func.lower(User.name).like(pattern, escape="\\")]
@@ -36,7 +38,8 @@ def list_users(q: str | None, page: int, per_page: int) -> dict[str, Any]:
         if digits is not None:
             matches.append(User.phone.like(f"%{digits}%"))
         stmt = stmt.where(or_(*matches))
-    return _page(stmt, page, per_page)
+    guests = db.session.scalar(select(func.count()).select_from(User).where(User.role == GUEST))
+    return {**_page(stmt, page, per_page), "guests": guests}
 
 
 def list_events(user_id: int | None, type_: str | None, page: int, per_page: int) -> dict[str, Any]:

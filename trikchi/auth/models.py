@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     ForeignKey,
+    Index,
     Integer,
     String,
     and_,
@@ -28,7 +29,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from trikchi.database import NEVER_REUSE_IDS, UTCDateTime, utcnow
 from trikchi.extensions import db
 
-ROLES = ("customer", "admin")
+CUSTOMER = "customer"
+# A visitor's account before it has any credential (SPEC §15): made by ``POST /auth/guest``, it
+# becomes a customer keeping its id (``auth.guests``). Not a role anyone is given.
+GUEST = "guest"
+# The roles an admin or ``flask users`` gives.
+ROLES = (CUSTOMER, "admin")
 # Integer primary keys are 32-bit on PostgreSQL: larger ids from a URL cannot exist.
 MAX_ID = 2**31 - 1
 
@@ -47,7 +53,11 @@ class User(db.Model):
     """A shop customer or staff member."""
 
     __tablename__ = "users"
-    __table_args__ = NEVER_REUSE_IDS
+    __table_args__ = (
+        # Guests by age (``flask users prune-guests``) and counted apart (the admin user list).
+        Index("ix_users_role_created_at", "role", "created_at"),
+        NEVER_REUSE_IDS,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -82,6 +92,11 @@ class User(db.Model):
     sessions: Mapped[list[AuthSession]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    @property
+    def is_guest(self) -> bool:
+        """A guest (SPEC §15): no credential yet, kept by its id until it becomes a customer."""
+        return self.role == GUEST
 
     def __repr__(self) -> str:
         return f"<User {self.id}>"

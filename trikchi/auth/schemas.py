@@ -185,6 +185,18 @@ class RegisterSchema(StrictSchema):
             raise ValidationError(problems, field_name="password")
 
 
+class GuestSchema(StrictSchema):
+    """``POST /auth/guest`` body: nothing, or the CAPTCHA widget's token."""
+
+    captcha_token = fields.String(
+        load_only=True,
+        validate=[validate.Length(min=1, max=4096), NO_CONTROL_CHARACTERS, encodable],
+        metadata={
+            "description": "The CAPTCHA widget's token, needed when CAPTCHA_PROVIDER is set (SPEC §14)."
+        },
+    )
+
+
 class LoginSchema(StrictSchema):
     """``POST /auth/login`` body; no policy here, old passwords must still sign in."""
 
@@ -235,7 +247,15 @@ class UserSchema(Schema):
         allow_none=True,
         metadata={"description": "null for an account made by a sign-in that gave no address (Telegram)."},
     )
-    role = fields.String(required=True)
+    role = fields.String(
+        required=True, metadata={"description": "customer, admin, or guest (SPEC §15: no account yet)."}
+    )
+    is_guest = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "A guest: a visitor's id before any credential; it becomes a customer keeping it."
+        },
+    )
     email_verified = fields.Boolean(required=True)
     created_at = fields.DateTime(required=True)
     locale = fields.String(
@@ -262,6 +282,7 @@ def user_body(user: Any) -> dict[str, Any]:
         "name": user.name,
         "email": user.email,
         "role": user.role,
+        "is_guest": user.is_guest,
         "email_verified": user.email_verified,
         "created_at": user.created_at.isoformat(),  # marshmallow's DateTime default ("iso")
         "locale": user.locale,

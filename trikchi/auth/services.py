@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from trikchi.auth import screening, security, signin
+from trikchi.auth import guests, screening, security, signin
 from trikchi.auth.limits import check_code_budget, spend_code_attempt
 from trikchi.auth.models import User
 from trikchi.auth.passwords import password_problems, passwords
@@ -30,6 +30,7 @@ from trikchi.http import ClientInfo
 from trikchi.i18n import N_
 
 INVALID_CREDENTIALS = N_("Invalid email or password.")
+EMAIL_TAKEN = N_("This email is already registered.")
 WRONG_CODE = N_("The code is wrong or was already used.")
 
 
@@ -41,10 +42,7 @@ def register_user(
     A throwaway address or a breached password is refused (``auth.screening``, SPEC §16).
     """
     email = normalize_email(email)
-    screening.refuse_disposable_email(email, "email")
-    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise Conflict("This email is already registered.", error=ErrorCode.EMAIL_TAKEN)
-    screening.refuse_breached_password(password, "password")
+    _refuse_taken(email, password)
     user = User(name=name, email=email, password_hash=passwords.hash(password), role=role)
     db.session.add(user)
     try:
@@ -54,8 +52,40 @@ def register_user(
     except IntegrityError:
         # Another request registered the same email between our check and insert.
         db.session.rollback()
-        raise Conflict("This email is already registered.", error=ErrorCode.EMAIL_TAKEN) from None
+        raise Conflict(EMAIL_TAKEN, error=ErrorCode.EMAIL_TAKEN) from None
     return user
+
+
+def register_guest(guest_id: int, name: str, email: str, password: str, client: ClientInfo) -> User:
+    """The guest registers: it becomes this customer, keeping its id and sessions (SPEC §15); commit.
+
+    A taken email is the plain 409 ``email_taken`` (also when taken at the same moment: the
+    unique index decides), and the guest stays as it was; ``guests.GuestGone`` (409) when the
+    guest became an account meanwhile (another tab's registration won).
+    """
+    email = normalize_email(email)
+    _refuse_taken(email, password)
+    password_hash = passwords.hash(password)  # before the guest's row is locked: it takes a while
+
+    def credentials(user: User) -> None:
+        user.name, user.email, user.password_hash = name, email, password_hash
+
+    try:
+        user = guests.upgrade(guest_id, credentials, "password", client)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(EMAIL_TAKEN, error=ErrorCode.EMAIL_TAKEN) from None
+    return user
+
+
+def _refuse_taken(email: str, password: str) -> None:
+    """422 ``disposable_email`` for a throwaway address, 409 ``email_taken`` when an account has
+    ``email``, 422 ``password_breached`` for a breached password (``auth.screening``, SPEC §16)."""
+    screening.refuse_disposable_email(email, "email")
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict(EMAIL_TAKEN, error=ErrorCode.EMAIL_TAKEN)
+    screening.refuse_breached_password(password, "password")
 
 
 def authenticate(email: str, password: str, client: ClientInfo) -> signin.SignInResult:

@@ -10,7 +10,7 @@ from flask import current_app, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from trikchi.auth import signin
-from trikchi.auth.guards import BEARER, access_required, current_user, fresh_required
+from trikchi.auth.guards import BEARER, access_required, current_user, fresh_required, guest_of_refresh_cookie
 from trikchi.auth.responses import sign_in_response
 from trikchi.auth.schemas import MfaRequiredSchema, TokenSchema
 from trikchi.auth.tokens import set_refresh_cookies
@@ -151,6 +151,10 @@ def oauth_callback(provider):
     `token_exchange_failed`, `invalid_id_token`, `provider_unavailable`, `unknown_provider`,
     `account_disabled`, `account_banned` (with `&banned_until=<ISO-8601>` for a timed ban). The
     flow's cookie is cleared either way: a callback works once.
+
+    In a browser that holds a guest's refresh cookie (SPEC §15), a new identity becomes the
+    guest's, which turns customer keeping its id; an identity (or verified email) of another
+    account signs into that account, and the guest is merged into it (`guest_merged`).
     """
     client = client_info()
     if oidc.provider_settings(provider) is None:  # no flow, and no cookie of that name to clear
@@ -162,7 +166,7 @@ def oauth_callback(provider):
     refusal: dict[str, str] = {}
     try:
         profile = oidc.complete(flow, args, _redirect_uri(provider))
-        result = services.sign_in(profile, client)
+        result = services.sign_in(profile, client, guest_id=guest_of_refresh_cookie())
     except oidc.OIDCFailure as failure:
         reason = failure.reason
     except signin.AccountRefused as refused:
@@ -211,6 +215,10 @@ def telegram_login(args):
     password). When the account has TOTP on, the answer is the second step, as for a login:
     `{"mfa_required": true, "mfa_token", "methods"}` and no cookie. A banned account is 403
     `account_banned` (with `banned_until`).
+
+    From a browser that holds a guest's refresh cookie, sent with its `X-CSRF-TOKEN` header
+    (SPEC §15): a new Telegram user becomes the guest, which turns customer keeping its id; one
+    that is another account's signs into it, and the guest is merged into it (`guest_merged`).
     """
     if not current_app.config["TELEGRAM_BOT_TOKEN"]:
         raise NotFound("Telegram sign-in is not configured.")
@@ -218,7 +226,7 @@ def telegram_login(args):
     try:
         profile = telegram.verify(args)
         telegram.claim(args)
-        return sign_in_response(services.sign_in(profile, client))
+        return sign_in_response(services.sign_in(profile, client, guest_id=guest_of_refresh_cookie()))
     except telegram.TelegramFailure as failure:
         services.record_failure(telegram.PROVIDER, failure.reason, client)
     except signin.AccountRefused as refused:
