@@ -188,13 +188,7 @@ class RegisterSchema(StrictSchema):
 class GuestSchema(StrictSchema):
     """``POST /auth/guest`` body: nothing, or the CAPTCHA widget's token."""
 
-    captcha_token = fields.String(
-        load_only=True,
-        validate=[validate.Length(min=1, max=4096), NO_CONTROL_CHARACTERS, encodable],
-        metadata={
-            "description": "The CAPTCHA widget's token, needed when CAPTCHA_PROVIDER is set (SPEC §14)."
-        },
-    )
+    captcha_token = captcha_token_field()
 
 
 class LoginSchema(StrictSchema):
