@@ -1,21 +1,35 @@
 """The reference page's pretend shop in headless Chromium (SPEC §15): a visitor starts as a guest at
-the first "Add to cart", and checks out by registering — the same user id before and after, so
-the cart stays."""
+the first "Add to cart", and checks out by registering or by a phone code (read from the Eskiz
+stand-in the outbox worker sent it to) — the same user id before and after, so the cart stays."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.conftest import PASSWORD
+from tests.support.sms import code_from_gateway
+from tests.support.sms_gateways import Eskiz, eskiz_environment
 from tests.support.web import browser_api, screenshot, status, unique, wait_status
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def api(web_origin, tmp_path_factory):
-    settings = {"RATELIMIT_REGISTER": "1000 per minute", "RATELIMIT_GUEST": "1000 per minute"}
-    with browser_api(tmp_path_factory.mktemp("browser-guests"), web_origin, settings) as server:
+def eskiz():
+    gateway = Eskiz().start()
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def api(web_origin, eskiz, tmp_path_factory):
+    settings = {
+        "RATELIMIT_REGISTER": "1000 per minute",
+        "RATELIMIT_GUEST": "1000 per minute",
+        **eskiz_environment(eskiz),
+    }
+    directory = tmp_path_factory.mktemp("browser-guests")
+    with browser_api(directory, web_origin, settings, outbox_worker=True) as server:
         yield server
 
 
@@ -96,3 +110,38 @@ def test_a_taken_email_at_checkout_keeps_the_guest_and_its_cart(page, api):
     page.wait_for_function("() => document.querySelector('#message').textContent !== ''")
     assert "already registered" in page.locator("#message").inner_text()
     assert status(page) == "Guest" and me(page)["id"] == guest_id and len(cart(page)) == 1
+
+
+def check_out_by_phone(page, eskiz, phone: str) -> None:
+    number = page.locator("#phone-form")
+    assert number.locator("h2").inner_text() == "Check out with your phone"
+    number.locator("input[name=phone]").fill(phone)
+    number.locator("button").click()
+    page.wait_for_function("() => !document.querySelector('#phone-code-form').hidden")
+    page.locator("#phone-code-form input[name=code]").fill(code_from_gateway(eskiz, phone))
+    page.locator("#phone-code-form button").click()
+    wait_status(page, "Signed in")
+
+
+def test_a_guest_checks_out_with_a_phone_code_keeping_its_id(page, eskiz):
+    add_to_cart(page, 2)
+    wait_status(page, "Guest")
+    guest = me(page)
+    items = cart(page)
+
+    check_out_by_phone(page, eskiz, "+998935551122")
+    customer = me(page)
+    assert customer["id"] == guest["id"]  # the same user id before and after
+    assert (customer["is_guest"], customer["role"], customer["phone"], customer["phone_verified"]) == (
+        False,
+        "customer",
+        "+998935551122",
+        True,
+    )
+    assert cart(page) == items and page.locator("#cart").get_attribute("data-user-id") == str(guest["id"])
+    assert page.locator("#profile-phone").inner_text() == "+998935551122"
+    screenshot(page, "guest-checked-out-by-phone")
+
+    page.reload()
+    page.wait_for_function("() => document.querySelector('#status').textContent === 'Signed in'")
+    assert me(page)["id"] == guest["id"] and cart(page) == items

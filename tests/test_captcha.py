@@ -1,4 +1,5 @@
-"""SPEC §14: CAPTCHA (Turnstile or hCaptcha) on registration and password-reset requests, checked
+"""SPEC §14: CAPTCHA (Turnstile or hCaptcha) on registration, password-reset requests, SMS code
+requests and new guests, checked
 against a siteverify stand-in (tests/support/captcha.py) over real HTTP; off unless configured."""
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from tests.conftest import PASSWORD, make_app
 from tests.support.captcha import SECRET, Siteverify
 from tests.support.sms_gateways import closed_url
 from trikchi.auth.models import User
+from trikchi.events import AuthEvent
 from trikchi.extensions import db
 from trikchi.outbox.models import Delivery
+from trikchi.phone.models import PhoneCode
 
 BODY = {"name": "Ada", "email": "ada@example.com", "password": PASSWORD}
 
@@ -244,3 +247,98 @@ def test_each_provider_has_its_siteverify_by_default(monkeypatch, provider, url)
     monkeypatch.setenv("CAPTCHA_PROVIDER", provider)
     monkeypatch.setenv("CAPTCHA_SECRET", "secret")
     assert load_config("testing").CAPTCHA_VERIFY_URL == url
+
+
+# --- the SMS code request and the guest (SPEC §14, §15) ------------------------------------------
+
+# Each endpoint's body without a token and its success status.
+COSTLY = {
+    "phone code": ("/auth/phone/code", {"phone": "+998901234567"}, 202),
+    "guest": ("/auth/guest", {}, 201),
+}
+
+
+def written(app) -> dict[str, int]:
+    """What a request could write: users, sign-in codes, queued SMS, audit events."""
+    with app.app_context():
+        counts = {
+            model.__tablename__: db.session.scalar(select(func.count()).select_from(model))
+            for model in (User, PhoneCode, AuthEvent)
+        }
+        counts["sms"] = db.session.scalar(
+            select(func.count()).select_from(Delivery).where(Delivery.kind == "sms")
+        )
+        db.session.remove()
+        return counts
+
+
+@pytest.mark.parametrize("endpoint", sorted(COSTLY))
+def test_the_costly_endpoints_need_a_token_the_provider_accepts(captcha_app, siteverify, endpoint):
+    path, body, success = COSTLY[endpoint]
+    app = captcha_app()
+    client = app.test_client()
+    nothing = written(app)
+
+    missing = client.post(path, json=body)
+    assert missing.status_code == 403 and missing.json["error"] == "captcha_failed"
+    assert siteverify.received == []  # no token: nothing to ask
+    refused = client.post(path, json={**body, "captcha_token": "XXXX.forged"})
+    assert refused.status_code == 403 and refused.json["error"] == "captcha_failed"
+    assert siteverify.received[-1]["response"] == "XXXX.forged"
+    header = client.post(path, json=body, headers={"X-Captcha-Token": "stale"})
+    assert header.status_code == 403
+    assert written(app) == nothing  # no user, no code, no SMS, no event
+
+    accepted = client.post(path, json={**body, "captcha_token": siteverify.issue("0.solved")})
+    assert accepted.status_code == success, accepted.json
+    after = written(app)
+    if endpoint == "phone code":
+        assert (after["users"], after["phone_codes"], after["sms"]) == (0, 1, 1)
+    else:
+        assert (after["users"], after["phone_codes"], after["sms"]) == (1, 0, 0)
+
+
+@pytest.mark.parametrize("endpoint", sorted(COSTLY))
+def test_the_token_of_a_costly_endpoint_may_come_in_the_header(captcha_app, siteverify, endpoint):
+    path, body, success = COSTLY[endpoint]
+    app = captcha_app()
+    response = app.test_client().post(path, json=body, headers={"X-Captcha-Token": siteverify.issue("0.h")})
+    assert response.status_code == success, response.json
+    assert siteverify.received[-1]["response"] == "0.h"
+
+
+@pytest.mark.parametrize("endpoint", sorted(COSTLY))
+@pytest.mark.parametrize("outage", ["5xx", "unreachable"])
+def test_a_costly_endpoint_is_503_when_the_provider_cannot_answer(captcha_app, siteverify, endpoint, outage):
+    path, body, _success = COSTLY[endpoint]
+    settings: dict[str, object] = {}
+    if outage == "5xx":
+        siteverify.status = 502
+    else:
+        settings["CAPTCHA_VERIFY_URL"] = closed_url()
+    app = captcha_app(**settings)
+    nothing = written(app)
+    response = app.test_client().post(path, json={**body, "captcha_token": siteverify.issue("0.valid")})
+    assert response.status_code == 503 and response.json["error"] == "captcha_unavailable"
+    assert written(app) == nothing
+
+
+@pytest.mark.parametrize("endpoint", sorted(COSTLY))
+def test_without_a_provider_the_costly_endpoints_are_unchanged(database_url, siteverify, endpoint):
+    path, body, success = COSTLY[endpoint]
+    app = make_app(database_url, CAPTCHA_VERIFY_URL=siteverify.url, CAPTCHA_SECRET=SECRET)
+    client = app.test_client()
+    assert client.post(path, json=body).status_code == success
+    other = {**body, "phone": "+998911112233"} if "phone" in body else body
+    assert client.post(path, json={**other, "captcha_token": "anything"}).status_code == success
+    assert siteverify.received == []
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_the_document_describes_the_token_on_the_costly_endpoints(captcha_app):
+    document = captcha_app().test_client().get("/openapi.json").json
+    for path, _body, _success in COSTLY.values():
+        operation = document["paths"][path]["post"]
+        assert {"403", "503"} <= set(operation["responses"])
+        assert any(p["name"] == "X-Captcha-Token" and p["in"] == "header" for p in operation["parameters"])

@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, func, inspect, select, text, update
 
 from tests.conftest import PASSWORD, AuthActions, make_app
+from tests.support.sms import sms_code_for
 from tests.support.telegram import BOT_TOKEN, payload
 from trikchi.auth.models import AuthSession, RefreshToken, User
 from trikchi.database import utcnow
@@ -179,6 +180,9 @@ ACCOUNT_ONLY = [
     ("post", "/auth/passkeys/registration/options", None),
     ("patch", "/auth/passkeys/abc", {"name": "Phone"}),
     ("delete", "/auth/passkeys/abc", None),
+    ("post", "/auth/phone", {"phone": "+998901234567"}),
+    ("post", "/auth/phone/confirm", {"phone": "+998901234567", "code": "123456"}),
+    ("delete", "/auth/phone", None),
 ]
 
 
@@ -410,6 +414,133 @@ def test_a_merge_into_an_account_with_totp_answers_the_second_step_and_removes_t
     assert row(app, guest_id) is None
     [merged] = events(app, "guest_merged")
     assert merged.details == {"guest_id": guest_id, "user_id": owner_id}
+
+
+# --- a phone code: the upgrade --------------------------------------------------------------------
+
+NUMBER = "+998901234567"
+
+
+def phone_code(app, client, phone: str = NUMBER) -> str:
+    """Ask for a sign-in code to ``phone`` and read it from the SMS queued to it."""
+    asked = client.post("/auth/phone/code", json={"phone": phone})
+    assert asked.status_code == 202, asked.json
+    return sms_code_for(app, phone)
+
+
+def verify_phone(client, code: str, headers: dict | None = None, phone: str = NUMBER, **extra):
+    body = {"phone": phone, "code": code, **extra}
+    return client.post("/auth/phone/verify", json=body, headers=headers or {})
+
+
+def phone_owner(app, phone: str = NUMBER) -> int:
+    """An account that signed in with ``phone`` (made by it); the rate limits are off after it (no
+    resend window for the next code to the number)."""
+    owner = app.test_client()
+    signed_in = verify_phone(owner, phone_code(app, owner, phone), phone=phone)
+    assert signed_in.status_code == 200, signed_in.json
+    app.config["RATELIMIT_ENABLED"] = False
+    return signed_in.json["user_id"]
+
+
+def test_a_guest_proves_a_new_number_and_becomes_that_customer_keeping_its_id(app, guest):
+    guest_id = guest.id
+    response = verify_phone(guest.client, phone_code(app, guest.client), guest.headers(), name="Ada")
+    assert response.status_code == 200, response.json
+    assert response.json["user_id"] == guest_id
+    guest._remember(response)
+    me = guest.me().json
+    assert (me["id"], me["role"], me["is_guest"], me["phone"], me["phone_verified"], me["name"]) == (
+        guest_id,
+        "customer",
+        False,
+        NUMBER,
+        True,
+        "Ada",
+    )
+    assert guest.refresh().status_code == 200  # the guest's session goes on, as a customer's
+    assert claims(guest.access_token)["role"] == "customer"
+    assert len(guest.client.get("/auth/sessions", headers=guest.headers()).json) == 2
+    [upgraded] = events(app, "guest_upgraded")
+    assert upgraded.user_id == guest_id and upgraded.details == {"method": "phone"}
+    assert [e.user_id for e in events(app, "phone_verified")] == [guest_id]
+    assert events(app, "registered") == events(app, "guest_merged") == []
+    assert user_count(app) == 1
+
+    # The number signs into the same account from elsewhere.
+    app.config["RATELIMIT_ENABLED"] = False
+    other = app.test_client()
+    assert verify_phone(other, phone_code(app, other)).json["user_id"] == guest_id
+
+
+def test_a_guest_upgraded_by_phone_without_a_name_keeps_an_empty_one(app, guest):
+    response = verify_phone(guest.client, phone_code(app, guest.client), guest.headers())
+    assert response.status_code == 200 and response.json["user_id"] == guest.id
+    assert row(app, guest.id).name == ""
+
+
+def test_a_guest_proving_an_accounts_number_signs_into_it_and_is_merged(app, guest):
+    owner_id = phone_owner(app)
+    guest_id, guest_token = guest.id, guest.access_token
+    response = verify_phone(guest.client, phone_code(app, guest.client), guest.headers(), name="Mallory")
+    assert response.status_code == 200, response.json
+    assert response.json["user_id"] == owner_id
+    assert row(app, guest_id) is None and row(app, owner_id).name == ""  # the account's name stays
+    ended = guest.me(guest_token)
+    assert ended.status_code == 401 and ended.json["error"] == "session_ended"
+    with app.app_context():
+        left = select(func.count()).select_from(AuthSession).where(AuthSession.user_id == guest_id)
+        assert db.session.scalar(left) == 0
+    [merged] = events(app, "guest_merged")
+    assert merged.user_id == owner_id and merged.details == {"guest_id": guest_id, "user_id": owner_id}
+    assert events(app, "guest_upgraded") == []
+    assert guest.me(response.json["access_token"]).json["id"] == owner_id
+
+
+def test_a_guest_that_became_an_account_proving_a_number_is_a_plain_phone_sign_in(app, guest):
+    """The guest's token says guest, but another tab registered it meanwhile (``GuestGone``): the code
+    signs in like anyone's, the registered account stays as it was."""
+    guest_id, guest_headers = guest.id, guest.headers()
+    assert guest.register(email="tab@example.com").status_code == 201
+    response = verify_phone(guest.client, phone_code(app, guest.client), guest_headers)
+    assert response.status_code == 200, response.json
+    new_id = response.json["user_id"]
+    assert new_id != guest_id
+    kept = row(app, guest_id)
+    assert (kept.role, kept.email, kept.phone) == ("customer", "tab@example.com", None)
+    made = row(app, new_id)
+    assert (made.role, made.phone, made.phone_verified) == ("customer", NUMBER, True)
+    assert len(events(app, "guest_upgraded")) == 1 and events(app, "guest_merged") == []
+
+
+def test_a_banned_number_owner_is_403_and_the_guest_stays_as_it_was(app, guest, make_auth):
+    owner_id = phone_owner(app)
+    admin = make_auth()
+    admin.signup("boss@example.com")
+    with app.app_context():
+        db.session.execute(update(User).where(User.email == "boss@example.com").values(role="admin"))
+        db.session.commit()
+    admin.login("boss@example.com")
+    banned = admin.client.post(
+        f"/admin/users/{owner_id}/ban", json={"reason": "fraud"}, headers=admin.headers()
+    )
+    assert banned.status_code == 200, banned.json
+
+    refused = verify_phone(guest.client, phone_code(app, guest.client), guest.headers())
+    assert refused.status_code == 403 and refused.json["error"] == "account_banned"
+    assert "refresh_token=" not in refused.headers.get("Set-Cookie", "")
+    kept = row(app, guest.id)
+    assert (kept.role, kept.phone) == ("guest", None)
+    assert guest.me().status_code == 200 and guest.refresh().status_code == 200
+    assert events(app, "guest_merged") == events(app, "guest_upgraded") == []
+
+
+def test_a_refused_guest_token_on_verify_is_401_and_spends_nothing(app, guest):
+    code = phone_code(app, guest.client)
+    refused = verify_phone(guest.client, code, {"Authorization": "Bearer not-a-token"})
+    assert refused.status_code == 401
+    assert user_count(app) == 1 and row(app, guest.id).role == "guest"
+    assert verify_phone(guest.client, code, guest.headers()).json["user_id"] == guest.id
 
 
 def test_metrics_count_guests_created_upgraded_and_merged(app, guest, make_auth):

@@ -1,10 +1,12 @@
-"""SPEC §15 through gunicorn: each way a guest becomes a customer keeping its id (registration, OpenID
-Connect against the real provider, Telegram), the merge into an existing account (the guest's
+"""SPEC §15 through gunicorn: each way a guest becomes a customer keeping its id (registration, a phone
+code read from the Eskiz stand-in the outbox worker sent it to, OpenID Connect against the real
+provider, Telegram), the merge into an existing account (the guest's
 session ended, the webhook received and verified with ``standardwebhooks``), the 409, the 403
 ``account_required``, racing upgrades of one guest and pruning — the last two on both databases."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -19,6 +21,8 @@ from tests.support.live import LiveServer
 from tests.support.oidc import OIDCProvider, node_available, sign_in_at_provider
 from tests.support.postgres import free_port
 from tests.support.races import race
+from tests.support.sms import code_from_gateway
+from tests.support.sms_gateways import Eskiz, eskiz_environment
 from tests.support.telegram import BOT_TOKEN, payload
 from tests.support.webhooks import SECRET, Receiver, body_of
 from trikchi.auth.models import AuthSession, User
@@ -47,8 +51,16 @@ def webhooks():
 
 
 @pytest.fixture(scope="module")
-def api(provider_and_port, webhooks, tmp_path_factory):
-    """gunicorn (3 workers) with Telegram, the provider, webhooks of guest_merged and the outbox worker."""
+def eskiz():
+    gateway = Eskiz().start()
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def api(provider_and_port, webhooks, eskiz, tmp_path_factory):
+    """gunicorn (3 workers) with Telegram, the provider, webhooks of guest_merged, SMS through the
+    Eskiz stand-in, and the outbox worker."""
     provider, port = provider_and_port
     directory = tmp_path_factory.mktemp("guests-live")
     url = f"sqlite:///{directory / 'trikchi.db'}"
@@ -64,6 +76,7 @@ def api(provider_and_port, webhooks, tmp_path_factory):
             "WEBHOOK_SECRET": SECRET,
             "WEBHOOK_EVENTS": "guest_merged",
             "RATELIMIT_ENABLED": "false",
+            **eskiz_environment(eskiz),
             **(provider.environment(("test",)) if provider is not None else {}),
         },
         workers=3,
@@ -119,6 +132,15 @@ class Browser:
     def register(self, email: str, name: str = "Ada") -> requests.Response:
         body = {"name": name, "email": email, "password": PASSWORD}
         return self.post("/auth/register", json=body, headers=self.bearer())
+
+    def phone(self, standin: Eskiz, phone: str, seen: int = 0, **extra) -> requests.Response:
+        """A sign-in code to ``phone``, read from what the gateway received, sent back with this
+        browser's access token (a guest's: the upgrade)."""
+        asked = self.post("/auth/phone/code", json={"phone": phone})
+        assert asked.status_code == 202, asked.text
+        body = {"phone": phone, "code": code_from_gateway(standin, phone, seen=seen), **extra}
+        headers = self.bearer() if self.access_token else {}
+        return self.take(self.post("/auth/phone/verify", json=body, headers=headers))
 
     def oidc(self, provider: OIDCProvider, login: str) -> dict[str, list[str]]:
         """The whole OpenID Connect flow in this browser; the fragment the frontend lands with."""
@@ -186,10 +208,59 @@ def test_account_only_operations_answer_a_guest_403_over_http(api):
         ("/auth/password", body),
         ("/auth/mfa/totp/setup", None),
         ("/auth/email", {"new_email": unique("e")}),
+        ("/auth/phone", {"phone": new_number()}),
     ):
         response = browser.post(path, json=json, headers=browser.bearer())
         assert response.status_code == 403, (path, response.text)
         assert response.json()["error"] == "account_required"
+
+
+# --- a phone code ---------------------------------------------------------------------------------
+
+
+def new_number() -> str:
+    return f"+99891{secrets.randbelow(10**7):07d}"
+
+
+def test_a_guest_proves_a_new_number_over_http_and_keeps_its_id_and_session(api, eskiz):
+    browser = Browser(api.url)
+    guest_id = browser.start_guest()
+    phone = new_number()
+    upgraded = browser.phone(eskiz, phone, name="Ada")
+    assert upgraded.status_code == 200, upgraded.text
+    assert upgraded.json()["user_id"] == guest_id and role_claim(browser.access_token) == "customer"
+    me = browser.me().json()
+    assert (me["id"], me["phone"], me["phone_verified"], me["name"], me["is_guest"]) == (
+        guest_id,
+        phone,
+        True,
+        "Ada",
+        False,
+    )
+    assert browser.refresh().status_code == 200  # the guest's session goes on, as a customer's
+    assert browser.refresh().json()["user_id"] == guest_id
+    # The number signs into the same id from another browser.
+    assert Browser(api.url).phone(eskiz, phone, seen=1).json()["user_id"] == guest_id
+
+
+def test_a_guest_proving_an_accounts_number_over_http_is_merged_and_the_shop_told(api, eskiz, webhooks):
+    phone = new_number()
+    owner = Browser(api.url)
+    owner_id = owner.phone(eskiz, phone).json()["user_id"]
+
+    browser = Browser(api.url)
+    guest_id = browser.start_guest()
+    guest_token = browser.access_token
+    merged_in = browser.phone(eskiz, phone, seen=1)
+    assert merged_in.status_code == 200, merged_in.text
+    assert merged_in.json()["user_id"] == owner_id
+    assert browser.refresh().json()["user_id"] == owner_id  # this browser is the account's now
+
+    ended = browser.me(guest_token)
+    assert ended.status_code == 401 and ended.json()["error"] == "session_ended"
+    merged = wait_for_merge(webhooks, guest_id)
+    assert merged["type"] == "guest_merged"
+    assert merged["data"]["guest_id"] == guest_id and merged["data"]["user_id"] == owner_id
 
 
 # --- OpenID Connect against the real provider -----------------------------------------------------

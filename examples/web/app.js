@@ -11,7 +11,8 @@ const $ = (selector) => document.querySelector(selector);
 
 // The pretend shop: a cart kept in localStorage under the user id, as a shop's cart service keeps
 // it under the id in the access token. A visitor's first "Add to cart" starts a guest (SPEC §15);
-// at checkout the guest registers and keeps its id, so the cart stays where it is.
+// at checkout the guest registers or proves a phone number and keeps its id, so the cart stays
+// where it is.
 const PRODUCTS = ["Striped chapan", "Doppi", "Suzani cushion", "Rishtan bowl"];
 const GUEST_KEY = "trikchi.guest"; // the guest id this browser shopped as
 const cart = {
@@ -61,6 +62,7 @@ async function showSignedIn() {
   adoptGuestCart(user);
   renderCart();
   $("#register-heading").textContent = "Create an account";
+  $("#phone-heading").textContent = "Sign in with your phone";
   $("#profile-name").textContent = user.name;
   $("#profile-email").textContent = user.email || "";
   $("#profile-phone").textContent = user.phone || "";
@@ -91,12 +93,14 @@ async function showSignedIn() {
   $("#status").textContent = "Signed in";
 }
 
-// A guest: the cart, and the sign-up form as the checkout (a registration keeps the guest's id).
+// A guest: the cart, and the sign-up and phone forms as the checkout (a registration or a phone code
+// keeps the guest's id).
 function showGuest(user) {
   currentUser = user;
   localStorage.setItem(GUEST_KEY, String(user.id));
   renderCart();
   $("#register-heading").textContent = "Check out: create an account";
+  $("#phone-heading").textContent = "Check out with your phone";
   $("#signed-in").hidden = true;
   $("#signed-out").hidden = false;
   $("#status").textContent = "Guest";
@@ -106,6 +110,7 @@ function showSignedOut() {
   currentUser = null;
   renderCart();
   $("#register-heading").textContent = "Create an account";
+  $("#phone-heading").textContent = "Sign in with your phone";
   $("#signed-in").hidden = true;
   $("#signed-out").hidden = false;
   $("#status").textContent = "Signed out";
@@ -154,7 +159,11 @@ form("#phone-form", async ({ phone }) => {
   say("A code is on its way by SMS.");
 });
 form("#phone-code-form", async ({ code }) => {
-  const answer = await client.verifyPhoneCode(phoneNumber, code);
+  // A guest's code goes with its token: the guest becomes that customer (same id, same cart), or
+  // is merged into the account that has the number.
+  const answer = currentUser?.is_guest
+    ? await client.upgradeByPhone(phoneNumber, code)
+    : await client.verifyPhoneCode(phoneNumber, code);
   $("#phone-code-form").hidden = true;
   say("");
   await afterSignIn(answer);

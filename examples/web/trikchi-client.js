@@ -112,6 +112,16 @@ export class TrikchiClient {
     return body;
   }
 
+  /** The signed-in guest proves a number with the code of its SMS (SPEC §15): a number no account
+   *  has makes the guest that customer, keeping its id (and so its cart); an account's number signs
+   *  into that account, and the guest is merged into it. The guest's access token goes with the
+   *  code; the answer is a sign-in, as for ``verifyPhoneCode``. */
+  async upgradeByPhone(phone, code, name) {
+    const body = await this.request("POST", "/auth/phone/verify", name ? { phone, code, name } : { phone, code });
+    if (!body.mfa_required) this.#accept(body);
+    return body;
+  }
+
   /** The signed-in account's number: a code to the new one, then ``confirmPhoneChange`` with it. */
   requestPhoneChange(phone) { return this.request("POST", "/auth/phone", { phone }); }
   confirmPhoneChange(phone, code) { return this.request("POST", "/auth/phone/confirm", { phone, code }); }

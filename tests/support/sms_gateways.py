@@ -224,6 +224,26 @@ class PlayMobile(Gateway):
         return _json(status, {"error-code": status, "error-description": "Internal error"})
 
 
+def eskiz_environment(gateway: Eskiz) -> dict[str, str]:
+    """The settings (environment variables) that send trikchi's SMS to the Eskiz stand-in."""
+    return {
+        "SMS_PROVIDER": "eskiz",
+        "ESKIZ_BASE_URL": gateway.url,
+        "ESKIZ_EMAIL": gateway.email,
+        "ESKIZ_PASSWORD": gateway.password,
+    }
+
+
+def playmobile_environment(gateway: PlayMobile) -> dict[str, str]:
+    """The settings (environment variables) that send trikchi's SMS to the Play Mobile stand-in."""
+    return {
+        "SMS_PROVIDER": "playmobile",
+        "PLAYMOBILE_URL": gateway.url,
+        "PLAYMOBILE_LOGIN": gateway.login,
+        "PLAYMOBILE_PASSWORD": gateway.password,
+    }
+
+
 def closed_url() -> str:
     """An http URL on 127.0.0.1 where nothing listens: connecting is refused."""
     import socket

@@ -91,9 +91,10 @@ def create_guest(args):
     cart and ask for an account before payment. A guest refreshes, signs out and lists its
     sessions like anyone; what needs an account (password, email, phone, second factors,
     passkeys) answers 403 `account_required`. It becomes a customer keeping its id by
-    `POST /auth/register` with its access token, or by an OpenID Connect or Telegram sign-in in
-    the browser that holds its refresh cookie; when that proves another account, it signs into
-    that account and the guest is merged into it (event `guest_merged`). Limited per IP; behind
+    `POST /auth/register` or `POST /auth/phone/verify` with its access token, or by an OpenID
+    Connect or Telegram sign-in in the browser that holds its refresh cookie; when that proves
+    another account, it signs into that account and the guest is merged into it (event
+    `guest_merged`). Limited per IP; behind
     the CAPTCHA when the service has one (403 `captcha_failed`, 503 `captcha_unavailable`).
     """
     require_captcha(args["captcha_token"])

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from flask import current_app
 
-from trikchi.auth.guards import BEARER, access_required, current_user, fresh_required
+from trikchi.auth.guards import (
+    BEARER,
+    access_required,
+    account_required,
+    current_user,
+    fresh_required,
+    guest_of_bearer,
+)
 from trikchi.auth.responses import sign_in_response
 from trikchi.auth.schemas import MfaRequiredSchema, TokenSchema, UserSchema
 from trikchi.captcha import captcha_parameters, require_captcha
@@ -48,34 +55,45 @@ def request_phone_code(args):
 @limits.verify_failures
 @blp.arguments(PhoneVerifySchema)
 @blp.response(200, {"oneOf": [TokenSchema, MfaRequiredSchema]}, headers=SET_REFRESH_COOKIES)
-@blp.doc(operationId="verifyPhoneCode")
-@document_errors(blp, 400, 401, 413, 415, 429)
+@blp.doc(operationId="verifyPhoneCode", security=[{}, *BEARER])
+@document_errors(blp, 400, 401, 403, 413, 415, 429)
 def verify_phone_code(args):
     """Sign in with the code of the SMS: the login body and cookies.
 
     A number without an account gets one: a customer with the number proven, no email, no password,
     and `name` (or ""). A wrong, expired, used or never sent code is 401 `invalid_code` (5 wrong
     tries kill a code), as is a disabled account. When the account has TOTP on, the answer is the
-    second step, as for a login: `{"mfa_required": true, "mfa_token", "methods"}` and no cookie.
+    second step, as for a login: `{"mfa_required": true, "mfa_token", "methods"}` and no cookie. A
+    banned account's number is 403 `account_banned`.
+
+    With a guest's access token (`Authorization: Bearer`, from `POST /auth/guest`) a number no
+    account has becomes the guest's: the guest is the customer, keeping its id and its sessions
+    (and `name`, if given). A number of an account signs into that account instead; the guest's
+    sessions end, it is removed, and the event (and webhook) `guest_merged` says `{"guest_id",
+    "user_id"}`. Another account's token changes nothing; a token that is sent but refused is 401.
     """
+    guest = guest_of_bearer()
     phone = services.parse_phone(args["phone"])
-    result = services.verify_sign_in(phone, args["code"], args.get("name"), client_info())
+    result = services.verify_sign_in(
+        phone, args["code"], args.get("name"), client_info(), guest.id if guest is not None else None
+    )
     return sign_in_response(result)
 
 
 @blp.route("/phone", methods=["POST"])
 @limits.code_requests
+@account_required
 @fresh_required
 @blp.arguments(PhoneSchema)
 @blp.response(202, CodeSentSchema)
 @blp.doc(operationId="requestPhoneChange", security=BEARER)
-@document_errors(blp, 400, 401, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 413, 415, 429)
 def request_phone_change(args):
     """Send a code to a new number for the signed-in account. Needs a fresh sign-in.
 
     The number changes only when the code comes back with `POST /auth/phone/confirm`. 422
     `invalid_phone` for a number codes are not sent to, 422 naming `phone` for the account's own
-    number; the limits of `POST /auth/phone/code` apply.
+    number; the limits of `POST /auth/phone/code` apply. A guest gets 403 `account_required`.
     """
     phone = services.parse_phone(args["phone"])
     services.request_change_code(current_user, phone, client_info(), current_user.session_id)
@@ -84,15 +102,17 @@ def request_phone_change(args):
 
 @blp.route("/phone/confirm", methods=["POST"])
 @limits.verify_failures
+@account_required
 @access_required
 @blp.arguments(PhoneConfirmSchema)
 @blp.response(200, UserSchema)
 @blp.doc(operationId="confirmPhoneChange", security=BEARER)
-@document_errors(blp, 400, 401, 409, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 409, 413, 415, 429)
 def confirm_phone_change(args):
     """Give the account the new number with the code sent to it; it becomes proven.
 
-    401 `invalid_code` as for a sign-in; 409 `phone_taken` when another account has the number.
+    401 `invalid_code` as for a sign-in; 409 `phone_taken` when another account has the number. A
+    guest gets 403 `account_required` (it proves a number with `POST /auth/phone/verify`).
     """
     phone = services.parse_phone(args["phone"])
     return services.confirm_change(
@@ -101,15 +121,16 @@ def confirm_phone_change(args):
 
 
 @blp.route("/phone", methods=["DELETE"])
+@account_required
 @fresh_required
 @blp.response(204)
 @blp.doc(operationId="deletePhone", security=BEARER)
-@document_errors(blp, 401, 409)
+@document_errors(blp, 401, 403, 409)
 def delete_phone():
     """Take the number off the account. Needs a fresh sign-in.
 
     409 `last_sign_in_method` when it is the account's last way to sign in (no password, identity
-    or passkey besides it).
+    or passkey besides it). A guest gets 403 `account_required`.
     """
     services.remove_phone(current_user.id, client_info(), current_user.session_id)
     return current_app.response_class(status=204)

@@ -26,7 +26,7 @@ from flask import Flask, current_app
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from trikchi.auth import security, signin
+from trikchi.auth import guests, security, signin
 from trikchi.auth.digests import keyed_digest
 from trikchi.auth.guards import CurrentUser
 from trikchi.auth.methods import refuse_removing_the_last
@@ -200,31 +200,74 @@ def _consume(slot: str, phone: str, code: str) -> bool:
     return True
 
 
-def verify_sign_in(phone: str, code: str, name: str | None, client: ClientInfo) -> signin.SignInResult:
+def verify_sign_in(
+    phone: str, code: str, name: str | None, client: ClientInfo, guest_id: int | None = None
+) -> signin.SignInResult:
     """Sign in with a code sent to ``phone``: the number's account, or a new one (a customer with
     the number proven, no email, no password, ``name`` or ""), through the sign-in decision; commit.
 
+    ``guest_id``: the guest whose token came with the code (SPEC §15). A number no account has
+    becomes the guest's, and the guest a customer keeping its id and sessions; a number of an
+    account signs into that account, and the guest is merged into it
+    (``auth.guests.upgrade_or_merge``). A guest that is one no longer (another tab upgraded it)
+    makes this a sign-in like any.
+
     401 ``invalid_code`` for a wrong, expired, used or never sent code, and for an account that
-    may not sign in (audited), one answer for all; 403 ``account_banned`` for a banned account.
+    may not sign in (audited), one answer for all; 403 ``account_banned`` for a banned account
+    (the guest then stays as it was).
     """
-    for attempt in (1, 2):
+    attempts = 0
+    while True:
         if not _consume(_slot(SIGN_IN, phone), phone, code):
             _sign_in_failed(client, None, "invalid_code")
+        user_id = guest_id
         try:
+            if guest_id is not None:
+                existing = _proven_account_of(phone, client)
+                user_id = existing.id if existing is not None else guest_id
+                return guests.upgrade_or_merge(
+                    guest_id, existing, _give_number(phone, name, client), METHOD, client
+                )
             user = _account_of(phone, name, client)
-            break
-        except IntegrityError:
-            # Another account proved the number (a change of number) between our read and our
-            # insert: read again once, and sign that account in.
+            user_id = user.id
+            return signin.decide(user, client, METHOD)
+        except signin.AccountRefused as refused:
             db.session.rollback()
-            if attempt == 2:
+            _sign_in_failed(client, user_id, refused.reason, refused)
+        except guests.GuestGone:
+            # Another tab made the guest an account (or it was merged) meanwhile: the code is
+            # unspent again (rolled back), and this is a sign-in like any.
+            db.session.rollback()
+            guest_id = None
+        except IntegrityError:
+            # Another account proved the number (a change of number, a racing upgrade) between
+            # our read and our write: read again once (the code is unspent again, rolled back).
+            db.session.rollback()
+            attempts += 1
+            if attempts == 2:
                 raise
-    user_id = user.id
-    try:
-        return signin.decide(user, client, METHOD)
-    except signin.AccountRefused as refused:
-        db.session.rollback()
-        _sign_in_failed(client, user_id, refused.reason, refused)
+
+
+def _give_number(phone: str, name: str | None, client: ClientInfo):
+    """What a phone code proves, for a guest becoming a customer: its number, proven (and a name)."""
+
+    def credentials(user: User) -> None:
+        user.phone, user.phone_verified = phone, True
+        if name:
+            user.name = name
+        record_event(Events.PHONE_VERIFIED, client, user_id=user.id, details={"phone": mask_phone(phone)})
+
+    return credentials
+
+
+def _proven_account_of(phone: str, client: ClientInfo) -> User | None:
+    """The account that has the number, now proven by the code; None when no account has it."""
+    user = db.session.scalar(select(User).where(User.phone == phone))
+    if user is not None and not user.phone_verified:
+        user.phone_verified = True
+        db.session.flush()
+        record_event(Events.PHONE_VERIFIED, client, user_id=user.id, details={"phone": mask_phone(phone)})
+    return user
 
 
 def _account_of(phone: str, name: str | None, client: ClientInfo) -> User:
