@@ -48,7 +48,12 @@ def list_users(args):
 @blp.doc(operationId="getUser", security=BEARER)
 @document_errors(blp, 401, 403, 404)
 def get_user(user_id):
-    """One user, with the ways the account can sign in and the methods it signed in with."""
+    """One user, with the ways the account can sign in and the methods it signed in with.
+
+    `sign_in` says whether a password is set, how many independent ways to sign in the account has
+    (the rule that keeps the last one), which second factors are on, and the methods of its
+    recorded sign-ins.
+    """
     return services.user_details(user_id)
 
 
@@ -58,7 +63,11 @@ def get_user(user_id):
 @blp.doc(operationId="listUserSessions", security=BEARER)
 @document_errors(blp, 401, 403, 404)
 def list_user_sessions(user_id):
-    """A user's live sessions, most recently used first."""
+    """A user's live sessions, most recently used first.
+
+    Sessions not revoked and not expired, with how each was signed in (`auth_method`) and the
+    device it was opened from; end one with `DELETE /admin/users/<id>/sessions/<sid>`.
+    """
     return services.list_user_sessions(user_id)
 
 
