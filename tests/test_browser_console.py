@@ -197,9 +197,8 @@ def test_find_a_customer_by_email_and_revoke_one_of_their_sessions(admin, api):
     search = admin.locator("#user-search input[name=q]")
     search.fill(email)
     search.press("Enter")  # the form submits with Enter
-    admin.wait_for_function(
-        f"() => location.hash.includes('q=') && document.querySelector('#users-table tr[data-user-id=\"{customer_id}\"]')"
-    )
+    row = f"#users-table tr[data-user-id='{customer_id}']"
+    admin.wait_for_function(f"() => location.hash.includes('q=') && document.querySelector({row!r})")
     wait_page(admin, "users")
     assert admin.locator("#users-table tbody tr").count() == 1
     screenshot(admin, "04-users-search")
@@ -374,7 +373,8 @@ def test_a_customer_sees_only_a_refusal_in_their_language(browser, api, seen):
     cookies = {c["name"]: c["value"] for c in context.cookies()}
     assert not cookies.get("refresh_token")
     answer = page.evaluate(
-        "async () => (await fetch('/auth/refresh_token', {method: 'POST', headers: {'X-CSRF-TOKEN': 'x'}})).status"
+        "async () => (await fetch('/auth/refresh_token',"
+        " {method: 'POST', headers: {'X-CSRF-TOKEN': 'x'}})).status"
     )
     assert answer == 401
     context.close()
@@ -399,7 +399,8 @@ def test_the_language_switch_and_a_narrow_screen(admin):
         go(page, hash_, name)
         # Nothing wider than the screen: tables scroll inside their own boxes.
         wide = page.evaluate(
-            "() => [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > 361)"
+            "() => [...document.querySelectorAll('body *')]"
+            ".filter((e) => e.getBoundingClientRect().right > 361)"
             ".map((e) => e.tagName + '.' + e.className + '#' + e.id).slice(0, 8)"
         )
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 360, (name, wide)
@@ -444,7 +445,8 @@ def test_an_admin_with_a_passkey_signs_in_with_it(browser, api, seen):
     ).json()
     credential = page.evaluate(
         """async (options) => {
-          const created = await navigator.credentials.create({publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options)});
+          const publicKey = PublicKeyCredential.parseCreationOptionsFromJSON(options);
+          const created = await navigator.credentials.create({publicKey});
           return created.toJSON();
         }""",
         options,
@@ -459,8 +461,8 @@ def test_an_admin_with_a_passkey_signs_in_with_it(browser, api, seen):
     wait_page(page, "overview")
     (method,) = query(
         api.database,
-        "SELECT method FROM auth_events WHERE type = 'login_succeeded' AND user_id = (SELECT id FROM users WHERE email = ?)"
-        " ORDER BY id DESC LIMIT 1",
+        "SELECT method FROM auth_events WHERE type = 'login_succeeded'"
+        " AND user_id = (SELECT id FROM users WHERE email = ?) ORDER BY id DESC LIMIT 1",
         email,
     )
     assert method == ("passkey",)
@@ -507,7 +509,8 @@ def test_ban_and_unban(admin, api):
     device = api_login(api.url, email, "fraud-device")
     probe = admin.evaluate(
         f"""async () => {{
-          try {{ await window.trikchiConsole.api.request('DELETE', '/admin/users/{user_id}/ban'); return 200; }}
+          const api = window.trikchiConsole.api;
+          try {{ await api.request('DELETE', '/admin/users/{user_id}/ban'); return 200; }}
           catch (e) {{ return e.status; }}
         }}"""
     )

@@ -65,7 +65,8 @@ def chart_table(page, chart: str) -> dict[str, dict[str, int]]:
           const rows = {};
           for (const row of table.querySelectorAll("tbody tr")) {
             const values = [...row.querySelectorAll("td")].map((td) => Number(td.textContent));
-            rows[row.querySelector("th").textContent] = Object.fromEntries(keys.map((k, i) => [k, values[i]]));
+            const date = row.querySelector("th").textContent;
+            rows[date] = Object.fromEntries(keys.map((k, i) => [k, values[i]]));
           }
           return rows;
         }""",
