@@ -517,12 +517,19 @@ def test_ban_and_unban(admin, api):
     if probe in (404, 405):
         pytest.skip("no ban endpoint yet: bans come with abuse protection (SPEC §16, branch h-abuse)")
     go(admin, f"#/users/{user_id}", "user")
+    admin.locator("#ban-form input[name=until]").fill("2099-01-01T12:00")  # UTC, as the label says
     admin.locator("#ban-form input[name=reason]").fill("card fraud")
     admin.locator("#ban-form input[name=reason]").press("Enter")
     admin.wait_for_function("() => document.querySelector('#user-messages .note')")
     wait_page(admin, "user")
     assert refresh(device, api.url).status_code in (401, 403)
-    assert "banned" in admin.locator("#profile").inner_text().lower()
+    assert (
+        "banned until" in admin.locator("#profile").inner_text()
+        and "2099" in admin.locator("#profile").inner_text()
+    )
+    assert query(
+        api.database, "SELECT count(*) FROM auth_events WHERE type = 'user_banned' AND user_id = ?", user_id
+    ) == [(1,)]
     screenshot(admin, "11-banned")
     admin.locator("#unban").click()
     admin.wait_for_function("() => document.querySelector('#user-messages .note')")
