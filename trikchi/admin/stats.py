@@ -19,10 +19,11 @@ from trikchi.database import utcnow
 from trikchi.events import AuthEvent, Events
 from trikchi.extensions import db
 
-# The phone feature (SPEC §14) records one per SMS code it sends.
+# The phone feature (SPEC §14) records one per SMS code it sends (``Events`` will name it).
 PHONE_CODE_SENT = "phone_code_sent"
-# The counted types (refused sign-ins: login_failed, passkey_login_failed, social_login_failed,
-# mfa_challenge_failed, each with the method it tried, ``_failed_method``).
+# The counted types: the frequent ones from the index alone; the rare refusals with their details
+# (a social refusal's provider, which step a second-step refusal was). A refused sign-in counts
+# for the method it tried (``_failed_method``).
 _BY_INDEX = (
     Events.LOGIN_SUCCEEDED,
     Events.REGISTERED,
