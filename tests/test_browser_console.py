@@ -367,6 +367,14 @@ def test_a_customer_sees_only_a_refusal_in_their_language(browser, api, seen):
     wait_state(page, "refused")
     text = page.locator("#refusal").inner_text()
     assert "(forbidden)" in text and "Ruxsat yo‘q" in text
+    # The API's own 403 message, in the console's language (the console sends Accept-Language).
+    customer = requests.post(f"{api.url}/auth/login", json={"email": email, "password": PASSWORD}, timeout=10)
+    refusal = requests.get(
+        f"{api.url}/admin/users",
+        headers={**bearer(customer.json()["access_token"]), "Accept-Language": "uz"},
+        timeout=10,
+    ).json()
+    assert refusal["error"] == "forbidden" and refusal["message"] in text
     assert page.locator("#nav").is_hidden()
     screenshot(page, "09-refused")
     # Signed out again: no refresh cookie left, and a refresh is refused.
