@@ -1,12 +1,12 @@
 """Configuration for trikchi, read from the environment (and a ``.env`` file).
 
 Each concern declares, reads and checks its own variables in ``trikchi/settings/`` (core,
-passwords, tokens, signing keys, mail, self-service, second factors, social sign-in, the seed,
-the outbox, metrics, rate limits; gunicorn's in ``serving``): that is the one table of variables,
-defaults and meanings. This module puts the concerns together: ``Config`` reads them all, and
-``DevelopmentConfig``, ``TestingConfig`` and ``ProductionConfig`` differ in a few defaults
-(``own_defaults``) and production's refusal of weak secrets. A bad value raises ``ConfigError``
-naming the variable and what to do.
+passwords, tokens, signing keys, mail, self-service, second factors, social sign-in, phone numbers,
+the seed, the outbox, SMS gateways, CAPTCHA, metrics, rate limits, abuse protection; gunicorn's in
+``serving``): that is the one table of variables, defaults and meanings. This module puts the
+concerns together: ``Config`` reads them all, and ``DevelopmentConfig``, ``TestingConfig`` and
+``ProductionConfig`` differ in a few defaults (``own_defaults``) and production's refusals (weak
+secrets, codes in the log). A bad value raises ``ConfigError`` naming the variable and what to do.
 
 ``create_app`` picks a class by name (``TRIKCHI_CONFIG``) and instantiates it, so every value is
 read from the environment when the app is built, not when this module is imported.
@@ -24,18 +24,23 @@ from typing import Any, ClassVar
 
 from dotenv import load_dotenv
 
+from trikchi.settings.abuse import Abuse
 from trikchi.settings.account import Account
 from trikchi.settings.base import ConfigError, Derived, Section, Setting, Text, default_text
+from trikchi.settings.captcha import Captcha
 from trikchi.settings.core import Core
+from trikchi.settings.guests import Guests
 from trikchi.settings.keys import MIN_SECRET_BYTES, SigningKeys
 from trikchi.settings.limits import Limits
 from trikchi.settings.mail import Mail
 from trikchi.settings.metrics import Metrics
 from trikchi.settings.outbox import Outbox
 from trikchi.settings.passwords import Passwords
+from trikchi.settings.phone import Phone
 from trikchi.settings.second_factors import SecondFactors
 from trikchi.settings.seed import Seed
 from trikchi.settings.serving import Serving
+from trikchi.settings.sms import Sms
 from trikchi.settings.social import GOOGLE_DISCOVERY_URL, Social
 from trikchi.settings.tokens import Tokens
 
@@ -72,10 +77,15 @@ class Config:
         Account,
         SecondFactors,
         Social,
+        Phone,
+        Guests,
         Seed,
         Outbox,
+        Sms,
+        Captcha,
         Metrics,
         Limits,
+        Abuse,
     )
     #: This environment's defaults where they differ from the declared ones (subclasses add theirs).
     own_defaults: ClassVar[dict[str, Any]] = {}
@@ -108,7 +118,15 @@ class Config:
 
     def validate(self) -> None:
         """Raise ``ConfigError`` when this environment cannot run with these settings (each concern
-        has checked its own variables already)."""
+        has checked its own variables already; these rules span two)."""
+        # An SMS may try two gateways, each for up to the timeout, within one lease.
+        timeout, lease = getattr(self, "OUTBOX_TIMEOUT_SECONDS", 0), getattr(self, "OUTBOX_LEASE_SECONDS", 0)
+        if getattr(self, "SMS_FALLBACK_PROVIDER", None) and lease < 2 * timeout + 2:
+            raise ConfigError(
+                f"OUTBOX_LEASE_SECONDS must be at least 2 × OUTBOX_TIMEOUT_SECONDS + 2 ({2 * timeout + 2})"
+                " with SMS_FALLBACK_PROVIDER (each gateway may take OUTBOX_TIMEOUT_SECONDS); raise it, or"
+                " lower OUTBOX_TIMEOUT_SECONDS"
+            )
 
 
 class DevelopmentConfig(Config):
@@ -147,14 +165,23 @@ class TestingConfig(DevelopmentConfig):
 
 
 class ProductionConfig(Config):
-    """``gunicorn wsgi:app``: secure cookies, strong secrets required."""
+    """``gunicorn wsgi:app``: secure cookies, strong secrets required, no sign-in codes in the log."""
 
     NAME = "production"
     DEBUG = False
+    own_defaults: ClassVar[dict[str, Any]] = {
+        # No gateway until one is configured: SMS wait in the outbox (and the app warns at start).
+        "SMS_PROVIDER": None,
+    }
 
     def validate(self) -> None:
-        """Refuse to start without strong signing keys."""
+        """Refuse to start without strong signing keys, or with SMS codes written to the log."""
         super().validate()
+        if getattr(self, "SMS_PROVIDER", None) == "log":
+            raise ConfigError(
+                "SMS_PROVIDER=log writes sign-in codes to the log and is for development only; set it to"
+                " eskiz or playmobile (docs/sms.md), or unset it in production"
+            )
         for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
             value = getattr(self, name)
             if not value:

@@ -122,8 +122,13 @@ def test_me_answers_exactly_what_the_user_schema_dumps(app, auth):
 
     sign_in = datetime(2026, 11, 26, 3, 4, 5, tzinfo=UTC)
     for record in (
-        CurrentUser(7, "Ada", None, "customer", False, sign_in, None, session_id="s"),  # Telegram
-        CurrentUser(8, "Бобур", "b@example.uz", "admin", True, sign_in.replace(microsecond=42), "ru", "s"),
+        CurrentUser(
+            7, "Ada", None, "customer", False, sign_in, None, None, False, session_id="s"
+        ),  # Telegram
+        CurrentUser(
+            8, "Бобур", "b@example.uz", "admin", True, sign_in.replace(microsecond=42), "ru", None, False, "s"
+        ),
+        CurrentUser(9, "", None, "customer", False, sign_in, "uz", "+998901234567", True, "s"),  # by phone
     ):
         assert user_body(record) == UserSchema().dump(record)
         assert list(user_body(record)) == list(UserSchema().fields)

@@ -92,7 +92,8 @@ def test_every_mail_renders_in_every_language(app, kind):
         variants = [{"reset": False}, {"reset": True}]
     if kind == "second_factor_changed":
         variants = [
-            {"change": c} for c in ("totp_enabled", "totp_disabled", "passkey_added", "passkey_removed")
+            {"change": c}
+            for c in ("totp_enabled", "totp_disabled", "passkey_added", "passkey_removed", "phone_changed")
         ]
     with app.test_request_context():
         for variant in variants:

@@ -227,8 +227,17 @@ def autoincrement_tables(url: str) -> set[str]:
         engine.dispose()
 
 
-# Columns that migrations after 000fd5955eb1 added (left out when comparing across it).
-LATER_COLUMNS = {"auth_events": {"method"}}
+# The revision that made ids never reused; later ones (bans) add columns its tests do not compare.
+IDS = "000fd5955eb1"
+BANS = "9c4d2a7e5b13"
+
+
+def some_of_everything_at(app, revision: str) -> None:
+    """``some_of_everything`` written by today's app at head, then the schema taken back to ``revision``."""
+    upgrade()
+    some_of_everything(app)
+    downgrade(revision=revision)
+    db.engine.dispose()
 
 
 def some_of_everything(app) -> None:
@@ -236,20 +245,11 @@ def some_of_everything(app) -> None:
     from tests.conftest import AuthActions
     from trikchi.social.models import Identity
 
-    # The app writes events with the column a later migration adds (d3a8f1c6b2e7): on an older
-    # schema it is there while the app writes, and goes again.
-    missing = "method" not in {c["name"] for c in inspect(db.engine).get_columns("auth_events")}
-    if missing:
-        with db.engine.begin() as conn:
-            conn.execute(text("ALTER TABLE auth_events ADD COLUMN method VARCHAR(40)"))
     for n in (1, 2, 3):
         AuthActions(app.test_client()).signup(email=f"user{n}@example.com")
     db.session.add(Identity(user_id=3, provider="telegram", subject="42"))
     db.session.commit()
     db.session.remove()
-    if missing:
-        with db.engine.begin() as conn:
-            conn.execute(text("ALTER TABLE auth_events DROP COLUMN method"))
     db.engine.dispose()
 
 
@@ -267,14 +267,13 @@ def test_ids_migration_keeps_every_row_both_ways_and_ids_are_never_reused(backen
     url = empty_database_url(backend, request, tmp_path)
     app = make_app(url)
     with app.app_context():
-        upgrade(revision="5b2e8c1d9f04")
-        some_of_everything(app)
+        some_of_everything_at(app, "5b2e8c1d9f04")
         before = every_row(url)
         for table in ("users", "sessions", "refresh_tokens", "auth_events", "identities", "outbox"):
             assert before[table], table
 
-        upgrade()
-        assert every_row(url, LATER_COLUMNS) == before
+        upgrade(revision=IDS)
+        assert every_row(url) == before
         assert foreign_keys_enforced()
         if backend == "sqlite":
             assert autoincrement_tables(url) == NEVER_REUSED
@@ -282,20 +281,23 @@ def test_ids_migration_keeps_every_row_both_ways_and_ids_are_never_reused(backen
             conn.execute(text("DELETE FROM users WHERE id = 3"))  # the newest account goes
         from tests.conftest import AuthActions
 
+        upgrade()  # today's models register the next account
         registered = AuthActions(app.test_client()).register("user4@example.com")
         assert registered.status_code == 201
         assert registered.json["id"] == 4
         db.session.remove()
         db.engine.dispose()
-        kept = every_row(url, LATER_COLUMNS)
+        downgrade(revision=IDS)
+        kept = every_row(url)
 
         downgrade(revision="5b2e8c1d9f04")
         assert every_row(url) == kept
         assert foreign_keys_enforced()
         if backend == "sqlite":
             assert autoincrement_tables(url) == set()
+        upgrade(revision=IDS)
+        assert every_row(url) == kept
         upgrade()
-        assert every_row(url, LATER_COLUMNS) == kept
         db.engine.dispose()
 
 
@@ -310,8 +312,7 @@ def test_a_failed_ids_rebuild_leaves_the_tables_and_foreign_keys_as_they_were(
     url = empty_database_url(backend, request, tmp_path)
     app = make_app(url)
     with app.app_context():
-        upgrade(revision="5b2e8c1d9f04")
-        some_of_everything(app)
+        some_of_everything_at(app, "5b2e8c1d9f04")
         before = every_row(url)
         rebuild = Operations.batch_alter_table
 
@@ -322,17 +323,115 @@ def test_a_failed_ids_rebuild_leaves_the_tables_and_foreign_keys_as_they_were(
 
         monkeypatch.setattr(Operations, "batch_alter_table", failing_at_the_third_table)
         with pytest.raises(SystemExit):  # Flask-Migrate logs the error and exits
-            upgrade()
+            upgrade(revision=IDS)
         monkeypatch.undo()
 
         assert foreign_keys_enforced()
         assert every_row(url) == before
         with db.engine.connect() as conn:
             assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "5b2e8c1d9f04"
-        upgrade()
-        assert every_row(url, LATER_COLUMNS) == before
+        upgrade(revision=IDS)
+        assert every_row(url) == before
         assert autoincrement_tables(url) == NEVER_REUSED
         db.engine.dispose()
+
+
+def test_bans_migration_keeps_every_row_both_ways(backend, request, tmp_path):
+    """9c4d2a7e5b13 adds the ban columns by plain ALTER TABLE: every row of every table stays (no
+    users rebuild, which would have emptied the tables that refer to it), existing accounts start
+    unbanned, and the way back drops the columns and only them."""
+    url = empty_database_url(backend, request, tmp_path)
+    app = make_app(url)
+    with app.app_context():
+        some_of_everything_at(app, IDS)
+        before = every_row(url)
+        assert all(before[table] for table in ("users", "sessions", "refresh_tokens", "identities"))
+
+        upgrade(revision=BANS)
+        after = every_row(url)
+        assert {name: len(rows) for name, rows in after.items()} == {
+            name: len(rows) for name, rows in before.items()
+        }
+        assert foreign_keys_enforced()
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                banned = conn.execute(text("SELECT banned_at, banned_until, ban_reason FROM users")).all()
+        finally:
+            engine.dispose()
+        assert banned and all(row == (None, None, None) for row in banned)
+        with db.engine.begin() as conn:
+            conn.execute(text("UPDATE users SET banned_at = created_at, ban_reason = 'spam' WHERE id = 2"))
+        db.engine.dispose()
+
+        downgrade(revision=IDS)
+        assert every_row(url) == before
+        assert foreign_keys_enforced()
+        upgrade(revision=BANS)
+        assert every_row(url) == after
+        db.session.remove()
+        db.engine.dispose()
+
+
+PHONE = "3f6a2c8e1b57"  # phone numbers and SMS codes (after the bans)
+
+
+def test_the_phone_migration_keeps_every_row_both_ways(backend, request, tmp_path):
+    """3f6a2c8e1b57 adds users.phone, users.phone_verified and phone_codes with plain ALTER TABLE:
+    up with data, every row stays (and gets no number); with numbers and a pending code, down keeps
+    every other row as it was (no rebuild of users on SQLite), and up again works."""
+    from tests.conftest import AuthActions
+    from tests.support.sms import sms_code_for
+
+    url = empty_database_url(backend, request, tmp_path)
+    app = make_app(url, RATELIMIT_ENABLED=False)
+    with app.app_context():
+        some_of_everything_at(app, BANS)
+        before = every_row(url)
+        upgrade(revision=PHONE)
+        after = every_row(url)
+        assert after["phone_codes"] == []
+        assert {name: rows for name, rows in after.items() if name not in ("users", "phone_codes")} == {
+            name: rows for name, rows in before.items() if name != "users"
+        }
+        assert [row[:-2] for row in after["users"]] == before["users"]  # the two new columns come last
+        assert {row[-2:] for row in after["users"]} == {("None", "False")}
+        assert foreign_keys_enforced()
+        db.session.remove()
+        db.engine.dispose()
+
+        upgrade()
+        customer = AuthActions(app.test_client())
+        customer.login("user1@example.com")
+        headers = customer.headers()
+        assert (
+            customer.client.post("/auth/phone", json={"phone": "+998901234567"}, headers=headers).status_code
+            == 202
+        )
+        code = sms_code_for(app, "+998901234567")
+        confirm = {"phone": "+998901234567", "code": code}
+        assert customer.client.post("/auth/phone/confirm", json=confirm, headers=headers).status_code == 200
+        assert app.test_client().post("/auth/phone/code", json={"phone": "+998911112233"}).status_code == 202
+        db.session.remove()
+        db.engine.dispose()
+        with_numbers = every_row(url)
+        assert with_numbers["phone_codes"]
+
+        downgrade(revision=BANS)
+        down = every_row(url)
+        assert "phone_codes" not in down
+        assert [row[:-2] for row in with_numbers["users"]] == down["users"]
+        assert foreign_keys_enforced()
+        if backend == "sqlite":
+            assert autoincrement_tables(url) == NEVER_REUSED
+        upgrade()
+        assert AuthActions(app.test_client()).login("user2@example.com").status_code == 200
+        db.session.remove()
+        db.engine.dispose()
+
+
+# The revision before d3a8f1c6b2e7 (auth_events.method).
+BEFORE_EVENT_METHOD = "3e8a6f2c9b17"
 
 
 def test_events_get_their_method_column_from_their_details_both_ways(backend, request, tmp_path):
@@ -342,8 +441,7 @@ def test_events_get_their_method_column_from_their_details_both_ways(backend, re
     url = empty_database_url(backend, request, tmp_path)
     app = make_app(url)
     with app.app_context():
-        upgrade(revision="000fd5955eb1")
-        some_of_everything(app)  # registrations (no details) and password sign-ins
+        some_of_everything_at(app, BEFORE_EVENT_METHOD)  # registrations and password sign-ins
         with db.engine.begin() as conn:
             conn.execute(
                 text(
@@ -363,7 +461,7 @@ def test_events_get_their_method_column_from_their_details_both_ways(backend, re
             ("registered", None),
             ("login_succeeded", "password"),
         ] * 3 + [("login_succeeded", "oidc:google"), ("odd", None), ("odd", None), ("odd", None)]
-        assert every_row(url, LATER_COLUMNS) == before
-        downgrade(revision="000fd5955eb1")
+        assert every_row(url, {"auth_events": {"method"}}) == before
+        downgrade(revision=BEFORE_EVENT_METHOD)
         assert every_row(url) == before
         db.engine.dispose()

@@ -125,7 +125,7 @@ def register_database(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     """Bind the extension instances to this app."""
     from trikchi import i18n
-    from trikchi.auth import guards, tokens
+    from trikchi.auth import guards, screening, tokens
     from trikchi.auth.passwords import passwords
     from trikchi.database import configure_engine
     from trikchi.extensions import cors, db, limiter, migrate
@@ -141,6 +141,7 @@ def register_extensions(app: Flask) -> None:
     guards.init_app(app)  # ... and loads the request's user with the guard's query
     key_ring.init_app(app)
     passwords.init_app(app)
+    screening.init_app(app)  # breached passwords: where range answers are kept
     init_mail(app)
     i18n.init_app(app)
     limiter.init_app(app)
@@ -150,12 +151,22 @@ def register_extensions(app: Flask) -> None:
         app.logger.warning(
             "RATELIMIT_STORAGE_URI is memory://: each worker counts on its own; use redis:// in production"
         )
+    if app.config["TRIKCHI_CONFIG"] == "production" and not app.config.get("SMS_PROVIDER"):
+        app.logger.warning(
+            "SMS_PROVIDER is not set: SMS (phone sign-in codes) wait in the outbox; set eskiz or playmobile"
+            " (docs/sms.md)"
+        )
     if app.config["CORS_ORIGINS"]:
         cors.init_app(
             app,
             resources={r"/auth/*": {"origins": app.config["CORS_ORIGINS"]}},
             supports_credentials=True,
-            allow_headers=["Authorization", "Content-Type", app.config["JWT_REFRESH_CSRF_HEADER_NAME"]],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                app.config["JWT_REFRESH_CSRF_HEADER_NAME"],
+                "X-Captcha-Token",
+            ],
             methods=["GET", "POST", "DELETE", "PATCH"],
             max_age=600,
         )
@@ -164,18 +175,22 @@ def register_extensions(app: Flask) -> None:
 
 def register_features(app: Flask) -> None:
     """Plug the features into the core: what the core asks of them (``auth.seams``: second factors,
-    ways to sign in, the seed's cookies, clean starts) and what they do when the core signals
-    (``trikchi.signals``: notices, webhooks, metrics)."""
+    ways to sign in, the seed's cookies, account checks (bans), clean starts) and what they do when
+    the core signals (``trikchi.signals``: notices, webhooks, metrics)."""
     from trikchi import metrics, notices
+    from trikchi.admin import bans
     from trikchi.auth import seams
     from trikchi.mfa import init_app as init_mfa
     from trikchi.outbox import services as outbox
+    from trikchi.phone import services as phone
     from trikchi.seed import exchange as seed
     from trikchi.social import services as social
 
     seams.init_app(app)
+    bans.init_app(app)
     init_mfa(app)
     social.init_app(app)
+    phone.init_app(app)
     seed.init_app(app)
     notices.init_app(app)
     outbox.init_app(app)
@@ -194,6 +209,7 @@ def register_blueprints(app: Flask) -> None:
     from trikchi.openapi import api
     from trikchi.ops.routes import blp as ops_blp
     from trikchi.ops.routes import register_swagger_assets
+    from trikchi.phone.routes import blp as phone_blp
     from trikchi.social.routes import blp as social_blp
 
     api.spec.components.security_scheme(
@@ -203,6 +219,7 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(profile_blp)
     api.register_blueprint(mfa_blp)
     api.register_blueprint(social_blp)
+    api.register_blueprint(phone_blp)
     api.register_blueprint(admin_blp)
     api.register_blueprint(deliveries_blp)
     api.register_blueprint(keys_blp)

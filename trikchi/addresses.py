@@ -1,4 +1,5 @@
-"""Email addresses: the one rule for what an address is and the one form it is stored and compared in.
+"""Email addresses: the one rule for what an address is and the one form it is stored and compared in,
+and whether it is at a throwaway domain.
 
 Two spellings of one mailbox must be one account. ``email-validator`` checks the syntax and
 normalises the domain the way mail servers resolve it (IDNA 2008 / UTS #46: fullwidth and
@@ -12,6 +13,9 @@ address would register, then never receive a link.
 
 from __future__ import annotations
 
+from functools import cache
+
+import idna
 from email_validator import EmailNotValidError, validate_email
 
 from trikchi.i18n import N_
@@ -60,3 +64,25 @@ def smtp_address(address: str) -> str:
     except EmailNotValidError:
         return address
     return f"{info.local_part}@{info.ascii_domain}"
+
+
+@cache
+def disposable_domains() -> frozenset[str]:
+    """Throwaway mail domains: the disposable-email-domains project's blocklist (its own package)."""
+    from disposable_email_domains import blocklist
+
+    return frozenset(blocklist)
+
+
+def is_disposable(address: str) -> bool:
+    """Whether ``address`` is at a throwaway mail domain or a subdomain of one."""
+    domain = address.rpartition("@")[2].rstrip(".").lower()
+    if not domain.isascii():  # the list holds ASCII (``xn--``) forms
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            return False
+    labels = domain.split(".")
+    listed = disposable_domains()
+    # mail.mailinator.com is mailinator.com's; a bare top-level domain is never listed.
+    return any(".".join(labels[start:]) in listed for start in range(len(labels) - 1))

@@ -91,6 +91,22 @@ def deactivate_command(email: str) -> None:
     click.echo(f"{user.email} is deactivated; their sessions are revoked.")
 
 
+@users_cli.command("prune-guests")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=500,
+    show_default=True,
+    help="Guests removed per transaction (each batch is committed before the next).",
+)
+def prune_guests_command(batch_size: int) -> None:
+    """Remove guests whose sessions were neither opened nor refreshed for GUEST_TTL_DAYS."""
+    from trikchi.auth.guests import prune_guests
+
+    count = prune_guests(batch_size=batch_size)
+    click.echo(f"Removed {count} idle guest(s).")
+
+
 def register_cli(app: Flask) -> None:
     """Attach the command groups to the app."""
     from trikchi.keys.cli import keys_cli

@@ -33,19 +33,28 @@ class ErrorCode(StrEnum):
     MFA_TOKEN_INVALID = "mfa_token_invalid"  # noqa: S105
     INVALID_MFA_CODE = "invalid_mfa_code"
     MFA_ENROLLMENT_REQUIRED = "mfa_enrollment_required"
+    ACCOUNT_REQUIRED = "account_required"
     TOTP_ALREADY_ENABLED = "totp_already_enabled"
     TOTP_NOT_ENABLED = "totp_not_enabled"
     TOTP_SETUP_REQUIRED = "totp_setup_required"
     PASSKEY_INVALID = "passkey_invalid"
     FORBIDDEN = "forbidden"
+    ACCOUNT_BANNED = "account_banned"
+    PASSWORD_BREACHED = "password_breached"  # noqa: S105
+    DISPOSABLE_EMAIL = "disposable_email"
     EMAIL_TAKEN = "email_taken"
     LAST_ADMIN = "last_admin"
     CONFLICT = "conflict"
     LAST_SIGN_IN_METHOD = "last_sign_in_method"
     SOCIAL_LOGIN_FAILED = "social_login_failed"
+    INVALID_PHONE = "invalid_phone"
+    INVALID_CODE = "invalid_code"
+    PHONE_TAKEN = "phone_taken"
     RATE_LIMITED = "rate_limited"
+    CAPTCHA_FAILED = "captcha_failed"
     INTERNAL_ERROR = "internal_error"
     SERVICE_UNAVAILABLE = "service_unavailable"
+    CAPTCHA_UNAVAILABLE = "captcha_unavailable"
 
 
 # What each ``error`` value means, for the API document and docs/api.md.
@@ -78,6 +87,10 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.MFA_ENROLLMENT_REQUIRED: (
         "The role needs a second factor: set up TOTP or add a passkey (/auth/mfa, /auth/passkeys) first."
     ),
+    ErrorCode.ACCOUNT_REQUIRED: (
+        "A guest cannot do this: it needs an account first (POST /auth/register with the guest's token,"
+        " or a sign-in by phone, OpenID Connect or Telegram)."
+    ),
     ErrorCode.TOTP_ALREADY_ENABLED: "TOTP is already on; turn it off first to set up a new secret.",
     ErrorCode.TOTP_NOT_ENABLED: "TOTP is not on for this account.",
     ErrorCode.TOTP_SETUP_REQUIRED: "No TOTP setup is pending (or it expired): set it up again.",
@@ -86,18 +99,49 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
         " no user verification, or a signature counter that did not grow."
     ),
     ErrorCode.FORBIDDEN: "Signed in, but the role does not allow this.",
+    ErrorCode.ACCOUNT_BANNED: (
+        "The account is banned by staff: no sign-in by any method. `banned_until` says until when"
+        " (null: until lifted)."
+    ),
+    ErrorCode.PASSWORD_BREACHED: (
+        "The new password appears in a known data breach (Have I Been Pwned); `errors` names the field."
+    ),
+    ErrorCode.DISPOSABLE_EMAIL: (
+        "The address is at a throwaway (disposable) mail domain; `errors` names the field."
+    ),
     ErrorCode.EMAIL_TAKEN: "The email is already registered.",
     ErrorCode.LAST_ADMIN: "The change would leave no active admin.",
     ErrorCode.CONFLICT: "The request conflicts with the current state.",
     ErrorCode.LAST_SIGN_IN_METHOD: (
-        "The identity is the account's last way to sign in (no password, no other identity): it stays."
+        "The identity, passkey or phone number is the account's last way to sign in (no password, nothing"
+        " else): it stays."
     ),
     ErrorCode.SOCIAL_LOGIN_FAILED: (
         "A Telegram sign-in could not be verified: bad signature, too old, or a disabled account."
     ),
+    ErrorCode.INVALID_PHONE: (
+        "Not a valid phone number of a country SMS codes are sent to (SMS_ALLOWED_REGIONS); `errors` names"
+        " the field."
+    ),
+    ErrorCode.INVALID_CODE: (
+        "The SMS code is wrong, expired (5 minutes), already used or dead after 5 wrong tries, or no code"
+        " was sent to this number (one answer for all)."
+    ),
+    ErrorCode.PHONE_TAKEN: "Another account has this phone number.",
     ErrorCode.RATE_LIMITED: "Too many attempts; wait for `Retry-After` seconds.",
+    ErrorCode.CAPTCHA_FAILED: (
+        "The CAPTCHA is required and its token (`captcha_token` or `X-Captcha-Token`) is missing, expired,"
+        " already used or refused: solve it again."
+    ),
     ErrorCode.INTERNAL_ERROR: "An unexpected failure on the server (logged, never shown).",
-    ErrorCode.SERVICE_UNAVAILABLE: "The database does not answer; retry after `Retry-After` seconds.",
+    ErrorCode.SERVICE_UNAVAILABLE: (
+        "The database (or the breached-password check, when it fails closed) does not answer;"
+        " retry after `Retry-After` seconds."
+    ),
+    ErrorCode.CAPTCHA_UNAVAILABLE: (
+        "The CAPTCHA provider could not check the token (unreachable, or an error on its side); retry"
+        " after `Retry-After` seconds."
+    ),
 }
 
 # The ``error`` of an HTTP status when nothing more specific is known.

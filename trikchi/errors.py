@@ -42,12 +42,15 @@ class AppError(Exception):
         errors: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         error: ErrorCode | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         self.errors = errors
         self.headers = headers
         self.error = error or self.error
+        # More members of the body for this error (``banned_until`` of ``account_banned``).
+        self.fields = fields
 
 
 class Unauthorized(AppError):
@@ -98,8 +101,10 @@ class ServiceUnavailable(AppError):
     message = N_("The service is temporarily unavailable; try again shortly.")
     retry_after_seconds = 5
 
-    def __init__(self, message: str | None = None, errors: dict[str, Any] | None = None) -> None:
-        super().__init__(message, errors, headers={"Retry-After": str(self.retry_after_seconds)})
+    def __init__(
+        self, message: str | None = None, errors: dict[str, Any] | None = None, error: ErrorCode | None = None
+    ) -> None:
+        super().__init__(message, errors, headers={"Retry-After": str(self.retry_after_seconds)}, error=error)
 
 
 def error_response(
@@ -108,11 +113,13 @@ def error_response(
     errors: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
     error: ErrorCode | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> Response:
     """Build the JSON error response every handler returns, its texts in the request's language.
 
     ``message`` and the ``errors`` messages are the English catalog keys (SPEC §10); the
-    ``error`` code and the field names stay the same in every language.
+    ``error`` code and the field names stay the same in every language. ``fields`` are more
+    members of the body (documented in the ``Error`` schema).
     """
     body: dict[str, Any] = {
         "code": status,
@@ -122,6 +129,8 @@ def error_response(
     }
     if errors:
         body["errors"] = translate_errors(errors)
+    if fields:
+        body.update(fields)
     response = jsonify(body)
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
@@ -186,7 +195,7 @@ def _retry_after_seconds() -> int:
 def handle_app_error(error: AppError) -> Response:
     """Domain errors raised by services."""
     db.session.rollback()
-    return error_response(error.status, error.message, error.errors, error.headers, error.error)
+    return error_response(error.status, error.message, error.errors, error.headers, error.error, error.fields)
 
 
 def handle_database_unavailable(error: Exception) -> Response:

@@ -70,6 +70,8 @@ class Events:
     ROLE_CHANGED = "role_changed"
     USER_DEACTIVATED = "user_deactivated"
     USER_REACTIVATED = "user_reactivated"
+    USER_BANNED = "user_banned"
+    USER_UNBANNED = "user_unbanned"
     PROFILE_UPDATED = "profile_updated"
     EMAIL_CHANGE_REQUESTED = "email_change_requested"
     EMAIL_CHANGED = "email_changed"
@@ -91,6 +93,16 @@ class Events:
     IDENTITY_LINKED = "identity_linked"
     IDENTITY_UNLINKED = "identity_unlinked"
     SOCIAL_LOGIN_FAILED = "social_login_failed"
+    # Phone numbers and SMS codes (SPEC §14); details hold a masked number, never a code. Its
+    # sign-ins are LOGIN_SUCCEEDED / LOGIN_FAILED with method phone.
+    PHONE_CODE_SENT = "phone_code_sent"
+    PHONE_VERIFIED = "phone_verified"
+    PHONE_CHANGED = "phone_changed"
+    # Guests (SPEC §15): created; become a customer keeping the id (details: the method); or,
+    # proven to own another account, removed into it (details: guest_id and user_id).
+    GUEST_CREATED = "guest_created"
+    GUEST_UPGRADED = "guest_upgraded"
+    GUEST_MERGED = "guest_merged"
 
 
 @dataclass(frozen=True)

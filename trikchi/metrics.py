@@ -46,6 +46,15 @@ LATENCY = Histogram(
 SIGNINS = Counter(
     "trikchi_signins_total", "Sign-in attempts by method and result (success, failure).", ["method", "result"]
 )
+PHONE_CODES = Counter(
+    "trikchi_phone_codes_sent_total", "SMS codes queued, by purpose (sign_in, change).", ["purpose"]
+)
+GUESTS = Counter(
+    "trikchi_guests_total",
+    "Guests by outcome: created, upgraded (became a customer keeping the id), merged (into an existing"
+    " account).",
+    ["outcome"],
+)
 REFRESHES = Counter("trikchi_refreshes_total", "Refresh-token rotations that issued a new pair.")
 REUSE_DETECTIONS = Counter(
     "trikchi_refresh_reuse_detections_total", "Spent refresh tokens presented again (session revoked)."
@@ -55,8 +64,13 @@ RATE_LIMITED = Counter(
 )
 DELIVERIES = Counter(
     "trikchi_outbox_deliveries_total",
-    "Outbox delivery attempts by kind (mail, webhook) and result (sent, failed = retried later, dead).",
+    "Outbox delivery attempts by kind (mail, webhook, sms) and result (sent, failed = retried later, dead).",
     ["kind", "result"],
+)
+SMS = Counter(
+    "trikchi_sms_total",
+    "SMS handed to a gateway, by provider (eskiz, playmobile, log) and result (sent, failed).",
+    ["provider", "result"],
 )
 DATABASE_ERRORS = Counter(
     "trikchi_database_errors_total",
@@ -72,6 +86,8 @@ _FAILED_SIGNINS = {
     "passkey_login_failed": "passkey",
     "social_login_failed": "social",
 }
+# Guest events and the outcome each counts as.
+_GUEST_OUTCOMES = {"guest_created": "created", "guest_upgraded": "upgraded", "guest_merged": "merged"}
 # (method, endpoint, status) → (counter child, histogram child): labels() costs a lock and a
 # dict lookup per call; the hot path pays them once per combination.
 _children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
@@ -86,6 +102,10 @@ def count_event(_app: Flask, event: RecordedEvent) -> None:
         SIGNINS.labels(_method(details, _FAILED_SIGNINS[type_]), "failure").inc()
     elif type_ == "refresh_reuse_detected":
         REUSE_DETECTIONS.inc()
+    elif type_ == "phone_code_sent":
+        PHONE_CODES.labels(_purpose(details)).inc()
+    elif type_ in _GUEST_OUTCOMES:
+        GUESTS.labels(_GUEST_OUTCOMES[type_]).inc()
 
 
 def count_refresh(_app: Flask) -> None:
@@ -98,9 +118,19 @@ def _method(details: dict[str, Any] | None, default: str) -> str:
     return method[:40] if isinstance(method, str) and method else default
 
 
+def _purpose(details: dict[str, Any] | None) -> str:
+    purpose = (details or {}).get("purpose")
+    return purpose if purpose in ("sign_in", "change") else "other"
+
+
 def count_delivery(kind: str, result: str) -> None:
     """Count one outbox delivery attempt."""
     DELIVERIES.labels(kind, result).inc()
+
+
+def count_sms(provider: str, result: str) -> None:
+    """Count one SMS handed to a gateway (sent) or refused by it (failed; a fallback may follow)."""
+    SMS.labels(provider, result).inc()
 
 
 def count_database_error(_sender: Any, kind: str) -> None:

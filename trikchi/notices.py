@@ -43,6 +43,7 @@ NOTICES: dict[str, Notice] = {
     "mfa_totp_disabled": Notice("second_factor_changed", "NOTIFY_MFA_CHANGED", {"change": "totp_disabled"}),
     "passkey_added": Notice("second_factor_changed", "NOTIFY_MFA_CHANGED", {"change": "passkey_added"}),
     "passkey_removed": Notice("second_factor_changed", "NOTIFY_MFA_CHANGED", {"change": "passkey_removed"}),
+    "phone_changed": Notice("second_factor_changed", "NOTIFY_PHONE_CHANGED", {"change": "phone_changed"}),
 }
 SIGN_IN = "login_succeeded"
 # Sign-ins that are no device's first visit: a seed token is a shop's migration, not a person.

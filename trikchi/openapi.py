@@ -57,6 +57,10 @@ class ErrorSchema(Schema):
         values=fields.List(fields.String()),
         metadata={"description": "Field name → messages, on validation failures."},
     )
+    banned_until = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "On `account_banned`: when the ban ends; null: until lifted."},
+    )
 
 
 class Api(flask_smorest.Api):

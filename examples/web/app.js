@@ -9,6 +9,41 @@ const apiBase = new URLSearchParams(location.search).get("api") || `http://${loc
 const client = new TrikchiClient(apiBase);
 const $ = (selector) => document.querySelector(selector);
 
+// The pretend shop: a cart kept in localStorage under the user id, as a shop's cart service keeps
+// it under the id in the access token. A visitor's first "Add to cart" starts a guest (SPEC §15);
+// at checkout the guest registers and keeps its id, so the cart stays where it is.
+const PRODUCTS = ["Striped chapan", "Doppi", "Suzani cushion", "Rishtan bowl"];
+const GUEST_KEY = "trikchi.guest"; // the guest id this browser shopped as
+const cart = {
+  key: (userId) => `trikchi.cart.${userId}`,
+  items: (userId) => JSON.parse(localStorage.getItem(cart.key(userId)) || "[]"),
+  save: (userId, items) => localStorage.setItem(cart.key(userId), JSON.stringify(items)),
+};
+let currentUser = null; // the user the page shows (a guest or an account), null when signed out
+
+function renderCart() {
+  const items = currentUser ? cart.items(currentUser.id) : [];
+  $("#cart").dataset.userId = currentUser ? String(currentUser.id) : "";
+  $("#cart").replaceChildren(...items.map((name) => {
+    const item = document.createElement("li");
+    item.textContent = name;
+    return item;
+  }));
+  $("#checkout-note").hidden = !currentUser?.is_guest;
+}
+
+// Signed in to an account with another id than the guest this browser shopped as (the guest was
+// merged into an existing account): the shop moves the cart on the guest_merged webhook; the
+// page moves its pretend cart the same way.
+function adoptGuestCart(user) {
+  const guestId = localStorage.getItem(GUEST_KEY);
+  localStorage.removeItem(GUEST_KEY);
+  if (guestId && guestId !== String(user.id)) {
+    cart.save(user.id, [...cart.items(user.id), ...cart.items(guestId)]);
+    localStorage.removeItem(cart.key(guestId));
+  }
+}
+
 function say(text) { $("#message").textContent = text || ""; }
 
 function explain(error) {
@@ -21,8 +56,14 @@ function explain(error) {
 
 async function showSignedIn() {
   const [user, sessions] = await Promise.all([client.me(), client.sessions()]);
+  if (user.is_guest) return showGuest(user);
+  currentUser = user;
+  adoptGuestCart(user);
+  renderCart();
+  $("#register-heading").textContent = "Create an account";
   $("#profile-name").textContent = user.name;
-  $("#profile-email").textContent = user.email;
+  $("#profile-email").textContent = user.email || "";
+  $("#profile-phone").textContent = user.phone || "";
   profile.show(user);
   const list = $("#sessions");
   list.replaceChildren(...sessions.map((session) => {
@@ -50,7 +91,21 @@ async function showSignedIn() {
   $("#status").textContent = "Signed in";
 }
 
+// A guest: the cart, and the sign-up form as the checkout (a registration keeps the guest's id).
+function showGuest(user) {
+  currentUser = user;
+  localStorage.setItem(GUEST_KEY, String(user.id));
+  renderCart();
+  $("#register-heading").textContent = "Check out: create an account";
+  $("#signed-in").hidden = true;
+  $("#signed-out").hidden = false;
+  $("#status").textContent = "Guest";
+}
+
 function showSignedOut() {
+  currentUser = null;
+  renderCart();
+  $("#register-heading").textContent = "Create an account";
   $("#signed-in").hidden = true;
   $("#signed-out").hidden = false;
   $("#status").textContent = "Signed out";
@@ -89,10 +144,45 @@ async function afterSignIn(answer) {
 
 form("#login-form", async ({ email, password }) => afterSignIn(await client.login(email, password)));
 
+// Phone sign-in: the number, then the code of the SMS.
+let phoneNumber = null;
+form("#phone-form", async ({ phone }) => {
+  await client.requestPhoneCode(phone);
+  phoneNumber = phone;
+  $("#phone-code-form").hidden = false;
+  $("#phone-code-form input[name=code]").focus();
+  say("A code is on its way by SMS.");
+});
+form("#phone-code-form", async ({ code }) => {
+  const answer = await client.verifyPhoneCode(phoneNumber, code);
+  $("#phone-code-form").hidden = true;
+  say("");
+  await afterSignIn(answer);
+});
+
 form("#register-form", async ({ name, email, password }) => {
-  await client.register(name, email, password);
-  await client.login(email, password);
+  if (currentUser?.is_guest) {
+    await client.upgrade(name, email, password); // the guest becomes the account: same id, same cart
+  } else {
+    await client.register(name, email, password);
+    await client.login(email, password);
+  }
   await showSignedIn();
+});
+
+$("#add-to-cart").addEventListener("click", async () => {
+  say("");
+  try {
+    if (!currentUser) {
+      await client.startGuest();
+      await showSignedIn(); // a guest now: shown as one
+    }
+    const items = cart.items(currentUser.id);
+    cart.save(currentUser.id, [...items, PRODUCTS[items.length % PRODUCTS.length]]);
+    renderCart();
+  } catch (error) {
+    say(explain(error));
+  }
 });
 
 form("#password-form", async ({ current, new: next }) => {

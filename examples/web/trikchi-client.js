@@ -44,6 +44,21 @@ export class TrikchiClient {
     return this.#json("POST", "/auth/register", { name, email, password });
   }
 
+  /** Start as a guest: a user id for the cart, signed in before any account (role ``guest``). */
+  async startGuest() {
+    const body = await this.#json("POST", "/auth/guest", {});
+    this.#accept(body);
+    return body;
+  }
+
+  /** The signed-in guest registers: it becomes this customer, keeping its id (and so its cart).
+   *  The access token is renewed at once, so that it says ``customer``. */
+  async upgrade(name, email, password) {
+    const user = await this.request("POST", "/auth/register", { name, email, password });
+    await this.refresh();
+    return user;
+  }
+
   /** Password sign-in. With a second factor on, the answer is ``{mfa_required, mfa_token, methods}``:
    *  nothing is signed in yet; finish with ``verifyMfa``. */
   async login(email, password) {
@@ -73,12 +88,34 @@ export class TrikchiClient {
   }
 
   /** Sign in with the Telegram Login widget's user object, passed on unchanged. With a second
-   *  factor on, the answer is ``{mfa_required, mfa_token, methods}``, as for ``login``. */
+   *  factor on, the answer is ``{mfa_required, mfa_token, methods}``, as for ``login``. A guest
+   *  signing in this way becomes (or is merged into) the Telegram user's account. */
   async telegramLogin(user) {
-    const body = await this.#json("POST", "/auth/telegram", user);
+    // With the CSRF header, a guest's refresh cookie counts: the guest becomes that account.
+    const csrf = { "X-CSRF-TOKEN": localStorage.getItem(CSRF_KEY) || "" };
+    const body = await this.#read(await this.#send("POST", "/auth/telegram", user, null, csrf));
     if (!body.mfa_required) this.#accept(body);
     return body;
   }
+
+  /** Ask for a sign-in code by SMS (the answer is the same whether or not the number has an
+   *  account): ``{expires_in, resend_after}``. ``captchaToken`` when the API asks for a CAPTCHA. */
+  async requestPhoneCode(phone, captchaToken) {
+    return this.#json("POST", "/auth/phone/code", captchaToken ? { phone, captcha_token: captchaToken } : { phone });
+  }
+
+  /** Sign in with the code of the SMS (a new number gets an account, named ``name``). With a second
+   *  factor on, the answer is ``{mfa_required, mfa_token, methods}``, as for ``login``. */
+  async verifyPhoneCode(phone, code, name) {
+    const body = await this.#json("POST", "/auth/phone/verify", name ? { phone, code, name } : { phone, code });
+    if (!body.mfa_required) this.#accept(body);
+    return body;
+  }
+
+  /** The signed-in account's number: a code to the new one, then ``confirmPhoneChange`` with it. */
+  requestPhoneChange(phone) { return this.request("POST", "/auth/phone", { phone }); }
+  confirmPhoneChange(phone, code) { return this.request("POST", "/auth/phone/confirm", { phone, code }); }
+  removePhone() { return this.request("DELETE", "/auth/phone"); }
 
   /** Where to send the browser to sign in with an OpenID Connect provider (a page, not a fetch). */
   authorizeUrl(provider, redirectTo) {
@@ -171,7 +208,7 @@ export class TrikchiClient {
   static async #stillSignedIn(response) {
     try {
       const { error } = await response.clone().json();
-      return ["fresh_signin_required", "invalid_mfa_code", "invalid_credentials"].includes(error);
+      return ["fresh_signin_required", "invalid_mfa_code", "invalid_credentials", "invalid_code"].includes(error);
     } catch {
       return false;
     }
@@ -199,8 +236,8 @@ export class TrikchiClient {
     for (const listener of this.#listeners) listener(this.signedIn);
   }
 
-  #send(method, path, body, token) {
-    const headers = {};
+  #send(method, path, body, token, extraHeaders = {}) {
+    const headers = { ...extraHeaders };
     if (token) headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     return fetch(this.baseUrl + path, {

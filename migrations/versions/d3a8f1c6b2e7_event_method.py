@@ -9,7 +9,7 @@ their method from their details. Plain ADD COLUMN, UPDATE and CREATE/DROP INDEX 
 databases, no table rebuild; the way back drops the column and restores the index on ``type``.
 
 Revision ID: d3a8f1c6b2e7
-Revises: 000fd5955eb1
+Revises: 3e8a6f2c9b17
 Create Date: 2026-12-07 22:30:00
 
 """
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd3a8f1c6b2e7'
-down_revision = '000fd5955eb1'
+down_revision = '3e8a6f2c9b17'
 branch_labels = None
 depends_on = None
 

@@ -37,6 +37,14 @@ SEMANTIC_REFUSALS: dict[str, frozenset[str]] = {
     "POST /auth/reauthenticate": frozenset({"code"}),
     # A credential that no authenticator made for a challenge of ours.
     "POST /auth/passkeys/registration/verify": frozenset({"credential"}),
+    # A ban's end that is already past (or after the year 9000).
+    "POST /admin/users/{user_id}/ban": frozenset({"until"}),
+    # A number that is not valid, or not of SMS_ALLOWED_REGIONS (422 invalid_phone); the account's
+    # own number.
+    "POST /auth/phone/code": frozenset({"phone"}),
+    "POST /auth/phone/verify": frozenset({"phone"}),
+    "POST /auth/phone": frozenset({"phone"}),
+    "POST /auth/phone/confirm": frozenset({"phone"}),
 }
 
 

@@ -17,10 +17,10 @@ sign in again and repeat the request. A customer that can no longer sign in is r
 one. An admin signs in with a TOTP code (each is taken once, so the next step's code, then the
 recovery codes, serve when one step's code was used).
 
-``PATCH /admin/users/{user_id}`` with a well-formed id changes the bystander, whatever id was drawn
-or taken from a listing: the body is then judged on an account that exists (a drawn id is almost
-never one, and a 404 hides what the body would have done), and no run demotes or deactivates the
-admin it explores ``/admin`` with.
+``PATCH /admin/users/{user_id}`` (and banning or unbanning one) with a well-formed id changes the
+bystander, whatever id was drawn or taken from a listing: the body is then judged on an account
+that exists (a drawn id is almost never one, and a 404 hides what the body would have done), and no
+run demotes, deactivates or bans the admin it explores ``/admin`` with, or the customer.
 """
 
 from __future__ import annotations
@@ -102,10 +102,18 @@ class SignedIn:
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 
+# Operations on a user that must not touch the accounts the run signs in with.
+ON_THE_BYSTANDER = {
+    "PATCH /admin/users/{user_id}",
+    "POST /admin/users/{user_id}/ban",
+    "DELETE /admin/users/{user_id}/ban",
+}
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    """``PATCH /admin/users/{user_id}`` with a well-formed id changes the bystander."""
-    if case.operation.label != "PATCH /admin/users/{user_id}":
+    """``PATCH /admin/users/{user_id}`` (and a ban) with a well-formed id changes the bystander."""
+    if case.operation.label not in ON_THE_BYSTANDER:
         return
     user_id = case.path_parameters.get("user_id")
     # The coverage phase writes ids as text; "0.5", "-1" or "true" stay as they are.

@@ -23,7 +23,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from trikchi.auth import security
+from trikchi.auth import screening, security
 from trikchi.auth.admins import refuse_losing_the_last_admin
 from trikchi.auth.links import INVALID_LINK, dump_link, fingerprint, load_link
 from trikchi.auth.models import AuthSession, RefreshToken, User
@@ -83,6 +83,7 @@ def request_email_change(user: User, new_email: str, client: ClientInfo, session
     new_email = normalize_email(new_email)
     if new_email == user.email:
         raise ValidationFailed(SAME_EMAIL, errors={"new_email": [SAME_EMAIL]})
+    screening.refuse_disposable_email(new_email, "new_email")
     token = dump_link(
         EMAIL_CHANGE_SALT,
         {"uid": user.id, "em": fingerprint(user.email or ""), "new": new_email, "st": user.security_stamp},

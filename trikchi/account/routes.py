@@ -9,7 +9,14 @@ from flask_babel import gettext
 from trikchi.account import profile, services
 from trikchi.auth import limits
 from trikchi.auth.devices import clear_device_cookie
-from trikchi.auth.guards import BEARER, access_required, current_user, current_user_model, fresh_required
+from trikchi.auth.guards import (
+    BEARER,
+    access_required,
+    account_required,
+    current_user,
+    current_user_model,
+    fresh_required,
+)
 from trikchi.auth.schemas import (
     EmailChangeSchema,
     LinkTokenSchema,
@@ -20,6 +27,7 @@ from trikchi.auth.schemas import (
     UserSchema,
 )
 from trikchi.auth.tokens import clear_refresh_cookies
+from trikchi.captcha import captcha_parameters, require_captcha
 from trikchi.http import Blueprint, client_info, document_errors
 
 blp = Blueprint(
@@ -63,17 +71,19 @@ def delete_me():
 
 @blp.route("/email", methods=["POST"])
 @limits.email_change_requests
+@account_required
 @fresh_required
 @blp.arguments(EmailChangeSchema)
 @blp.response(202, MessageSchema)
 @blp.doc(operationId="requestEmailChange", security=BEARER)
-@document_errors(blp, 400, 401, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 413, 415, 429)
 def request_email_change(args):
     """Mail a confirmation link to the new address and a notice to the current one.
 
     Needs a fresh sign-in. The email changes only when the link (valid `EMAIL_CHANGE_HOURS`,
     `{FRONTEND_URL}/confirm-email?token=`) is used with `POST /auth/email/confirm`. The answer
-    does not say whether the new address is registered already.
+    does not say whether the new address is registered already. An address at a throwaway domain
+    is 422 `disposable_email` (while `BLOCK_DISPOSABLE_EMAILS` is on).
     """
     profile.request_email_change(
         current_user_model(), args["new_email"], client_info(), current_user.session_id
@@ -132,14 +142,16 @@ def verify_email(args):
 @limits.password_reset_requests_per_email
 @blp.arguments(PasswordResetRequestSchema)
 @blp.response(202, MessageSchema)
-@blp.doc(operationId="requestPasswordReset")
-@document_errors(blp, 400, 413, 415, 429)
+@blp.doc(operationId="requestPasswordReset", parameters=captcha_parameters())
+@document_errors(blp, 400, 403, 413, 415, 429, 503)
 def request_password_reset(args):
     """Mail a reset link; the answer is the same whether or not the address exists.
 
     Answers 202 whether or not an account exists for the address, in the same time, so the answer
-    tells nothing about who has an account.
+    tells nothing about who has an account. While the service has a CAPTCHA, a `captcha_token` is
+    required (403 `captcha_failed`; 503 `captcha_unavailable` when the provider cannot check it).
     """
+    require_captcha(args["captcha_token"])
     services.request_password_reset(args["email"], client_info())
     return {"message": gettext("If an account exists for this address, a reset link is on its way.")}
 
@@ -149,12 +161,13 @@ def request_password_reset(args):
 @blp.arguments(PasswordResetSchema)
 @blp.response(204)
 @blp.doc(operationId="resetPassword")
-@document_errors(blp, 400, 401, 413, 415, 429)
+@document_errors(blp, 400, 401, 413, 415, 429, 503)
 def reset_password(args):
     """Set a new password with the token from the mailed link; every session ends.
 
     The token comes from the mailed link and works once (it dies when the password changes). Every
-    session of the account ends.
+    session of the account ends. The new password follows the registration rules (422
+    `password_breached` naming `new_password` for a breached one).
     """
     services.reset_password(args["token"], args["new_password"], client_info())
     return current_app.response_class(status=204)

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from flask import current_app
 from sqlalchemy import select, update
 
-from trikchi.auth import security, signin
+from trikchi.auth import screening, security, signin
 from trikchi.auth.links import INVALID_LINK, dump_link, fingerprint, load_link
 from trikchi.auth.models import User
 from trikchi.auth.passwords import password_problems, passwords
@@ -132,6 +132,7 @@ def reset_password(token: str, new_password: str, client: ClientInfo) -> None:
     if problems:
         refused = {"new_password": problems}
         raise ValidationFailed(errors=refused)
+    screening.refuse_breached_password(new_password, "new_password")
     claimed = not user.email_verified
     if not security.consume(user, data.get("st"), password_hash=passwords.hash(new_password)):
         db.session.rollback()

@@ -1,4 +1,4 @@
-"""``/admin/deliveries``: failed webhooks and mails, and retrying them (role ``admin``)."""
+"""``/admin/deliveries``: failed webhooks, mails and SMS, and retrying them (role ``admin``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ blp = Blueprint(
     "deliveries",
     __name__,
     url_prefix="/admin",
-    description="The outbox: webhook and mail deliveries (role admin).",
+    description="The outbox: webhook, mail and SMS deliveries (role admin).",
 )
 
 
@@ -23,10 +23,12 @@ blp = Blueprint(
 @blp.doc(operationId="listDeliveries", security=BEARER)
 @document_errors(blp, 401, 403)
 def list_deliveries(args):
-    """Webhook deliveries and mails, newest first; `status=dead` lists the failed ones.
+    """Webhook deliveries, mails and SMS, newest first; `status=dead` lists the failed ones.
 
-    Filter by `status` (`pending`, `delivering`, `sent`, `dead`) and/or `kind` (`webhook`, `mail`).
-    `last_error` says what went wrong last (an HTTP status, a timeout, an SMTP error), never a body.
+    Filter by `status` (`pending`, `delivering`, `sent`, `dead`) and/or `kind` (`webhook`, `mail`,
+    `sms`). `last_error` says what went wrong last (an HTTP status, a timeout, an SMTP error, each
+    SMS gateway's failure), never a body. No content is shown: an SMS's `target` is its number,
+    masked, and its text (a sign-in code) never leaves the server.
     """
     return services.list_deliveries(args["status"], args["kind"], args["page"], args["per_page"])
 
@@ -40,6 +42,7 @@ def retry_delivery(delivery_id):
     """Send a dead delivery again: a fresh set of attempts, due now.
 
     Only a `dead` delivery can be retried (409 `conflict` otherwise). The worker picks it up at its
-    next poll; a webhook keeps its `webhook-id`, so receivers can tell it is the same event.
+    next poll; a webhook keeps its `webhook-id`, so receivers can tell it is the same event. An
+    SMS is sent with its text as queued; the sign-in code in it may have expired meanwhile.
     """
     return services.retry_delivery(delivery_id)

@@ -7,6 +7,7 @@ from marshmallow import Schema, fields, validate
 from trikchi.admin.schemas import PageArgsSchema, PageSchema
 from trikchi.outbox.models import KINDS, STATUSES
 from trikchi.outbox.services import public_target
+from trikchi.sms import mask_number
 
 
 class DeliveryQuerySchema(PageArgsSchema):
@@ -17,7 +18,7 @@ class DeliveryQuerySchema(PageArgsSchema):
 
 
 class DeliverySchema(Schema):
-    """One webhook delivery or mail, without its content."""
+    """One webhook delivery, mail or SMS, without its content."""
 
     id = fields.Integer(required=True)
     kind = fields.String(required=True, metadata={"enum": list(KINDS)})
@@ -29,7 +30,14 @@ class DeliverySchema(Schema):
     target = fields.Method(
         "get_target",
         dump_only=True,
-        metadata={"type": "string", "nullable": True, "description": "The receiver (without credentials)."},
+        metadata={
+            "type": "string",
+            "nullable": True,
+            "description": (
+                "A webhook's receiver (without credentials); an SMS's number, masked (`+99890*****67`);"
+                " none for a mail."
+            ),
+        },
     )
     attempts = fields.Integer(required=True)
     next_attempt_at = fields.DateTime(required=True)
@@ -40,7 +48,9 @@ class DeliverySchema(Schema):
     sent_at = fields.DateTime(allow_none=True)
 
     def get_target(self, delivery) -> str | None:
-        """Webhooks: the receiver URL without credentials or query; mails: none."""
+        """Webhooks: the receiver URL without credentials or query; SMS: the masked number; mails: none."""
+        if delivery.kind == "sms":
+            return mask_number((delivery.payload or {}).get("to"))
         return public_target(delivery.target)
 
 

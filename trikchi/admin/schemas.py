@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from trikchi.auth.models import MAX_ID, ROLES
+from trikchi.auth.models import GUEST, MAX_ID, ROLES
 from trikchi.auth.schemas import NO_CONTROL_CHARACTERS, UserSchema
+from trikchi.database import utcnow
 
 # ``status`` of ``GET /admin/users``: the account's active flag.
 USER_STATUSES = ("active", "inactive")
@@ -24,10 +26,15 @@ class PageArgsSchema(Schema):
 
 
 class UserQuerySchema(PageArgsSchema):
-    """``GET /admin/users`` query: search by email, name or id; filter by role and status."""
+    """``GET /admin/users`` query: search by email, name, phone number or id, filter by role (guests
+    only when asked) and status."""
 
     q = fields.String(load_default=None, validate=[validate.Length(max=254), NO_CONTROL_CHARACTERS])
-    role = fields.String(load_default=None, validate=validate.OneOf(ROLES))
+    role = fields.String(
+        load_default=None,
+        validate=validate.OneOf([*ROLES, GUEST]),
+        metadata={"description": "Only users of this role; guests are listed only with `guest`."},
+    )
     status = fields.String(load_default=None, validate=validate.OneOf(USER_STATUSES))
 
 
@@ -43,6 +50,20 @@ class AdminUserSchema(UserSchema):
 
     is_active = fields.Boolean(required=True)
     updated_at = fields.DateTime(required=True)
+    banned = fields.Method(
+        "get_banned",
+        dump_only=True,
+        metadata={"type": "boolean", "description": "Banned now (a timed ban that ended is not)."},
+    )
+    banned_at = fields.DateTime(allow_none=True, metadata={"description": "When the ban began; null: none."})
+    banned_until = fields.DateTime(
+        allow_none=True, metadata={"description": "When the ban ends; null with `banned`: until lifted."}
+    )
+    ban_reason = fields.String(allow_none=True, metadata={"description": "Why, for staff."})
+
+    def get_banned(self, user: Any) -> bool:
+        """Whether the user is banned now."""
+        return bool(user.is_banned(utcnow()))
 
 
 class StrictBoolean(fields.Boolean):
@@ -66,6 +87,30 @@ class UserPatchSchema(Schema):
 
     role = fields.String(validate=validate.OneOf(ROLES))
     is_active = StrictBoolean()
+
+
+class BanSchema(Schema):
+    """``POST /admin/users/<id>/ban`` body: until when (null or left out: until lifted), and why."""
+
+    class Meta:
+        unknown = RAISE
+
+    until = fields.AwareDateTime(
+        load_default=None,
+        allow_none=True,
+        default_timezone=UTC,
+        # Far enough for any ban, near enough that every offset still converts to UTC.
+        validate=validate.Range(max=datetime(9000, 1, 1, tzinfo=UTC)),
+        metadata={
+            "description": "When the ban ends (ISO-8601, UTC unless an offset is given); in the future."
+        },
+    )
+    reason = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=[validate.Length(max=500), NO_CONTROL_CHARACTERS],
+        metadata={"description": "Why, for staff (never shown to the user)."},
+    )
 
 
 class AuditEventSchema(Schema):
@@ -93,6 +138,12 @@ class UserPageSchema(PageSchema):
     """A page of users."""
 
     items = fields.List(fields.Nested(AdminUserSchema), required=True)
+    guests = fields.Integer(
+        required=True,
+        metadata={
+            "description": "How many guests there are (left out of `items` and `total` unless asked for)."
+        },
+    )
 
 
 class AuditPageSchema(PageSchema):

@@ -10,13 +10,14 @@ from sqlalchemy import Select, false, func, or_, select, true
 from trikchi.auth import security, sessions
 from trikchi.auth.admins import refuse_losing_the_last_admin
 from trikchi.auth.methods import sign_in_methods_left
-from trikchi.auth.models import MAX_ID, AuthSession, User
+from trikchi.auth.models import GUEST, MAX_ID, AuthSession, User
 from trikchi.auth.seams import seams
 from trikchi.auth.sessions import revoke_all_sessions
 from trikchi.errors import NotFound
 from trikchi.events import AuthEvent, Events, record_event
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
+from trikchi.phones import search_forms
 
 
 def _page(stmt: Select, page: int, per_page: int) -> dict[str, Any]:
@@ -28,20 +29,27 @@ def _page(stmt: Select, page: int, per_page: int) -> dict[str, Any]:
 def list_users(
     q: str | None, page: int, per_page: int, role: str | None = None, status: str | None = None
 ) -> dict[str, Any]:
-    """Users by id: those whose email or name contains ``q`` (case-insensitive) or whose id it is;
-    of one role; ``active`` or ``inactive``."""
+    """Users by id, optionally those whose email or name contains ``q`` (case-insensitive), whose
+    phone number is ``q`` or contains its digits (``q`` read as a number by ``trikchi.phones``), or
+    whose id it is; of one role, guests only when ``role`` is ``guest`` (SPEC §15), and counted
+    apart (``guests``); ``active`` or ``inactive`` ones."""
     stmt = select(User).order_by(User.id)
+    stmt = stmt.where(User.role == role) if role else stmt.where(User.role != GUEST)
     if q:
         pattern = "%" + q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         matches = [User.email.like(pattern, escape="\\"), func.lower(User.name).like(pattern, escape="\\")]
+        exact, digits = search_forms(q)
+        if exact is not None:
+            matches.append(User.phone == exact)
+        if digits is not None:
+            matches.append(User.phone.like(f"%{digits}%"))
         if re.fullmatch(r"[0-9]{1,10}", q.strip()) and 1 <= int(q.strip()) <= MAX_ID:
             matches.append(User.id == int(q.strip()))
         stmt = stmt.where(or_(*matches))
-    if role is not None:
-        stmt = stmt.where(User.role == role)
     if status is not None:
         stmt = stmt.where(User.is_active.is_(true() if status == "active" else false()))
-    return _page(stmt, page, per_page)
+    guests = db.session.scalar(select(func.count()).select_from(User).where(User.role == GUEST))
+    return {**_page(stmt, page, per_page), "guests": guests}
 
 
 def get_user(user_id: int) -> User:
@@ -96,6 +104,14 @@ def list_events(user_id: int | None, type_: str | None, page: int, per_page: int
     return _page(stmt, page, per_page)
 
 
+def user_for_update(user_id: int) -> User:
+    """The user with ``user_id``, locked for this transaction's change; 404 when there is none."""
+    user = db.session.get(User, user_id, with_for_update=True) if 1 <= user_id <= MAX_ID else None
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
 def update_user(
     admin: User | None,
     user_id: int,
@@ -109,9 +125,7 @@ def update_user(
     never locks itself out of administration. ``admin`` is None for the CLI.
     """
     actor: int | str = admin.id if admin is not None else "cli"
-    user = db.session.get(User, user_id, with_for_update=True) if 1 <= user_id <= MAX_ID else None
-    if user is None:
-        raise NotFound("No such user.")
+    user = user_for_update(user_id)
     if (role is not None and role != "admin") or is_active is False:
         refuse_losing_the_last_admin(user)
     if role is not None and role != user.role:

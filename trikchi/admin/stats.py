@@ -19,15 +19,13 @@ from trikchi.database import utcnow
 from trikchi.events import AuthEvent, Events
 from trikchi.extensions import db
 
-# The phone feature (SPEC §14) records one per SMS code it sends (``Events`` will name it).
-PHONE_CODE_SENT = "phone_code_sent"
 # The counted types: the frequent ones from the index alone; the rare refusals with their details
 # (a social refusal's provider, which step a second-step refusal was). A refused sign-in counts
 # for the method it tried (``_failed_method``).
 _BY_INDEX = (
     Events.LOGIN_SUCCEEDED,
     Events.REGISTERED,
-    PHONE_CODE_SENT,
+    Events.PHONE_CODE_SENT,
     Events.LOGIN_FAILED,
     Events.PASSKEY_LOGIN_FAILED,
 )
@@ -96,7 +94,7 @@ def sign_in_stats(days: int, now: datetime | None = None) -> dict[str, Any]:
             entry["sign_ins"][method or "password"]["succeeded"] += count
         elif type_ == Events.REGISTERED:
             entry["registrations"] += count
-        elif type_ == PHONE_CODE_SENT:
+        elif type_ == Events.PHONE_CODE_SENT:  # one per SMS code phone sign-in sends
             entry["sms_sent"] += count
         elif type_ != Events.MFA_CHALLENGE_FAILED or step_name == "login":
             entry["sign_ins"][_failed_method(type_, method, provider_name)]["failed"] += count

@@ -34,11 +34,12 @@ from sqlalchemy import bindparam, select
 
 from trikchi.auth import claims as token_claims
 from trikchi.auth import signin, tokens
-from trikchi.auth.models import AuthSession, User
+from trikchi.auth.models import GUEST, AuthSession, RefreshToken, User
 from trikchi.auth.seams import seams
 from trikchi.database import UTCDateTime, connect_for_reads, utcnow
 from trikchi.errors import ErrorCode, Forbidden, Unauthorized
 from trikchi.extensions import db, jwt
+from trikchi.i18n import N_
 
 # The OpenAPI security requirement of views guarded by access_required / role_required.
 BEARER = [{"bearerAuth": []}]
@@ -47,6 +48,10 @@ BEARER = [{"bearerAuth": []}]
 TOKEN_REFUSALS = (JWTExtendedException, PyJWTError)
 _HEADERS = ("headers",)
 _COOKIES = ("cookies",)
+# Where this request's verified user is kept (the request's own, not the app context's ``g``, which a
+# test may share between requests).
+_VERIFIED = "trikchi.verified_user"
+ACCOUNT_REQUIRED = N_("This needs an account: register or sign in first.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +66,16 @@ class CurrentUser:
     created_at: datetime
     # The user's language (SPEC §10), read here so that choosing it costs no second query.
     locale: str | None
+    phone: str | None  # E.164, None without a proven number (SPEC §14)
+    phone_verified: bool
     session_id: str
     # The token's auth_time (SPEC §8): the session's last interactive authentication.
     auth_time: int | None = None
+
+    @property
+    def is_guest(self) -> bool:
+        """A guest (SPEC §15): no credential yet."""
+        return self.role == GUEST
 
 
 # The token's user and its session, live (``AuthSession.is_live``). Built once, of Core columns:
@@ -79,6 +91,8 @@ _LIVE_USER = (
         _USERS.email_verified,
         _USERS.created_at,
         _USERS.locale,
+        _USERS.phone,
+        _USERS.phone_verified,
     )
     .join(AuthSession.__table__, AuthSession.__table__.c.user_id == _USERS.id)
     .where(
@@ -117,10 +131,18 @@ def load_live_user(_header: dict[str, Any], claims: dict[str, Any]) -> CurrentUs
 
 
 def authenticate_request() -> CurrentUser:
-    """Verify the bearer token and load its live user and session (flask-jwt-extended); 401 otherwise."""
+    """Verify the bearer token and load its live user and session (flask-jwt-extended); 401 otherwise.
+
+    Once per request: a second guard on the same view (``account_required`` over
+    ``fresh_required``) gets the user the first one loaded.
+    """
+    verified = request.environ.get(_VERIFIED)
+    if verified is not None:
+        return verified
     _hand_over_authorization()
     verify_jwt_in_request(locations=_HEADERS)
     user = get_current_user()
+    request.environ[_VERIFIED] = user
     # The language of this request's answers is its user's (i18n.select_locale, below the core).
     g.trikchi_user = user
     return user
@@ -176,6 +198,25 @@ def is_fresh(user: CurrentUser) -> bool:
     if user.auth_time is None:
         return False
     return time.time() - user.auth_time <= current_app.config["FRESH_SIGNIN_SECONDS"]
+
+
+def account_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """403 ``account_required`` for a guest (SPEC §15): what only an account has — a password, an
+    email, a phone, second factors, passkeys — is not a guest's to set up or change.
+
+    Authenticates the request itself (401 without a valid access token), so it goes above the
+    view's other guard: a guest is told it needs an account, not that its sign-in is stale
+    (``fresh_required`` below it then reuses the user loaded here). The one rule for every
+    account-only operation: a feature's view adds this line.
+    """
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if authenticate_request().is_guest:
+            raise Forbidden(ACCOUNT_REQUIRED, error=ErrorCode.ACCOUNT_REQUIRED)
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 def role_required(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -273,3 +314,59 @@ def current_user_model() -> User:
     if user is None:  # deleted between the guard's query and now
         raise Unauthorized(tokens.SESSION_ENDED, error=ErrorCode.SESSION_ENDED)
     return user
+
+
+def guest_of_bearer() -> CurrentUser | None:
+    """The guest whose access token this request carries, for a view that a guest's token changes
+    (registration, a phone code: the guest becomes that account, SPEC §15); else None.
+
+    None without an ``Authorization`` header, and for another account's token (the view then does
+    what it does for anyone). A token that is sent but refused is 401, as by ``access_required``:
+    a guest must not become a second, unrelated account because its token had expired. The
+    token's ``role`` claim decides, not the row: a guest's second tab, whose guest has become a
+    customer meanwhile, is still an attempt to upgrade it (and is refused, not made an account).
+    """
+    if not request.environ.get(tokens.settings().header_environ_key):
+        return None
+    user = authenticate_request()
+    return user if get_jwt().get("role") == GUEST else None
+
+
+# The guest's live session and its refresh token, unused: what a browser that holds the guest's
+# latest refresh cookie presents.
+_LIVE_GUEST_COOKIE = (
+    select(_USERS.id)
+    .join(AuthSession.__table__, AuthSession.__table__.c.user_id == _USERS.id)
+    .join(RefreshToken.__table__, RefreshToken.__table__.c.session_id == AuthSession.__table__.c.id)
+    .where(
+        _USERS.id == bindparam("user_id"),
+        _USERS.role == GUEST,
+        AuthSession.__table__.c.id == bindparam("session_id"),
+        AuthSession.is_live(bindparam("now", type_=UTCDateTime())),
+        RefreshToken.__table__.c.jti == bindparam("jti"),
+        RefreshToken.__table__.c.used_at.is_(None),
+    )
+)
+
+
+def guest_of_refresh_cookie() -> int | None:
+    """The id of the guest whose refresh cookie this browser holds, for a sign-in made in it (OpenID
+    Connect, Telegram: the guest becomes that account, or is merged into it, SPEC §15); else None.
+
+    The cookie is verified as a refresh is (``verify_refresh_cookie``: flask-jwt-extended, with the
+    CSRF header on a POST), and must be the live, unused refresh token of a live session of a user
+    who is a guest. Anything else (no cookie, a refused one, a customer's) is None: the sign-in is
+    then what it is without a guest.
+    """
+    if tokens.settings().refresh_cookie not in request.cookies:
+        return None
+    try:
+        claims = verify_refresh_cookie()
+    except TOKEN_REFUSALS:
+        return None
+    user_id = token_claims.user_id(claims)
+    if user_id is None:
+        return None
+    parameters = {"user_id": user_id, "session_id": claims["sid"], "jti": claims["jti"], "now": utcnow()}
+    found = db.session.execute(_LIVE_GUEST_COOKIE, parameters).first()
+    return user_id if found is not None else None

@@ -85,6 +85,7 @@ login_failures_per_email = limiter.limit(
     exempt_when=_known_device,
 )
 register_attempts = limiter.limit(setting("RATELIMIT_REGISTER"), scope="register")
+guest_creations = limiter.limit(setting("RATELIMIT_GUEST"), scope="guest")
 refresh_attempts = limiter.limit(setting("RATELIMIT_REFRESH"), scope="refresh")
 password_attempts = limiter.limit(setting("RATELIMIT_PASSWORD"), scope="password")
 reauthenticate_attempts = limiter.limit(setting("RATELIMIT_REAUTHENTICATE"), scope="reauthenticate")

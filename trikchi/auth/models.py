@@ -8,14 +8,33 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, ForeignKey, Integer, String, and_, case, exists, false, true
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    and_,
+    case,
+    exists,
+    false,
+    not_,
+    or_,
+    true,
+)
 from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from trikchi.database import NEVER_REUSE_IDS, UTCDateTime, utcnow
 from trikchi.extensions import db
 
-ROLES = ("customer", "admin")
+CUSTOMER = "customer"
+# A visitor's account before it has any credential (SPEC §15): made by ``POST /auth/guest``, it
+# becomes a customer keeping its id (``auth.guests``). Not a role anyone is given.
+GUEST = "guest"
+# The roles an admin or ``flask users`` gives.
+ROLES = (CUSTOMER, "admin")
 # Integer primary keys are 32-bit on PostgreSQL: larger ids from a URL cannot exist.
 MAX_ID = 2**31 - 1
 
@@ -34,7 +53,11 @@ class User(db.Model):
     """A shop customer or staff member."""
 
     __tablename__ = "users"
-    __table_args__ = NEVER_REUSE_IDS
+    __table_args__ = (
+        # Guests by age (``flask users prune-guests``) and counted apart (the admin user list).
+        Index("ix_users_role_created_at", "role", "created_at"),
+        NEVER_REUSE_IDS,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -46,6 +69,9 @@ class User(db.Model):
     role: Mapped[str] = mapped_column(String(20), default="customer", server_default="customer")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # E.164 (``trikchi.phones``); None until the account proves a number with an SMS code (SPEC §14).
+    phone: Mapped[str | None] = mapped_column(String(16), nullable=True, unique=True, index=True)
+    phone_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The language of mails and error messages (uz, ru, en); None: the browser's Accept-Language.
     locale: Mapped[str | None] = mapped_column(String(8), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -56,13 +82,38 @@ class User(db.Model):
     security_stamp: Mapped[str] = mapped_column(String(32), default=new_stamp)
     # When the stamp last changed; None: not since the account (or the upgrade) began.
     security_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A ban by staff (SPEC §16): banned while ``banned_at`` is set and ``banned_until`` is None
+    # (until lifted) or still ahead (``is_banned``), so a timed ban lifts by itself, with no job.
+    # ``ban_reason`` is for staff only. Lifting a ban clears all three.
+    banned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    banned_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ban_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
     sessions: Mapped[list[AuthSession]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
 
+    @property
+    def is_guest(self) -> bool:
+        """A guest (SPEC §15): no credential yet, kept by its id until it becomes a customer."""
+        return self.role == GUEST
+
     def __repr__(self) -> str:
         return f"<User {self.id}>"
+
+    # The one definition of a banned account, in Python and in SQL: the sign-in decision's check,
+    # the live-session rule (so the guard's one query refuses a banned user's token) and the
+    # last-admin rule all ask it.
+    @hybrid_method
+    def is_banned(self, now: datetime) -> bool:
+        """Banned by staff, until lifted or until a time still ahead of ``now``."""
+        return self.banned_at is not None and (self.banned_until is None or now < self.banned_until)
+
+    @is_banned.inplace.expression
+    @classmethod
+    def _is_banned_sql(cls, now: Any) -> ColumnElement[bool]:
+        users = cls.__table__.c
+        return and_(users.banned_at.is_not(None), or_(users.banned_until.is_(None), users.banned_until > now))
 
 
 class AuthSession(db.Model):
@@ -98,12 +149,13 @@ class AuthSession(db.Model):
     # the guard, the rotation, the session list, pruning and the seed's grace window all ask.
     @hybrid_method
     def is_live(self, now: datetime) -> bool:
-        """Not revoked, before both of its ends, and its user active."""
+        """Not revoked, before both of its ends, and its user active and not banned."""
         return (
             self.revoked_at is None
             and now < self.expires_at
             and now < self.absolute_expires_at
             and self.user.is_active
+            and not self.user.is_banned(now)
         )
 
     @is_live.inplace.expression
@@ -118,7 +170,7 @@ class AuthSession(db.Model):
             sessions.absolute_expires_at > now,
             # Its own users row even where the query joins users already (the guard).
             exists()
-            .where(users.id == sessions.user_id, users.is_active.is_(True))
+            .where(users.id == sessions.user_id, users.is_active.is_(True), not_(User.is_banned(now)))
             .correlate_except(User.__table__),
         )
 

@@ -6,22 +6,25 @@ from flask import current_app, jsonify, request
 from flask_babel import gettext
 from flask_jwt_extended.exceptions import CSRFError
 
-from trikchi.auth import limits, services, sessions
+from trikchi.auth import guests, limits, services, sessions
 from trikchi.auth.devices import set_device_cookie
 from trikchi.auth.guards import (
     BEARER,
     TOKEN_REFUSALS,
     access_required,
+    account_required,
     current_user,
     current_user_model,
     current_user_record,
     fresh_required,
+    guest_of_bearer,
     refresh_claims,
     refresh_cookie_required,
     verify_refresh_cookie,
 )
 from trikchi.auth.responses import sign_in_response
 from trikchi.auth.schemas import (
+    GuestSchema,
     LoginSchema,
     MessageSchema,
     MfaRequiredSchema,
@@ -35,6 +38,7 @@ from trikchi.auth.schemas import (
 )
 from trikchi.auth.signin import MfaRequired
 from trikchi.auth.tokens import clear_refresh_cookies, token_response
+from trikchi.captcha import captcha_parameters, require_captcha
 from trikchi.http import Blueprint, client_info, document_errors
 from trikchi.openapi import SET_REFRESH_COOKIES, refresh_parameters
 
@@ -45,16 +49,55 @@ blp = Blueprint("auth", __name__, url_prefix="/auth", description="Registration,
 @limits.register_attempts
 @blp.arguments(RegisterSchema)
 @blp.response(201, UserSchema)
-@blp.doc(operationId="register")
-@document_errors(blp, 400, 409, 413, 415, 429)
+@blp.doc(operationId="register", security=[{}, *BEARER], parameters=captcha_parameters())
+@document_errors(blp, 400, 401, 403, 409, 413, 415, 429, 503)
 def register(args):
-    """Create a customer account.
+    """Create a customer account — or, with a guest's access token, make the guest that customer.
 
-    The email must be unused (case-insensitive; 409 `email_taken`); the password 8–128 characters,
-    not a common password, not the email. The account gets the `customer` role. Does not sign in:
-    call login next.
+    The email must be unused (case-insensitive; 409 `email_taken`) and not at a throwaway domain
+    (422 `disposable_email`, while `BLOCK_DISPOSABLE_EMAILS` is on); the password 8–128
+    characters, not a common password, not the email, and — with `PASSWORD_BREACH_CHECK=hibp` —
+    not in a known breach (422 `password_breached`; 503 when the check cannot be made and
+    `PASSWORD_BREACH_FAIL_CLOSED` is on). The account gets the `customer` role. Does not sign in:
+    call login next. While the service has a CAPTCHA, a `captcha_token` is required (403
+    `captcha_failed`; 503 `captcha_unavailable` when the provider cannot check it).
+
+    With a guest's access token (`Authorization: Bearer`, from `POST /auth/guest`) the guest
+    becomes the customer instead, keeping its id and its sessions: the answer is the user object
+    with the guest's id, and the next refresh gives an access token of role `customer`. A taken
+    email is 409 `email_taken` and the guest stays as it was; a guest that has become an account
+    meanwhile (another tab) is 409 `conflict`. Another account's token changes nothing; a token
+    that is sent but refused is 401.
     """
-    return services.register_user(args["name"], args["email"], args["password"], client_info())
+    require_captcha(args["captcha_token"])
+    client = client_info()
+    guest = guest_of_bearer()
+    if guest is not None:
+        return services.register_guest(guest.id, args["name"], args["email"], args["password"], client)
+    return services.register_user(args["name"], args["email"], args["password"], client)
+
+
+@blp.route("/guest", methods=["POST"])
+@limits.guest_creations
+@blp.arguments(GuestSchema)
+@blp.response(201, TokenSchema, headers=SET_REFRESH_COOKIES)
+@blp.doc(operationId="createGuest", parameters=captcha_parameters())
+@document_errors(blp, 400, 403, 413, 415, 429, 503)
+def create_guest(args):
+    """Start as a guest: a user id for the cart, signed in, before any account (send `{}`).
+
+    The answer is the login body and cookies of a new user of role `guest` (`is_guest: true`, no
+    email or phone, name ""): its access tokens say `role: "guest"`, so other services can keep a
+    cart and ask for an account before payment. A guest refreshes, signs out and lists its
+    sessions like anyone; what needs an account (password, email, phone, second factors,
+    passkeys) answers 403 `account_required`. It becomes a customer keeping its id by
+    `POST /auth/register` with its access token, or by an OpenID Connect or Telegram sign-in in
+    the browser that holds its refresh cookie; when that proves another account, it signs into
+    that account and the guest is merged into it (event `guest_merged`). Limited per IP; behind
+    the CAPTCHA when the service has one (403 `captcha_failed`, 503 `captcha_unavailable`).
+    """
+    require_captcha(args["captcha_token"])
+    return sign_in_response(guests.create_guest(client_info()), 201)
 
 
 @blp.route("/login", methods=["POST"])
@@ -64,14 +107,15 @@ def register(args):
 @blp.arguments(LoginSchema)
 @blp.response(200, {"oneOf": [TokenSchema, MfaRequiredSchema]}, headers=SET_REFRESH_COOKIES)
 @blp.doc(operationId="login")
-@document_errors(blp, 400, 401, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 413, 415, 429)
 def login(args):
     """Sign in: the access token in the body, the refresh token in an HttpOnly cookie.
 
     On success the body carries the access token (send it as `Authorization: Bearer`) and
     `csrf_token`; the refresh token is set as the HttpOnly `refresh_token` cookie, with
     `csrf_refresh_token` beside it. Wrong email and wrong password get the same 401
-    `invalid_credentials`. Attempts are rate limited per IP and per account.
+    `invalid_credentials`; the right password of a banned account gets 403 `account_banned`
+    (with `banned_until`). Attempts are rate limited per IP and per account.
 
     When the account has a second factor on (TOTP), the answer is instead `{"mfa_required": true,
     "mfa_token", "methods"}` with no token and no cookie: send the `mfa_token` with a code to
@@ -90,7 +134,7 @@ def login(args):
 @refresh_cookie_required
 @blp.response(200, TokenSchema, headers=SET_REFRESH_COOKIES)
 @blp.doc(operationId="refreshToken", parameters=refresh_parameters(required=True))
-@document_errors(blp, 401, 429)
+@document_errors(blp, 401, 403, 429)
 def refresh_token():
     """Exchange the refresh cookie (single use) for a new access token and cookie.
 
@@ -99,7 +143,8 @@ def refresh_token():
     `refresh_token_reused`), except within a few seconds of its rotation, when it gets the session's
     current token (two tabs refreshing at once). While `SEED_JWT_SECRET` is set, a refresh cookie
     minted by the seed's service is also accepted, once and without the header: it signs in like a
-    login (a session, or the second step when TOTP is on).
+    login (a session, or the second step when TOTP is on; 403 `account_banned` for a banned
+    account).
     """
     return token_response(sessions.rotate_refresh_token(refresh_claims(), client_info()))
 
@@ -200,11 +245,11 @@ def logout_all():
 
 @blp.route("/reauthenticate", methods=["POST"])
 @limits.reauthenticate_attempts
-@access_required
+@account_required
 @blp.arguments(ReauthenticateSchema)
 @blp.response(200, TokenSchema)
 @blp.doc(operationId="reauthenticate", security=BEARER)
-@document_errors(blp, 400, 401, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 413, 415, 429)
 def reauthenticate(args):
     """Confirm the password (and a TOTP code when TOTP is on): the sign-in becomes fresh (SPEC §8).
 
@@ -213,7 +258,7 @@ def reauthenticate(args):
     the login body with a new access token (carrying the new `auth_time`); the refresh cookie is
     left as it is. A wrong password is 401 `invalid_credentials`. When TOTP is on, `code` (a TOTP
     code or a recovery code) is needed too: 422 naming `code` without one, 401 `invalid_mfa_code`
-    for a wrong one.
+    for a wrong one. A guest, which has no password, gets 403 `account_required`.
     """
     pair = services.reauthenticate(
         current_user_model(), args["password"], client_info(), current_user.session_id, args.get("code")
@@ -223,16 +268,18 @@ def reauthenticate(args):
 
 @blp.route("/password", methods=["POST"])
 @limits.password_attempts
+@account_required
 @fresh_required
 @blp.arguments(PasswordChangeSchema)
 @blp.response(204)
 @blp.doc(operationId="changePassword", security=BEARER)
-@document_errors(blp, 400, 401, 415, 429)
+@document_errors(blp, 400, 401, 403, 415, 429, 503)
 def change_password(args):
     """Change the password; every other session is signed out. Needs a fresh sign-in.
 
     Needs the current password (422 naming `current_password` when it is wrong). The new one follows
-    the registration rules. This session stays signed in; every other one ends.
+    the registration rules (422 `password_breached` naming `new_password` for a breached one). This
+    session stays signed in; every other one ends. A guest gets 403 `account_required`.
     """
     services.change_password(
         current_user_model(),

@@ -11,6 +11,9 @@ from trikchi.addresses import INVALID as INVALID_EMAIL
 from trikchi.addresses import InvalidEmail, canonical_email
 from trikchi.addresses import normalize_email as normalize_email  # the services import it from here
 from trikchi.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
+from trikchi.captcha import HEADER as CAPTCHA_HEADER
+from trikchi.captcha import MAX_TOKEN_LENGTH as CAPTCHA_MAX_LENGTH
+from trikchi.captcha import TOKEN_PATTERN as CAPTCHA_TOKEN_PATTERN
 from trikchi.i18n import LOCALES, N_
 
 EMAIL_MAX = 254
@@ -65,6 +68,26 @@ def encodable(value: str) -> None:
     """Refuse lone UTF-16 surrogates, which cannot be encoded to UTF-8 for hashing."""
     if any(unicodedata.category(char) == "Cs" for char in value):
         raise ValidationError("Must be valid Unicode text.")
+
+
+def captcha_token_field() -> fields.String:
+    """The optional ``captcha_token`` of the bodies whose views call ``trikchi.captcha.require_captcha``."""
+    return fields.String(
+        load_default=None,
+        allow_none=True,
+        load_only=True,
+        # "" is no token: ignored without a CAPTCHA, 403 captcha_failed with one.
+        validate=[
+            validate.Length(max=CAPTCHA_MAX_LENGTH),
+            Pattern(CAPTCHA_TOKEN_PATTERN, error=N_("Must be the token of the CAPTCHA widget.")),
+        ],
+        metadata={
+            "description": (
+                "The CAPTCHA widget's token (Turnstile or hCaptcha), required while the service has a"
+                f" `CAPTCHA_PROVIDER`; or send it in the `{CAPTCHA_HEADER}` header."
+            )
+        },
+    )
 
 
 class StrictSchema(Schema):
@@ -153,12 +176,25 @@ class RegisterSchema(StrictSchema):
     name = NameField(required=True)
     email = EmailField()
     password = password_field(example="correct horse battery")
+    captcha_token = captcha_token_field()
 
     @validates_schema(skip_on_field_errors=True)
     def _password_policy(self, data: dict[str, Any], **_kwargs: Any) -> None:
         problems = password_problems(data["password"], data["email"])
         if problems:
             raise ValidationError(problems, field_name="password")
+
+
+class GuestSchema(StrictSchema):
+    """``POST /auth/guest`` body: nothing, or the CAPTCHA widget's token."""
+
+    captcha_token = fields.String(
+        load_only=True,
+        validate=[validate.Length(min=1, max=4096), NO_CONTROL_CHARACTERS, encodable],
+        metadata={
+            "description": "The CAPTCHA widget's token, needed when CAPTCHA_PROVIDER is set (SPEC §14)."
+        },
+    )
 
 
 class LoginSchema(StrictSchema):
@@ -202,7 +238,7 @@ class PasswordChangeSchema(StrictSchema):
 
 
 class UserSchema(Schema):
-    """The user object of SPEC §3 (plus ``email_verified``)."""
+    """The user object of SPEC §3 (plus ``email_verified``, ``locale``, ``phone``, ``phone_verified``)."""
 
     id = fields.Integer(required=True)
     name = fields.String(required=True)
@@ -211,13 +247,27 @@ class UserSchema(Schema):
         allow_none=True,
         metadata={"description": "null for an account made by a sign-in that gave no address (Telegram)."},
     )
-    role = fields.String(required=True)
+    role = fields.String(
+        required=True, metadata={"description": "customer, admin, or guest (SPEC §15: no account yet)."}
+    )
+    is_guest = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "A guest: a visitor's id before any credential; it becomes a customer keeping it."
+        },
+    )
     email_verified = fields.Boolean(required=True)
     created_at = fields.DateTime(required=True)
     locale = fields.String(
         allow_none=True,
         metadata={"description": "Language of mails and messages (uz, ru, en); null: the browser's."},
     )
+    phone = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "E.164 (`+998901234567`); null until a number is proven by an SMS code."},
+    )
+    phone_verified = fields.Boolean(required=True)
 
 
 def user_body(user: Any) -> dict[str, Any]:
@@ -232,9 +282,12 @@ def user_body(user: Any) -> dict[str, Any]:
         "name": user.name,
         "email": user.email,
         "role": user.role,
+        "is_guest": user.is_guest,
         "email_verified": user.email_verified,
         "created_at": user.created_at.isoformat(),  # marshmallow's DateTime default ("iso")
         "locale": user.locale,
+        "phone": user.phone,
+        "phone_verified": user.phone_verified,
     }
 
 
@@ -279,6 +332,7 @@ class PasswordResetRequestSchema(StrictSchema):
     """``POST /auth/password_reset/request`` body."""
 
     email = EmailField(lookup=True)
+    captcha_token = captcha_token_field()
 
 
 class PasswordResetSchema(StrictSchema):

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from trikchi.auth import security, signin
+from trikchi.auth import guests, screening, security, signin
 from trikchi.auth.limits import check_code_budget, spend_code_attempt
 from trikchi.auth.models import User
 from trikchi.auth.passwords import password_problems, passwords
@@ -30,16 +30,19 @@ from trikchi.http import ClientInfo
 from trikchi.i18n import N_
 
 INVALID_CREDENTIALS = N_("Invalid email or password.")
+EMAIL_TAKEN = N_("This email is already registered.")
 WRONG_CODE = N_("The code is wrong or was already used.")
 
 
 def register_user(
     name: str, email: str, password: str, client: ClientInfo | None, role: str = "customer"
 ) -> User:
-    """Create a user (a customer unless told); ``Conflict`` if the email is taken (also under a race)."""
+    """Create a user (a customer unless told); ``Conflict`` if the email is taken (also under a race).
+
+    A throwaway address or a breached password is refused (``auth.screening``, SPEC §16).
+    """
     email = normalize_email(email)
-    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise Conflict("This email is already registered.", error=ErrorCode.EMAIL_TAKEN)
+    _refuse_taken(email, password)
     user = User(name=name, email=email, password_hash=passwords.hash(password), role=role)
     db.session.add(user)
     try:
@@ -49,8 +52,40 @@ def register_user(
     except IntegrityError:
         # Another request registered the same email between our check and insert.
         db.session.rollback()
-        raise Conflict("This email is already registered.", error=ErrorCode.EMAIL_TAKEN) from None
+        raise Conflict(EMAIL_TAKEN, error=ErrorCode.EMAIL_TAKEN) from None
     return user
+
+
+def register_guest(guest_id: int, name: str, email: str, password: str, client: ClientInfo) -> User:
+    """The guest registers: it becomes this customer, keeping its id and sessions (SPEC §15); commit.
+
+    A taken email is the plain 409 ``email_taken`` (also when taken at the same moment: the
+    unique index decides), and the guest stays as it was; ``guests.GuestGone`` (409) when the
+    guest became an account meanwhile (another tab's registration won).
+    """
+    email = normalize_email(email)
+    _refuse_taken(email, password)
+    password_hash = passwords.hash(password)  # before the guest's row is locked: it takes a while
+
+    def credentials(user: User) -> None:
+        user.name, user.email, user.password_hash = name, email, password_hash
+
+    try:
+        user = guests.upgrade(guest_id, credentials, "password", client)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(EMAIL_TAKEN, error=ErrorCode.EMAIL_TAKEN) from None
+    return user
+
+
+def _refuse_taken(email: str, password: str) -> None:
+    """422 ``disposable_email`` for a throwaway address, 409 ``email_taken`` when an account has
+    ``email``, 422 ``password_breached`` for a breached password (``auth.screening``, SPEC §16)."""
+    screening.refuse_disposable_email(email, "email")
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict(EMAIL_TAKEN, error=ErrorCode.EMAIL_TAKEN)
+    screening.refuse_breached_password(password, "password")
 
 
 def authenticate(email: str, password: str, client: ClientInfo) -> signin.SignInResult:
@@ -68,8 +103,9 @@ def authenticate(email: str, password: str, client: ClientInfo) -> signin.SignIn
             user.password_hash = passwords.hash(password)
         return signin.decide(user, client, "password")
     except signin.AccountRefused as refused:
+        # Only now, after the right password: a wrong one learns nothing about the account.
         db.session.rollback()
-        _login_failed(client, user_id, refused.reason)
+        _login_failed(client, user_id, refused.reason, refused)
     except (IntegrityError, StaleDataError):
         # The account was deleted since it was read (the rehash, the second step or the session
         # names it): the generic 401, as for an unknown email.
@@ -77,10 +113,15 @@ def authenticate(email: str, password: str, client: ClientInfo) -> signin.SignIn
         raise
 
 
-def _login_failed(client: ClientInfo, user_id: int | None, reason: str) -> NoReturn:
-    """Audit a refused password sign-in, commit, and answer the one generic 401."""
+def _login_failed(
+    client: ClientInfo, user_id: int | None, reason: str, refused: signin.AccountRefused | None = None
+) -> NoReturn:
+    """Audit a refused password sign-in, commit, and answer the one generic 401 (or the refusal's
+    own answer: a ban's 403)."""
     record_event(Events.LOGIN_FAILED, client, user_id=user_id, details={"reason": reason})
     db.session.commit()
+    if refused is not None:
+        refused.raise_answer()
     raise Unauthorized(INVALID_CREDENTIALS, error=ErrorCode.INVALID_CREDENTIALS)
 
 
@@ -98,6 +139,7 @@ def change_password(
     if problems:
         refused = {"new_password": problems}
         raise ValidationFailed(errors=refused)
+    screening.refuse_breached_password(new_password, "new_password")
     user.password_hash = passwords.hash(new_password)
     security.bump(user)
     count = revoke_all_sessions(user.id, "password_changed", except_session_id=current_session_id)

@@ -34,7 +34,7 @@ from trikchi.auth.seams import seams
 from trikchi.auth.sessions import open_session, revoke_all_sessions
 from trikchi.auth.tokens import TokenPair
 from trikchi.database import utcnow
-from trikchi.errors import ErrorCode, Unauthorized
+from trikchi.errors import AppError, ErrorCode, Unauthorized
 from trikchi.extensions import db
 from trikchi.http import ClientInfo
 from trikchi.i18n import N_
@@ -45,12 +45,22 @@ TOKEN_INVALID = N_("This sign-in has expired or was already used; sign in again.
 
 
 class AccountRefused(Exception):
-    """The account may not sign in now; ``reason`` is for the audit log (``inactive``, …)."""
+    """The account may not sign in now; ``reason`` is for the audit log (``inactive``, ``banned``).
 
-    def __init__(self, reason: str, **details: Any) -> None:
+    ``answer``: the error every method gives for this refusal, when the check that refused has
+    one to give (a ban: 403 ``account_banned``); None: the method answers with its own refusal.
+    """
+
+    def __init__(self, reason: str, answer: AppError | None = None, **details: Any) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.answer = answer
         self.details = details
+
+    def raise_answer(self) -> None:
+        """Raise ``answer`` when there is one (the caller has audited the refusal); else return."""
+        if self.answer is not None:
+            raise self.answer from None
 
 
 @dataclass(frozen=True)
@@ -158,7 +168,10 @@ class PendingSignIn:
 
 
 def pending_sign_in(mfa_token: str) -> PendingSignIn | None:
-    """The live second step of ``mfa_token`` (not expired, not dead, its account usable), or None."""
+    """The live second step of ``mfa_token`` (not expired, not dead, its account usable), or None.
+
+    An account refused with an answer of its own (a ban) raises that answer instead.
+    """
     token_hash = sha256_hex(mfa_token)
     challenge = db.session.execute(
         select(MfaChallenge.user_id, MfaChallenge.expires_at, MfaChallenge.failures).where(
@@ -172,7 +185,8 @@ def pending_sign_in(mfa_token: str) -> PendingSignIn | None:
         return None
     try:
         check_account(user)
-    except AccountRefused:
+    except AccountRefused as refused:
+        refused.raise_answer()
         return None
     return PendingSignIn(token_hash, user)
 

@@ -50,11 +50,13 @@ REFUSED = N_("The passkey could not be verified.")
 
 
 class _Refused(Exception):
-    """A passkey response that is not accepted; ``reason`` goes to the audit log."""
+    """A passkey response that is not accepted; ``reason`` goes to the audit log, ``account`` is the
+    sign-in decision's refusal of a valid passkey's account (whose answer, a ban's, is given)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, account: signin.AccountRefused | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.account = account
 
 
 def _config() -> tuple[str, str, list[str]]:
@@ -259,7 +261,7 @@ def authenticate(credential: dict[str, Any], client: ClientInfo) -> tuple[User, 
         try:
             signin.check_account(user)
         except signin.AccountRefused as refused:
-            raise _Refused(refused.reason) from None
+            raise _Refused(refused.reason, refused) from None
         stored, presented = passkey.sign_count, verified.new_sign_count
         if (presented > 0 or stored > 0) and presented <= stored:
             _counter_regressed(passkey, stored, presented, client)
@@ -285,6 +287,8 @@ def authenticate(credential: dict[str, Any], client: ClientInfo) -> tuple[User, 
             details={"reason": refused.reason, **({"passkey_id": passkey.id} if passkey is not None else {})},
         )
         db.session.commit()
+        if refused.account is not None:
+            refused.account.raise_answer()  # a ban: 403 account_banned, after a valid passkey only
         raise Unauthorized(REFUSED, error=ErrorCode.PASSKEY_INVALID) from None
     # A passkey with user verification is two factors in one: it completes the sign-in alone.
     result = signin.decide(user, client, "passkey", multi_factor=True)

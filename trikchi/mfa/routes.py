@@ -5,7 +5,13 @@ from __future__ import annotations
 from flask import current_app, jsonify
 
 from trikchi.auth.devices import set_device_cookie
-from trikchi.auth.guards import BEARER, access_required, current_user, current_user_model, fresh_required
+from trikchi.auth.guards import (
+    BEARER,
+    account_required,
+    current_user,
+    current_user_model,
+    fresh_required,
+)
 from trikchi.auth.schemas import TokenSchema
 from trikchi.auth.tokens import token_response
 from trikchi.http import Blueprint, client_info, document_errors
@@ -40,10 +46,10 @@ def _signed_in(user, pair):
 
 
 @blp.route("/mfa", methods=["GET"])
-@access_required
+@account_required
 @blp.response(200, MfaStatusSchema)
 @blp.doc(operationId="getMfaStatus", security=BEARER)
-@document_errors(blp, 401)
+@document_errors(blp, 401, 403)
 def mfa_status():
     """Which second factors the caller has.
 
@@ -55,10 +61,11 @@ def mfa_status():
 
 @blp.route("/mfa/totp/setup", methods=["POST"])
 @limits.mfa_attempts
+@account_required
 @fresh_required
 @blp.response(200, TotpSetupSchema)
 @blp.doc(operationId="setUpTotp", security=BEARER)
-@document_errors(blp, 401, 409, 429)
+@document_errors(blp, 401, 403, 409, 429)
 def set_up_totp():
     """Start setting up TOTP: a new secret for the authenticator app. Needs a fresh sign-in.
 
@@ -72,11 +79,11 @@ def set_up_totp():
 
 @blp.route("/mfa/totp/confirm", methods=["POST"])
 @limits.mfa_attempts
-@access_required
+@account_required
 @blp.arguments(CodeSchema)
 @blp.response(200, RecoveryCodesSchema)
 @blp.doc(operationId="confirmTotp", security=BEARER)
-@document_errors(blp, 400, 401, 409, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 409, 413, 415, 429)
 def confirm_totp(args):
     """Turn TOTP on with a first code from the app; answers the 10 recovery codes, once.
 
@@ -89,11 +96,12 @@ def confirm_totp(args):
 
 @blp.route("/mfa/totp", methods=["DELETE"])
 @limits.mfa_attempts
+@account_required
 @fresh_required
 @blp.arguments(CodeSchema)
 @blp.response(204)
 @blp.doc(operationId="disableTotp", security=BEARER)
-@document_errors(blp, 400, 401, 409, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 409, 413, 415, 429)
 def disable_totp(args):
     """Turn TOTP off (a TOTP code or a recovery code); the recovery codes go too. Needs a fresh sign-in.
 
@@ -105,10 +113,11 @@ def disable_totp(args):
 
 @blp.route("/mfa/recovery_codes", methods=["POST"])
 @limits.mfa_attempts
+@account_required
 @fresh_required
 @blp.response(200, RecoveryCodesSchema)
 @blp.doc(operationId="regenerateRecoveryCodes", security=BEARER)
-@document_errors(blp, 401, 409, 429)
+@document_errors(blp, 401, 403, 409, 429)
 def regenerate_recovery_codes():
     """A new set of 10 recovery codes; the old set stops working. Needs a fresh sign-in.
 
@@ -123,14 +132,15 @@ def regenerate_recovery_codes():
 @blp.arguments(MfaVerifySchema)
 @blp.response(200, TokenSchema, headers=SET_REFRESH_COOKIES)
 @blp.doc(operationId="verifyMfa")
-@document_errors(blp, 400, 401, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 413, 415, 429)
 def verify_mfa(args):
     """The second step of a sign-in: the `mfa_token` of the login answer and a code.
 
     Send `code` (6 digits from the app) or `recovery_code`. Answers like login: the access token in
     the body, the refresh cookie. A wrong or replayed code is 401 `invalid_mfa_code`; the
     `mfa_token` lives 5 minutes, works once and dies after 5 wrong codes (401 `mfa_token_invalid`:
-    sign in again). Wrong codes are limited per IP and per account.
+    sign in again). Wrong codes are limited per IP and per account. 403 `account_banned` (with
+    `banned_until`) when the account was banned meanwhile.
     """
     user, pair = signin.complete(
         args["mfa_token"], args.get("code"), args.get("recovery_code"), client_info()
@@ -139,10 +149,10 @@ def verify_mfa(args):
 
 
 @blp.route("/passkeys", methods=["GET"])
-@access_required
+@account_required
 @blp.response(200, PasskeySchema(many=True))
 @blp.doc(operationId="listPasskeys", security=BEARER)
-@document_errors(blp, 401)
+@document_errors(blp, 401, 403)
 def list_passkeys():
     """The caller's passkeys, oldest first.
 
@@ -154,10 +164,11 @@ def list_passkeys():
 
 @blp.route("/passkeys/registration/options", methods=["POST"])
 @limits.mfa_attempts
+@account_required
 @fresh_required
 @blp.response(200, CreationOptionsSchema)
 @blp.doc(operationId="passkeyRegistrationOptions", security=BEARER)
-@document_errors(blp, 401, 429)
+@document_errors(blp, 401, 403, 429)
 def passkey_registration_options():
     """Options for `navigator.credentials.create()` (standard JSON form). Needs a fresh sign-in.
 
@@ -169,11 +180,11 @@ def passkey_registration_options():
 
 @blp.route("/passkeys/registration/verify", methods=["POST"])
 @limits.mfa_attempts
-@access_required
+@account_required
 @blp.arguments(PasskeyRegistrationSchema)
 @blp.response(201, PasskeySchema)
 @blp.doc(operationId="registerPasskey", security=BEARER)
-@document_errors(blp, 400, 401, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 413, 415, 429)
 def register_passkey(args):
     """Store the new passkey: send `credential.toJSON()`, plus an optional `name`.
 
@@ -187,11 +198,11 @@ def register_passkey(args):
 
 @blp.route("/passkeys/<string:passkey_id>", methods=["PATCH"])
 @limits.mfa_attempts
-@access_required
+@account_required
 @blp.arguments(PasskeyNameSchema)
 @blp.response(200, PasskeySchema)
 @blp.doc(operationId="renamePasskey", security=BEARER)
-@document_errors(blp, 400, 401, 404, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 404, 413, 415, 429)
 def rename_passkey(args, passkey_id):
     """Rename one of the caller's passkeys.
 
@@ -202,10 +213,11 @@ def rename_passkey(args, passkey_id):
 
 @blp.route("/passkeys/<string:passkey_id>", methods=["DELETE"])
 @limits.mfa_attempts
+@account_required
 @fresh_required
 @blp.response(204)
 @blp.doc(operationId="deletePasskey", security=BEARER)
-@document_errors(blp, 401, 404, 429)
+@document_errors(blp, 401, 403, 404, 429)
 def delete_passkey(passkey_id):
     """Delete one of the caller's passkeys. Needs a fresh sign-in.
 
@@ -236,13 +248,14 @@ def passkey_authentication_options():
 @blp.arguments(CredentialSchema)
 @blp.response(200, TokenSchema, headers=SET_REFRESH_COOKIES)
 @blp.doc(operationId="signInWithPasskey")
-@document_errors(blp, 400, 401, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 413, 415, 429)
 def sign_in_with_passkey(args):
     """Sign in with a passkey: send `credential.toJSON()`; answers like login (no second step).
 
     The challenge is found from the credential's `clientDataJSON`. A refused assertion (unknown or
     expired challenge, unknown passkey, bad signature, no user verification, a signature counter
-    that did not grow) is 401 `passkey_invalid`.
+    that did not grow) is 401 `passkey_invalid`. A valid passkey of a banned account is 403
+    `account_banned` (with `banned_until`).
     """
     user, pair = passkeys.authenticate(args, client_info())
     return _signed_in(user, pair)

@@ -1,4 +1,4 @@
-"""``flask worker``: deliver the outbox (webhooks and mails) until stopped."""
+"""``flask worker``: deliver the outbox (webhooks, mails and SMS) until stopped."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from flask.cli import with_appcontext
 )
 @with_appcontext
 def worker_command(once: bool, batch: int, poll_interval: float | None, metrics_port: int | None) -> None:
-    """Deliver webhooks and mails from the outbox, with retries; SIGTERM stops it gracefully."""
+    """Deliver webhooks, mails and SMS from the outbox, with retries; SIGTERM stops it gracefully."""
     from trikchi.outbox.worker import Worker
 
     worker = Worker(batch=batch)

@@ -1,4 +1,4 @@
-"""One row per delivery: a webhook to one receiver, or one mail."""
+"""One row per delivery: a webhook to one receiver, one mail, or one SMS."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ STATUSES = ("pending", "delivering", "sent", "dead")
 
 
 class Delivery(db.Model):
-    """A webhook or a mail waiting for, undergoing or done with delivery."""
+    """A webhook, a mail or an SMS waiting for, undergoing or done with delivery."""
 
     __tablename__ = "outbox"
     __table_args__ = (
@@ -29,10 +29,11 @@ class Delivery(db.Model):
     # The audit event a webhook announces (its webhook-id is ``evt_<event_id>``); none for mails.
     event_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     event_type: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    # The receiver's URL (webhooks); mails carry their recipient in the payload.
+    # The receiver's URL (webhooks); mails and SMS carry their recipient in the payload.
     target: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     # Webhook: the JSON body. Mail: to, subject, text, html, or a composed mail's compose + values
     # (written by the worker when sent, trikchi.mails); cut down to the subject once sent.
+    # SMS: to (E.164) and text; cut down to the masked number and the gateway once sent.
     payload: Mapped[dict] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(12), default="pending", server_default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

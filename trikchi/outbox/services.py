@@ -187,6 +187,23 @@ def forget_mails_to(address: str) -> int:
     ).rowcount
 
 
+def forget_sms_to(number: str) -> int:
+    """Delete the unsent SMS (pending or dead) to ``number`` (E.164) in the current transaction.
+
+    Account deletion or a number given up: a waiting SMS keeps the whole number and its text.
+    Sent SMS keep only the masked number already (the worker strips them).
+    """
+    return db.session.execute(
+        delete(Delivery)
+        .where(
+            Delivery.kind == "sms",
+            Delivery.status != "sent",
+            Delivery.payload["to"].as_string() == number,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
 def public_target(url: str | None) -> str | None:
     """A receiver URL without credentials or query string (which may hold a token)."""
     if not url:

@@ -9,6 +9,9 @@ receiver sees each delivery at least once, and a crash loses nothing.
 
 A composed mail (``trikchi.outbox.services.composer``) is written here, just before it is sent; one
 whose composer finds nothing to send (a reset for an address with no account) is deleted.
+An SMS goes through ``SMS_PROVIDER``, then ``SMS_FALLBACK_PROVIDER`` when the first fails
+(``trikchi.sms``). What a delivered row keeps is cut down: a mail its subject (the link in it
+is gone), an SMS its masked number and the gateway that took it (the code in it is gone).
 
 Every failure (a non-2xx answer, a timeout, an SMTP error) is retried after an
 exponential back-off with jitter, until the kind's maximum number of attempts; then
@@ -36,10 +39,11 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
+from trikchi import sms
 from trikchi.database import utcnow
 from trikchi.extensions import db
 from trikchi.mail import deliver_mail
-from trikchi.metrics import count_delivery
+from trikchi.metrics import count_delivery, count_sms
 from trikchi.outbox import webhooks
 from trikchi.outbox.models import Delivery
 from trikchi.outbox.services import compose_mail
@@ -110,20 +114,21 @@ class Worker:
         lease_ends = time.monotonic() + lease
         rows = self._claim(lease)
         for index, row in enumerate(rows):
-            if self.stopping.is_set() or time.monotonic() + timeout + LEASE_MARGIN_SECONDS > lease_ends:
+            longest = sms.budget(config, timeout) if row.kind == "sms" else timeout
+            if self.stopping.is_set() or time.monotonic() + longest + LEASE_MARGIN_SECONDS > lease_ends:
                 self._release(rows[index:])
                 break
             if row.attempts > _max_attempts(row.kind):  # leased by a worker that died on its last attempt
                 self._finish(row, "lease expired on the last attempt", retry=False)
                 continue
             try:
-                subject = self._deliver(row, timeout)
+                kept = self._deliver(row, timeout)
             except NothingToSend:
                 self._drop(row)
             except Exception as error:  # noqa: BLE001 - any failure is recorded and retried, never fatal
                 self._finish(row, _describe(error))
             else:
-                self._finish(row, None, subject=subject)
+                self._finish(row, None, kept=kept)
         return len(rows)
 
     def _claim(self, lease_seconds: float) -> Sequence[Row[Any]]:
@@ -172,9 +177,17 @@ class Worker:
             raise
         return sorted(rows, key=lambda row: row.id)
 
-    def _deliver(self, row: Row[Any], timeout: float) -> str | None:
-        """Deliver one row; a mail's subject is returned (it is what a sent mail keeps)."""
+    def _client(self, timeout: float) -> httpx.Client:
+        """This worker's HTTP connection pool (webhook receivers, SMS gateways)."""
+        if self._http is None:
+            self._http = httpx.Client(timeout=timeout, follow_redirects=False)
+        return self._http
+
+    def _deliver(self, row: Row[Any], timeout: float) -> dict[str, Any] | None:
+        """Deliver one row; returns what its payload is cut down to once sent (None: kept whole)."""
         config = current_app.config
+        if row.kind == "sms":
+            return self._send_sms(row, timeout)
         if row.kind == "mail":
             payload = row.payload
             if "compose" in payload:
@@ -186,28 +199,56 @@ class Worker:
                     raise NothingToSend
                 payload = composed._asdict()
             deliver_mail(payload["to"], payload["subject"], payload["text"], payload["html"], timeout)
-            return payload["subject"]
+            return {"subject": payload["subject"]}  # the link in a sent mail stays out of the database
         if not config.get("WEBHOOK_SECRET"):
             raise webhooks.WebhookFailed("WEBHOOK_SECRET is not set")
-        if self._http is None:
-            self._http = httpx.Client(timeout=timeout, follow_redirects=False)
         message_id = f"evt_{row.event_id}" if row.event_id is not None else f"out_{row.id}"
         webhooks.send(
-            self._http, row.target, webhooks.secret_key(config["WEBHOOK_SECRET"]), message_id, row.payload
+            self._client(timeout),
+            row.target,
+            webhooks.secret_key(config["WEBHOOK_SECRET"]),
+            message_id,
+            row.payload,
         )
         return None
 
+    def _send_sms(self, row: Row[Any], timeout: float) -> dict[str, Any]:
+        """Send an SMS through the gateways, counting each one's outcome; returns what a sent SMS keeps."""
+        payload = row.payload
+        try:
+            sent = sms.send(
+                self._client(timeout),
+                current_app.config,
+                payload["to"],
+                payload["text"],
+                # The same on every attempt: a gateway that keeps message ids can tell a retry.
+                message_id=f"trikchi{row.id}",
+                timeout=timeout,
+            )
+        except sms.SmsFailed as error:
+            for provider, _reason in error.failures:
+                count_sms(provider, "failed")
+            raise
+        for provider, _reason in sent.failures:
+            count_sms(provider, "failed")
+        count_sms(sent.provider, "sent")
+        # The text (a sign-in code) and the whole number stay out of the database once sent.
+        return {"to": sms.mask_number(payload["to"]), "provider": sent.provider}
+
     def _finish(
-        self, row: Row[Any], error: str | None, retry: bool = True, subject: str | None = None
+        self, row: Row[Any], error: str | None, retry: bool = True, kept: dict[str, Any] | None = None
     ) -> None:
-        """Record the outcome, unless the lease was lost to another worker meanwhile."""
+        """Record the outcome, unless the lease was lost to another worker meanwhile.
+
+        ``kept`` replaces the payload of a sent delivery (a mail's subject, an SMS's masked number).
+        """
         now = utcnow()
         values: dict[str, Any] = {"locked_by": None, "locked_until": None}
         if error is None:
             result = "sent"
             values.update(status="sent", sent_at=now, last_error=None)
-            if row.kind == "mail":  # the link in a sent mail stays out of the database
-                values["payload"] = {"subject": subject}
+            if kept is not None:
+                values["payload"] = kept
         elif retry and row.attempts < _max_attempts(row.kind):
             result = "failed"
             values.update(status="pending", last_error=error, next_attempt_at=now + backoff(row.attempts))
@@ -275,14 +316,16 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=delay * random.uniform(0.5, 1.0))  # noqa: S311 - not a secret
 
 
+_MAX_ATTEMPTS = {"webhook": "WEBHOOK_MAX_ATTEMPTS", "sms": "SMS_MAX_ATTEMPTS"}
+
+
 def _max_attempts(kind: str) -> int:
-    config = current_app.config
-    return config["WEBHOOK_MAX_ATTEMPTS"] if kind == "webhook" else config["OUTBOX_MAX_ATTEMPTS"]
+    return current_app.config[_MAX_ATTEMPTS.get(kind, "OUTBOX_MAX_ATTEMPTS")]
 
 
 def _describe(error: BaseException) -> str:
-    """A short, secret-free description of a failure (never a URL, a body or an address)."""
-    if isinstance(error, webhooks.WebhookFailed):
+    """A short, secret-free description of a failure (never a URL, a body, an address or a number)."""
+    if isinstance(error, webhooks.WebhookFailed | sms.SmsFailed | sms.SmsNotConfigured):
         return str(error)[:200]
     code = getattr(error, "smtp_code", None)
     return f"{type(error).__name__} {code}" if code else type(error).__name__

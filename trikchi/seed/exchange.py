@@ -174,8 +174,9 @@ def exchange_seed_token(token: str, client: ClientInfo) -> signin.SignInResult:
     signed_in_at = min(issued_at, fresh_since)
     try:
         return signin.decide(user, client, "seed", auth_time=signed_in_at, on_open=name_the_session)
-    except signin.AccountRefused:
+    except signin.AccountRefused as refused:
         db.session.rollback()
+        refused.raise_answer()  # a ban: 403 account_banned
         raise Unauthorized(SESSION_ENDED, error=ErrorCode.SESSION_ENDED) from None
 
 

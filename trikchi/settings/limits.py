@@ -64,6 +64,10 @@ class Limits(Section):
         minimum=1,
     )
     RATELIMIT_REGISTER = Limit("10 per minute;50 per hour", "registrations")
+    RATELIMIT_GUEST = Limit(
+        "20 per minute;200 per hour",
+        "new guests (`POST /auth/guest`); generous, as shoppers behind one carrier's NAT share an address",
+    )
     RATELIMIT_REFRESH = Limit("60 per minute", "refreshes")
     RATELIMIT_PASSWORD = Limit("10 per minute", "password changes and account deletions")
     RATELIMIT_REAUTHENTICATE = Limit("10 per minute;50 per hour", "re-authentications")

@@ -10,7 +10,7 @@ from flask import current_app, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from trikchi.auth import signin
-from trikchi.auth.guards import BEARER, access_required, current_user, fresh_required
+from trikchi.auth.guards import BEARER, access_required, current_user, fresh_required, guest_of_refresh_cookie
 from trikchi.auth.responses import sign_in_response
 from trikchi.auth.schemas import MfaRequiredSchema, TokenSchema
 from trikchi.auth.tokens import set_refresh_cookies
@@ -149,7 +149,12 @@ def oauth_callback(provider):
     the token with a code to `POST /auth/mfa/verify`. A failure signs nobody in and goes to the
     frontend with `?error=` one of `invalid_state`, `provider_denied`, `invalid_request`,
     `token_exchange_failed`, `invalid_id_token`, `provider_unavailable`, `unknown_provider`,
-    `account_disabled`. The flow's cookie is cleared either way: a callback works once.
+    `account_disabled`, `account_banned` (with `&banned_until=<ISO-8601>` for a timed ban). The
+    flow's cookie is cleared either way: a callback works once.
+
+    In a browser that holds a guest's refresh cookie (SPEC §15), a new identity becomes the
+    guest's, which turns customer keeping its id; an identity (or verified email) of another
+    account signs into that account, and the guest is merged into it (`guest_merged`).
     """
     client = client_info()
     if oidc.provider_settings(provider) is None:  # no flow, and no cookie of that name to clear
@@ -158,13 +163,15 @@ def oauth_callback(provider):
     flow = oidc.load_flow(provider, request.cookies.get(oidc.cookie_name(provider)))
     args = {key: value for key, value in request.args.items() if len(value) <= 4096}
     audited = False
+    refusal: dict[str, str] = {}
     try:
         profile = oidc.complete(flow, args, _redirect_uri(provider))
-        result = services.sign_in(profile, client)
+        result = services.sign_in(profile, client, guest_id=guest_of_refresh_cookie())
     except oidc.OIDCFailure as failure:
         reason = failure.reason
     except signin.AccountRefused as refused:
         reason, audited = services.refusal_reason(refused), True
+        refusal = services.refusal_params(refused)
     else:
         if isinstance(result, signin.MfaRequired):
             # The second step: the token for POST /auth/mfa/verify in the fragment, and no cookie.
@@ -180,7 +187,9 @@ def oauth_callback(provider):
     if not audited:  # a refused account is audited with its user
         services.record_failure(provider, reason, client)
     # The flow's own redirect_to only when the cookie was ours; the front page otherwise.
-    return _finish(redirect(_frontend(flow.redirect_to if flow else "/", error=reason), code=302), provider)
+    return _finish(
+        redirect(_frontend(flow.redirect_to if flow else "/", error=reason, **refusal), code=302), provider
+    )
 
 
 def _finish(response: Response, provider: str) -> Response:
@@ -194,7 +203,7 @@ def _finish(response: Response, provider: str) -> Response:
 @blp.arguments(TelegramLoginSchema)
 @blp.response(200, {"oneOf": [TokenSchema, MfaRequiredSchema]}, headers=SET_REFRESH_COOKIES)
 @blp.doc(operationId="telegramLogin")
-@document_errors(blp, 400, 401, 404, 413, 415, 429)
+@document_errors(blp, 400, 401, 403, 404, 413, 415, 429)
 def telegram_login(args):
     """Sign in with the Telegram Login widget: the login body and cookies.
 
@@ -204,7 +213,12 @@ def telegram_login(args):
     forged, stale or already used payload is 401 `social_login_failed`. 404 when
     `TELEGRAM_BOT_TOKEN` is not set. A new Telegram user gets a new account (without email or
     password). When the account has TOTP on, the answer is the second step, as for a login:
-    `{"mfa_required": true, "mfa_token", "methods"}` and no cookie.
+    `{"mfa_required": true, "mfa_token", "methods"}` and no cookie. A banned account is 403
+    `account_banned` (with `banned_until`).
+
+    From a browser that holds a guest's refresh cookie, sent with its `X-CSRF-TOKEN` header
+    (SPEC §15): a new Telegram user becomes the guest, which turns customer keeping its id; one
+    that is another account's signs into it, and the guest is merged into it (`guest_merged`).
     """
     if not current_app.config["TELEGRAM_BOT_TOKEN"]:
         raise NotFound("Telegram sign-in is not configured.")
@@ -212,11 +226,11 @@ def telegram_login(args):
     try:
         profile = telegram.verify(args)
         telegram.claim(args)
-        return sign_in_response(services.sign_in(profile, client))
+        return sign_in_response(services.sign_in(profile, client, guest_id=guest_of_refresh_cookie()))
     except telegram.TelegramFailure as failure:
         services.record_failure(telegram.PROVIDER, failure.reason, client)
-    except signin.AccountRefused:
-        pass  # audited with its user
+    except signin.AccountRefused as refused:
+        refused.raise_answer()  # audited with its user; a ban is 403 account_banned
     raise Unauthorized(services.SIGN_IN_FAILED, error=ErrorCode.SOCIAL_LOGIN_FAILED)
 
 

@@ -21,7 +21,7 @@ from flask import Flask
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from trikchi.auth import signin
+from trikchi.auth import guests, signin
 from trikchi.auth.methods import refuse_removing_the_last
 from trikchi.auth.models import MAX_ID, User
 from trikchi.auth.seams import of
@@ -36,12 +36,18 @@ from trikchi.social.profile import ProviderProfile
 
 SIGN_IN_FAILED = N_("The sign-in could not be verified.")
 # The audit reason of a refusal by the sign-in decision (the callback's ``?error=``).
-_REFUSALS = {"inactive": "account_disabled"}
+_REFUSALS = {"inactive": "account_disabled", "banned": "account_banned"}
 
 
 def refusal_reason(refused: signin.AccountRefused) -> str:
     """The reason a refused account gives the frontend (``?error=``) and the audit log."""
     return _REFUSALS.get(refused.reason, refused.reason)
+
+
+def refusal_params(refused: signin.AccountRefused) -> dict[str, str]:
+    """More of the refusal for the frontend's query: until when a timed ban lasts."""
+    until = refused.details.get("banned_until")
+    return {"banned_until": until.isoformat()} if until is not None else {}
 
 
 def init_app(app: Flask) -> None:
@@ -63,51 +69,88 @@ def remove_identities(user_id: int) -> None:
     db.session.execute(delete(Identity).where(Identity.user_id == user_id))
 
 
-def sign_in(profile: ProviderProfile, client: ClientInfo) -> signin.SignInResult:
+def sign_in(profile: ProviderProfile, client: ClientInfo, guest_id: int | None = None) -> signin.SignInResult:
     """Sign in the user of a verified provider identity (linking or creating one first) through the
     sign-in decision: a session, or the second step when TOTP is on; commit.
 
-    ``signin.AccountRefused`` (audited, nothing else written) when the account may not sign in.
+    ``guest_id``: the guest whose browser this is (SPEC §15). An identity no account has becomes
+    the guest's, and the guest a customer keeping its id; one that is an account's (or whose
+    verified email is) signs into that account, and the guest is merged into it
+    (``auth.guests.upgrade_or_merge``). ``signin.AccountRefused`` (audited, nothing else written)
+    when the account may not sign in.
     """
-    for attempt in (1, 2):
+    attempts = 0
+    while True:
         try:
-            user = _user_for(profile, client)
-            break
+            return _sign_in(profile, client, guest_id)
         except IntegrityError:
             # A concurrent sign-in created the same identity, or a registration took the
-            # address, between our read and our insert: read again once.
+            # address, between our read and our insert: once more.
             db.session.rollback()
-            if attempt == 2:
+            attempts += 1
+            if attempts == 2:
                 raise
+        except guests.GuestGone:
+            # Another tab made the guest an account (or merged it) meanwhile: a sign-in like any.
+            db.session.rollback()
+            guest_id = None
+
+
+def _sign_in(profile: ProviderProfile, client: ClientInfo, guest_id: int | None) -> signin.SignInResult:
+    user = _account_of(profile, client)
     try:
+        if guest_id is not None:
+            return guests.upgrade_or_merge(
+                guest_id, user, lambda guest: _link_to_guest(guest, profile, client), profile.method, client
+            )
+        if user is None:
+            user = _create_user(profile, client)
+            _link(user, profile, client, {"provider": profile.provider, "new_account": True})
         return signin.decide(user, client, profile.method)
     except signin.AccountRefused as refused:
         db.session.rollback()
-        record_failure(profile.provider, refusal_reason(refused), client, user_id=user.id)
+        refused_id = user.id if user is not None else guest_id
+        record_failure(profile.provider, refusal_reason(refused), client, user_id=refused_id)
         raise
 
 
-def _user_for(profile: ProviderProfile, client: ClientInfo) -> User:
+def _account_of(profile: ProviderProfile, client: ClientInfo) -> User | None:
+    """The account whose identity this is, or to which it is linked now because the provider verified
+    that account's address; None when no account has it (nothing written then)."""
     identity = db.session.scalar(
         select(Identity).where(Identity.provider == profile.provider, Identity.subject == profile.subject)
     )
     if identity is not None:
         identity.last_used_at = utcnow()
         return identity.user
-    user = None
-    if profile.email is not None and profile.email_verified:
-        user = db.session.scalar(select(User).where(User.email == profile.email))
-    details: dict[str, object] = {"provider": profile.provider}
+    if profile.email is None or not profile.email_verified:
+        return None
+    user = db.session.scalar(select(User).where(User.email == profile.email))
     if user is None:
-        user = _create_user(profile, client)
-        details["new_account"] = True
-    elif not user.email_verified:
+        return None
+    details: dict[str, object] = {"provider": profile.provider}
+    if not user.email_verified:
         # Whoever set this account up never proved the address; the provider did. The account
         # starts clean: the password, passkeys, TOTP, identities and links set up before go.
         if user.password_hash is not None:
             user.password_hash = None
             details["password_removed"] = True
         details.update(signin.start_clean(user, "identity_linked"))
+    _link(user, profile, client, details)
+    return user
+
+
+def _link_to_guest(guest: User, profile: ProviderProfile, client: ClientInfo) -> None:
+    """A guest becoming a customer by this identity (``auth.guests.upgrade``): what a new account
+    would get from it — the name, the address when the provider verified it — and the identity."""
+    guest.name = profile.name
+    if profile.email is not None and profile.email_verified:
+        guest.email, guest.email_verified = profile.email, True
+    _link(guest, profile, client, {"provider": profile.provider, "guest_upgraded": True})
+
+
+def _link(user: User, profile: ProviderProfile, client: ClientInfo, details: dict[str, object]) -> None:
+    """Link the identity to ``user`` and record it (``details``: the event's)."""
     now = utcnow()
     db.session.add(
         Identity(
@@ -121,7 +164,6 @@ def _user_for(profile: ProviderProfile, client: ClientInfo) -> User:
     )
     db.session.flush()
     record_event(Events.IDENTITY_LINKED, client, user_id=user.id, details=details)
-    return user
 
 
 def _create_user(profile: ProviderProfile, client: ClientInfo) -> User:
