@@ -9,7 +9,7 @@ PORT   ?= 5000
 WEB_HOST ?= 127.0.0.1
 WEB_PORT ?= 8001
 
-.PHONY: run test bench web lint format system-deps node-deps clean translations messages
+.PHONY: run test bench web lint format system-deps node-deps clean translations messages console
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,14 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
-## node-deps: the npm tools the tests use (Spectral, jose, oidc-provider)
+## node-deps: the npm tools the tests use (Spectral, jose, oidc-provider) and the console's
+##            build (esbuild, uPlot)
 node-deps: node_modules/.package-lock.json
+
+## console: build the staff console (console/src -> trikchi/console/static, committed: `make run`
+##          needs no node; tests/test_console.py checks the committed files are a fresh build)
+console: node-deps
+	node console/build.mjs
 
 # The message catalogs (uz, ru, en), compiled from the .po files in the repository.
 CATALOGS := $(wildcard trikchi/translations/*/LC_MESSAGES/messages.po)

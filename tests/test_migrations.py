@@ -188,15 +188,24 @@ def count_tokens() -> int:
 NEVER_REUSED = {"users", "identities", "auth_events", "outbox"}
 
 
-def every_row(url: str) -> dict[str, list[tuple]]:
-    """Every row of every table but alembic's, as text, sorted: to compare a database before and after."""
+def every_row(url: str, leave_out: dict[str, set[str]] | None = None) -> dict[str, list[tuple]]:
+    """Every row of every table but alembic's, as text, sorted: to compare a database before and after.
+
+    ``leave_out``: columns (by table) that later migrations added, to compare across them.
+    """
+    leave_out = leave_out or {}
     engine = create_engine(url)
     try:
         reflected = MetaData()
         reflected.reflect(bind=engine)
         with engine.connect() as conn:
             return {
-                name: sorted(tuple(map(str, row)) for row in conn.execute(select(table)))
+                name: sorted(
+                    tuple(map(str, row))
+                    for row in conn.execute(
+                        select(*(c for c in table.columns if c.name not in leave_out.get(name, ())))
+                    )
+                )
                 for name, table in reflected.tables.items()
                 if name != "alembic_version"
             }
@@ -419,4 +428,40 @@ def test_the_phone_migration_keeps_every_row_both_ways(backend, request, tmp_pat
         assert AuthActions(app.test_client()).login("user2@example.com").status_code == 200
         db.session.remove()
         db.engine.dispose()
+
+
+# The revision before d3a8f1c6b2e7 (auth_events.method).
+BEFORE_EVENT_METHOD = "3e8a6f2c9b17"
+
+
+def test_events_get_their_method_column_from_their_details_both_ways(backend, request, tmp_path):
+    """d3a8f1c6b2e7 copies ``details["method"]`` of the events recorded before it into the new
+    column (what ``/admin/stats`` counts by); events without one, or with a method that is no
+    string, get none; the way back drops the column and keeps every event."""
+    url = empty_database_url(backend, request, tmp_path)
+    app = make_app(url)
+    with app.app_context():
+        some_of_everything_at(app, BEFORE_EVENT_METHOD)  # registrations and password sign-ins
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO auth_events (created_at, type, details) VALUES "
+                    "('2026-12-01 10:00:00', 'login_succeeded', '{\"method\": \"oidc:google\"}'), "
+                    "('2026-12-01 10:00:00', 'odd', '{\"method\": 7}'), "
+                    "('2026-12-01 10:00:00', 'odd', '[1, 2]'), "
+                    "('2026-12-01 10:00:00', 'odd', 'null')"
+                )
+            )
+        db.engine.dispose()
+        before = every_row(url)
+        upgrade()
+        with db.engine.connect() as conn:
+            methods = conn.execute(text("SELECT type, method FROM auth_events ORDER BY id")).all()
+        assert [tuple(row) for row in methods] == [
+            ("registered", None),
+            ("login_succeeded", "password"),
+        ] * 3 + [("login_succeeded", "oidc:google"), ("odd", None), ("odd", None), ("odd", None)]
+        assert every_row(url, {"auth_events": {"method"}}) == before
+        downgrade(revision=BEFORE_EVENT_METHOD)
+        assert every_row(url) == before
         db.engine.dispose()

@@ -203,6 +203,7 @@ def register_blueprints(app: Flask) -> None:
     from trikchi.admin.deliveries import blp as deliveries_blp
     from trikchi.admin.routes import blp as admin_blp
     from trikchi.auth.routes import blp as auth_blp
+    from trikchi.console.routes import blp as console_blp
     from trikchi.keys.routes import blp as keys_blp
     from trikchi.mfa.routes import blp as mfa_blp
     from trikchi.openapi import api
@@ -224,6 +225,8 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(keys_blp)
     api.register_blueprint(ops_blp)
     register_swagger_assets(app)
+    # The staff console: static files, outside the API document.
+    app.register_blueprint(console_blp)
 
 
 def register_errorhandlers(app: Flask) -> None:

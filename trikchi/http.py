@@ -146,6 +146,13 @@ DOCS_CSP = (
     "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+# The staff console (trikchi.console): its own script and style files and the same origin's API,
+# nothing inline, nothing from elsewhere.
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+CONSOLE_PATH = "/console"
 
 
 def register_security_headers(app: flask.Flask) -> None:
@@ -161,10 +168,13 @@ def register_security_headers(app: flask.Flask) -> None:
             ("Strict-Transport-Security", f"max-age={app.config['HSTS_SECONDS']}; includeSubDomains")
         )
     json_headers = [*common, ("Content-Security-Policy", JSON_CSP)]
-    docs_headers = [*common, ("Content-Security-Policy", DOCS_CSP)]
     docs_path = "/" + app.config["OPENAPI_SWAGGER_UI_PATH"].strip("/")
+    pages = [
+        (docs_path, [*common, ("Content-Security-Policy", DOCS_CSP)]),
+        (CONSOLE_PATH, [*common, ("Content-Security-Policy", CONSOLE_CSP)]),
+    ]
 
-    app.wsgi_app = SecurityHeaders(app.wsgi_app, json_headers, docs_headers, docs_path)  # type: ignore[method-assign]
+    app.wsgi_app = SecurityHeaders(app.wsgi_app, json_headers, pages)  # type: ignore[method-assign]
 
 
 class SecurityHeaders:
@@ -172,25 +182,30 @@ class SecurityHeaders:
 
     At the WSGI level the headers are a plain list: appended without werkzeug's
     per-header validation and lookups, which as an ``after_request`` hook cost a
-    tenth of a small request. Docs pages (Swagger UI) get their own CSP.
+    tenth of a small request. Pages (Swagger UI, the console) get their own CSP.
     """
 
     def __init__(
         self,
         app: typing.Any,
         json_headers: list[tuple[str, str]],
-        docs_headers: list[tuple[str, str]],
-        docs_path: str,
+        pages: list[tuple[str, list[tuple[str, str]]]],
     ) -> None:
         self.app = app
-        self.json_headers = [(name.lower(), (name, value)) for name, value in json_headers]
-        self.docs_headers = [(name.lower(), (name, value)) for name, value in docs_headers]
-        self.docs_path = docs_path
+        self.json_headers = self._prepared(json_headers)
+        self.pages = [(path, self._prepared(headers)) for path, headers in pages]
+
+    @staticmethod
+    def _prepared(headers: list[tuple[str, str]]) -> list[tuple[str, tuple[str, str]]]:
+        return [(name.lower(), (name, value)) for name, value in headers]
 
     def __call__(self, environ: dict[str, typing.Any], start_response: typing.Any) -> typing.Any:
         path = environ.get("PATH_INFO", "")
-        is_docs = path == self.docs_path or path.startswith(self.docs_path + "/")
-        extra = self.docs_headers if is_docs else self.json_headers
+        extra = self.json_headers
+        for page_path, headers in self.pages:
+            if path == page_path or path.startswith(page_path + "/"):
+                extra = headers
+                break
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: typing.Any = None) -> typing.Any:
             present = {name.lower() for name, _value in headers}

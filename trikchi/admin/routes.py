@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from trikchi.admin import bans, services
+from trikchi.admin import bans, services, stats
 from trikchi.admin.schemas import (
+    AdminSessionSchema,
+    AdminUserDetailSchema,
     AdminUserSchema,
     AuditPageSchema,
     AuditQuerySchema,
     BanSchema,
+    StatsQuerySchema,
+    StatsSchema,
     UserPageSchema,
     UserPatchSchema,
     UserQuerySchema,
@@ -30,14 +34,57 @@ def admin_required(view):
 @blp.doc(operationId="listUsers", security=BEARER)
 @document_errors(blp, 401, 403)
 def list_users(args):
-    """Users, paginated; ``q`` searches email, name and phone number, ``role`` filters.
+    """Users, paginated; ``q`` searches email, name, phone number and id; filters by role and status.
 
-    Newest first, `per_page` at most 100. `q` matches a part of the email or the name (wildcards are
-    taken literally), or a phone number: written as people write it (`90 123 45 67`), or a part of
-    its digits. Guests (SPEC §15) are left out unless `role=guest` asks for them alone; `guests`
-    counts them.
+    By id, `per_page` at most 100. `q` matches a part of the email or the name (wildcards are
+    taken literally), a phone number: written as people write it (`90 123 45 67`), or a part of
+    its digits, or the whole id. `role` keeps one role: guests (SPEC §15) are left out unless
+    `role=guest` asks for them alone; `guests` counts them. `status`: `active` or `inactive`
+    accounts.
     """
-    return services.list_users(args["q"], args["page"], args["per_page"], args["role"])
+    return services.list_users(args["q"], args["page"], args["per_page"], args["role"], args["status"])
+
+
+@blp.route("/users/<int:user_id>", methods=["GET"])
+@admin_required
+@blp.response(200, AdminUserDetailSchema)
+@blp.doc(operationId="getUser", security=BEARER)
+@document_errors(blp, 401, 403, 404)
+def get_user(user_id):
+    """One user, with the ways the account can sign in and the methods it signed in with.
+
+    `sign_in` says whether a password is set, how many independent ways to sign in the account has
+    (the rule that keeps the last one), which second factors are on, and the methods of its
+    recorded sign-ins.
+    """
+    return services.user_details(user_id)
+
+
+@blp.route("/users/<int:user_id>/sessions", methods=["GET"])
+@admin_required
+@blp.response(200, AdminSessionSchema(many=True))
+@blp.doc(operationId="listUserSessions", security=BEARER)
+@document_errors(blp, 401, 403, 404)
+def list_user_sessions(user_id):
+    """A user's live sessions, most recently used first.
+
+    Sessions not revoked and not expired, with how each was signed in (`auth_method`) and the
+    device it was opened from; end one with `DELETE /admin/users/<id>/sessions/<sid>`.
+    """
+    return services.list_user_sessions(user_id)
+
+
+@blp.route("/users/<int:user_id>/sessions/<string:session_id>", methods=["DELETE"])
+@admin_required
+@blp.response(204)
+@blp.doc(operationId="revokeUserSession", security=BEARER)
+@document_errors(blp, 401, 403, 404)
+def revoke_user_session(user_id, session_id):
+    """End one session of a user: its refresh token stops working at once.
+
+    404 when the session is not the user's. A `session_revoked` event names the admin (`by`).
+    """
+    services.revoke_user_session(current_user, user_id, session_id, client_info())
 
 
 @blp.route("/users/<int:user_id>", methods=["PATCH"])
@@ -99,3 +146,21 @@ def audit(args):
     user, IP and user agent — never a password or a token.
     """
     return services.list_events(args["user_id"], args["type"], args["page"], args["per_page"])
+
+
+@blp.route("/stats", methods=["GET"])
+@admin_required
+@blp.arguments(StatsQuerySchema, location="query")
+@blp.response(200, StatsSchema)
+@blp.doc(operationId="getStats", security=BEARER)
+@document_errors(blp, 401, 403)
+def get_stats(args):
+    """Sign-ins, registrations and SMS codes per day, and the sessions live now.
+
+    `days` (1–90, default 30) UTC days up to today, oldest first, each present with zeros when
+    nothing happened. `sign_ins` counts by method the sign-ins that opened a session
+    (`succeeded`) and the refused ones (`failed`: a wrong password, passkey, social sign-in or
+    second-step code); `registrations` new accounts; `sms_sent` SMS codes sent (`phone_code_sent`
+    events). `active_sessions`: sessions not revoked, not expired, of active users.
+    """
+    return stats.sign_in_stats(args["days"])

@@ -11,6 +11,9 @@ from trikchi.auth.models import GUEST, MAX_ID, ROLES
 from trikchi.auth.schemas import NO_CONTROL_CHARACTERS, UserSchema
 from trikchi.database import utcnow
 
+# ``status`` of ``GET /admin/users``: the account's active flag.
+USER_STATUSES = ("active", "inactive")
+
 
 class PageArgsSchema(Schema):
     """``page`` and ``per_page`` query arguments."""
@@ -23,8 +26,8 @@ class PageArgsSchema(Schema):
 
 
 class UserQuerySchema(PageArgsSchema):
-    """``GET /admin/users`` query: search by email, name or phone number, filter by role (guests only
-    when asked)."""
+    """``GET /admin/users`` query: search by email, name, phone number or id, filter by role (guests
+    only when asked) and status."""
 
     q = fields.String(load_default=None, validate=[validate.Length(max=254), NO_CONTROL_CHARACTERS])
     role = fields.String(
@@ -32,6 +35,7 @@ class UserQuerySchema(PageArgsSchema):
         validate=validate.OneOf([*ROLES, GUEST]),
         metadata={"description": "Only users of this role; guests are listed only with `guest`."},
     )
+    status = fields.String(load_default=None, validate=validate.OneOf(USER_STATUSES))
 
 
 class AuditQuerySchema(PageArgsSchema):
@@ -146,3 +150,80 @@ class AuditPageSchema(PageSchema):
     """A page of auth events, newest first."""
 
     items = fields.List(fields.Nested(AuditEventSchema), required=True)
+
+
+class StatsQuerySchema(Schema):
+    """``GET /admin/stats`` query: how many days, up to today."""
+
+    class Meta:
+        unknown = RAISE
+
+    days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=90))
+
+
+class SignInCountSchema(Schema):
+    """Sign-ins of one method on one day."""
+
+    succeeded = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+
+
+class DayStatsSchema(Schema):
+    """One UTC day of the audit log."""
+
+    date = fields.Date(required=True)
+    sign_ins = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(SignInCountSchema),
+        required=True,
+        metadata={
+            "description": "By method (`password`, `totp`, `recovery_code`, `passkey`, `oidc:<provider>`, "
+            "`telegram`, `seed`, `phone`, …): sign-ins that opened a session and refused ones."
+        },
+    )
+    registrations = fields.Integer(required=True)
+    sms_sent = fields.Integer(required=True, metadata={"description": "`phone_code_sent` events."})
+
+
+class StatsSchema(Schema):
+    """The console's overview: the last days, oldest first, and the sessions live now."""
+
+    days = fields.List(fields.Nested(DayStatsSchema), required=True)
+    active_sessions = fields.Integer(required=True)
+
+
+class SignInWaysSchema(Schema):
+    """How an account can sign in, and how it did."""
+
+    password = fields.Boolean(required=True, metadata={"description": "A password is set."})
+    ways = fields.Integer(
+        required=True,
+        metadata={"description": "Independent ways to sign in: a password, identities, passkeys, …"},
+    )
+    second_factors = fields.List(
+        fields.String(), required=True, metadata={"description": "Second factors on (`totp`, `passkey`)."}
+    )
+    methods_used = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "Methods of the account's recorded sign-ins (`password`, `totp`, …)."},
+    )
+
+
+class AdminUserDetailSchema(Schema):
+    """One user, as the console's user page shows it."""
+
+    user = fields.Nested(AdminUserSchema, required=True)
+    sign_in = fields.Nested(SignInWaysSchema, required=True)
+
+
+class AdminSessionSchema(Schema):
+    """A live session of a user."""
+
+    id = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    last_used_at = fields.DateTime(required=True)
+    expires_at = fields.DateTime(required=True)
+    auth_method = fields.String(required=True)
+    user_agent = fields.String(allow_none=True)
+    ip = fields.String(allow_none=True)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, false, func, or_, select, true
 
-from trikchi.auth import security
+from trikchi.auth import security, sessions
 from trikchi.auth.admins import refuse_losing_the_last_admin
-from trikchi.auth.models import GUEST, MAX_ID, User
+from trikchi.auth.methods import sign_in_methods_left
+from trikchi.auth.models import GUEST, MAX_ID, AuthSession, User
+from trikchi.auth.seams import seams
 from trikchi.auth.sessions import revoke_all_sessions
 from trikchi.errors import NotFound
 from trikchi.events import AuthEvent, Events, record_event
@@ -23,10 +26,13 @@ def _page(stmt: Select, page: int, per_page: int) -> dict[str, Any]:
     return {"items": items, "page": page, "per_page": per_page, "total": total}
 
 
-def list_users(q: str | None, page: int, per_page: int, role: str | None = None) -> dict[str, Any]:
-    """Users by id, optionally those whose email or name contains ``q`` (case-insensitive), or whose
-    phone number is ``q`` or contains its digits (``q`` read as a number by ``trikchi.phones``), and
-    of one role; guests only when ``role`` is ``guest`` (SPEC §15), and counted apart (``guests``)."""
+def list_users(
+    q: str | None, page: int, per_page: int, role: str | None = None, status: str | None = None
+) -> dict[str, Any]:
+    """Users by id, optionally those whose email or name contains ``q`` (case-insensitive), whose
+    phone number is ``q`` or contains its digits (``q`` read as a number by ``trikchi.phones``), or
+    whose id it is; of one role, guests only when ``role`` is ``guest`` (SPEC §15), and counted
+    apart (``guests``); ``active`` or ``inactive`` ones."""
     stmt = select(User).order_by(User.id)
     stmt = stmt.where(User.role == role) if role else stmt.where(User.role != GUEST)
     if q:
@@ -37,9 +43,55 @@ def list_users(q: str | None, page: int, per_page: int, role: str | None = None)
             matches.append(User.phone == exact)
         if digits is not None:
             matches.append(User.phone.like(f"%{digits}%"))
+        if re.fullmatch(r"[0-9]{1,10}", q.strip()) and 1 <= int(q.strip()) <= MAX_ID:
+            matches.append(User.id == int(q.strip()))
         stmt = stmt.where(or_(*matches))
+    if status is not None:
+        stmt = stmt.where(User.is_active.is_(true() if status == "active" else false()))
     guests = db.session.scalar(select(func.count()).select_from(User).where(User.role == GUEST))
     return {**_page(stmt, page, per_page), "guests": guests}
+
+
+def get_user(user_id: int) -> User:
+    """A user by id, or ``NotFound``."""
+    user = db.session.get(User, user_id) if 1 <= user_id <= MAX_ID else None
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def user_details(user_id: int) -> dict[str, Any]:
+    """A user as staff see it, with the ways the account can sign in and those it used."""
+    user = get_user(user_id)
+    used = db.session.scalars(
+        select(AuthEvent.method)
+        .where(
+            AuthEvent.user_id == user.id,
+            AuthEvent.type == Events.LOGIN_SUCCEEDED,
+            AuthEvent.method.is_not(None),
+        )
+        .distinct()
+        .order_by(AuthEvent.method)
+    ).all()
+    return {
+        "user": user,
+        "sign_in": {
+            "password": user.password_hash is not None,
+            "ways": sign_in_methods_left(user),
+            "second_factors": [f.name for f in seams().second_factors if f.enrolled(user.id)],
+            "methods_used": list(used),
+        },
+    }
+
+
+def list_user_sessions(user_id: int) -> list[AuthSession]:
+    """A user's live sessions, most recently used first."""
+    return list(sessions.list_sessions(get_user(user_id)))
+
+
+def revoke_user_session(admin: User, user_id: int, session_id: str, client: ClientInfo) -> None:
+    """End one session of a user (an event names the admin); its refresh token stops working."""
+    sessions.revoke_session(get_user(user_id), session_id, client, by=admin.id)
 
 
 def list_events(user_id: int | None, type_: str | None, page: int, per_page: int) -> dict[str, Any]:

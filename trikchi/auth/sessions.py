@@ -337,14 +337,23 @@ def list_sessions(user: User, now: datetime | None = None) -> Sequence[AuthSessi
     ).all()
 
 
-def revoke_session(user: User, session_id: str, client: ClientInfo) -> None:
-    """End one of the user's sessions; another user's (or unknown) id is ``NotFound``."""
+def revoke_session(user: User, session_id: str, client: ClientInfo, by: int | str | None = None) -> None:
+    """End one of the user's sessions; another user's (or unknown) id is ``NotFound``.
+
+    ``by``: the staff member (or ``cli``) who ended it, when not the user.
+    """
     session = db.session.get(AuthSession, session_id)
     if session is None or session.user_id != user.id:
         raise NotFound("No such session.")
     if session.revoked_at is None:
-        _revoke(session, "revoked_by_user", utcnow())
-        record_event(Events.SESSION_REVOKED, client, user_id=user.id, session_id=session.id)
+        _revoke(session, "revoked_by_user" if by is None else "revoked_by_admin", utcnow())
+        record_event(
+            Events.SESSION_REVOKED,
+            client,
+            user_id=user.id,
+            session_id=session.id,
+            details=None if by is None else {"by": by},
+        )
         db.session.commit()
 
 
