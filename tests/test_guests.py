@@ -695,17 +695,18 @@ def test_the_guests_migration_adds_and_drops_its_index_keeping_every_row(backend
             engine.dispose()
 
     with app.app_context():
-        upgrade(revision="3f6a2c8e1b57")
-        assert "ix_users_role_created_at" not in indexes()
+        # Written by today's app at the head (its models name later columns), then taken down.
+        upgrade()
         AuthActions(app.test_client()).register()
-        before = users()
-        upgrade(revision="3e8a6f2c9b17")
-        assert "ix_users_role_created_at" in indexes()
         assert Guest(app.test_client()).start().status_code == 201
         kept = users()
-        assert kept[: len(before)] == before and kept[-1][1] == "guest"
+        assert kept[-1][1] == "guest"
         db.session.remove()
         db.engine.dispose()
+        downgrade(revision="3f6a2c8e1b57")
+        assert "ix_users_role_created_at" not in indexes() and users() == kept
+        upgrade(revision="3e8a6f2c9b17")
+        assert "ix_users_role_created_at" in indexes() and users() == kept
         downgrade(revision="3f6a2c8e1b57")
         assert "ix_users_role_created_at" not in indexes() and users() == kept
         upgrade()
