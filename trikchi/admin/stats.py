@@ -1,14 +1,15 @@
 """``GET /admin/stats``: sign-ins, registrations and SMS per day from the audit log, and live sessions.
 
 A past UTC day never changes, so its counts are computed once and kept in ``auth_event_days``
-(the roll-up): a request reads the rolled-up days in one small query, counts each closed day not
-rolled up yet from the index (one range scan of that day, written in its own short transaction),
-and counts the open days, today and, for ``CLOSED_AFTER`` after midnight, yesterday, live.
+(the roll-up): a request reads the rolled-up days in one small query, counts the closed days not
+rolled up yet from the index (one range scan from the first to the last of them; each day then
+written in its own short transaction), and counts the open days, today and, for
+``CLOSED_AFTER`` after midnight, yesterday, live.
 ``flask stats rollup`` rolls the closed days up outside requests (a cron job), so that no request
 pays for them.
 
-A day's counts, live or rolled up, come from two queries over its range of ``created_at``: the
-events of the frequent counted types grouped by type and method, from the index
+Days are counted, live or to be rolled up, by two queries over their range of ``created_at``:
+the events of the frequent counted types grouped by UTC day, type and method, from the index
 ``ix_auth_events_type_created_at_method`` alone; and the rare ones (refused social sign-ins and
 second steps) with the details they need. The live sessions are counted by the one definition of
 a live session (``AuthSession.is_live``).
@@ -20,7 +21,7 @@ from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Integer, String, delete, func, select
+from sqlalchemy import ColumnElement, Date, Integer, String, cast, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -86,31 +87,44 @@ def _start(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
 
 
-def count_day(day: date, connection: Any = None) -> Counter[tuple[str, str]]:
-    """The counts of one UTC day from the audit log, by (kind, method): two index range scans
-    (on ``connection``, or the request's session)."""
-    database = db.session if connection is None else connection
-    in_day = (AuthEvent.created_at >= _start(day), AuthEvent.created_at < _start(day + timedelta(days=1)))
+def _utc_day(column: Any) -> ColumnElement[Any]:
+    """The UTC date of a timestamp column, as the backend computes it."""
+    if db.engine.dialect.name == "postgresql":
+        return cast(func.timezone("UTC", column), Date)
+    # SQLite stores naive UTC text ("2026-12-07 22:30:00.123456"): its first ten characters.
+    return func.substr(column, 1, 10)
+
+
+def count_days(first: date, last: date) -> dict[date, Counter[tuple[str, str]]]:
+    """The counts of the UTC days ``first`` to ``last`` from the audit log, by day and (kind,
+    method): two range scans of the index, grouped by day."""
+    in_range = (
+        AuthEvent.created_at >= _start(first),
+        AuthEvent.created_at < _start(last + timedelta(days=1)),
+    )
+    day = _utc_day(AuthEvent.created_at).label("day")
     # The frequent types by the index alone (type, created_at, method): no row is read.
-    counted = database.execute(
-        select(AuthEvent.type, AuthEvent.method, func.count())
-        .where(AuthEvent.type.in_(_BY_INDEX), *in_day)
-        .group_by(AuthEvent.type, AuthEvent.method)
+    counted = db.session.execute(
+        select(day, AuthEvent.type, AuthEvent.method, func.count())
+        .where(AuthEvent.type.in_(_BY_INDEX), *in_range)
+        .group_by(day, AuthEvent.type, AuthEvent.method)
     ).all()
     # The rare ones need their details: a social refusal names its provider, and only a second
     # step of a sign-in (not one of turning TOTP on or off) is a refused sign-in.
     provider, step = (AuthEvent.details[key].as_string().label(key) for key in ("provider", "step"))
-    detailed = database.execute(
-        select(AuthEvent.type, AuthEvent.method, provider, step, func.count())
-        .where(AuthEvent.type.in_(_BY_DETAILS), *in_day)
+    detailed = db.session.execute(
+        select(day, AuthEvent.type, AuthEvent.method, provider, step, func.count())
+        .where(AuthEvent.type.in_(_BY_DETAILS), *in_range)
         # By the labels: PostgreSQL matches a grouped expression by its text, and each JSON key
         # is a bound parameter of its own there.
-        .group_by(AuthEvent.type, AuthEvent.method, provider, step)
+        .group_by(day, AuthEvent.type, AuthEvent.method, provider, step)
     ).all()
-    counts: Counter[tuple[str, str]] = Counter()
-    for type_, method, provider_name, step_name, count in [
-        (*row[:2], None, None, row[2]) for row in counted
-    ] + [tuple(row) for row in detailed]:
+    days: dict[date, Counter[tuple[str, str]]] = {
+        first + timedelta(days=n): Counter() for n in range((last - first).days + 1)
+    }
+    rows = [(*row[:3], None, None, row[3]) for row in counted] + [tuple(row) for row in detailed]
+    for day_value, type_, method, provider_name, step_name, count in rows:
+        counts = days[day_value if isinstance(day_value, date) else date.fromisoformat(day_value)]
         if type_ == Events.LOGIN_SUCCEEDED:
             counts[SUCCEEDED, (method or "password")[:40]] += count
         elif type_ == Events.REGISTERED:
@@ -119,7 +133,7 @@ def count_day(day: date, connection: Any = None) -> Counter[tuple[str, str]]:
             counts[SMS_SENT, ""] += count
         elif type_ != Events.MFA_CHALLENGE_FAILED or step_name == "login":
             counts[FAILED, _failed_method(type_, method, provider_name)[:40]] += count
-    return counts
+    return days
 
 
 def _insert() -> Any:
@@ -130,21 +144,29 @@ def _insert() -> Any:
     )
 
 
-def roll_up_day(day: date, redo: bool = False) -> Counter[tuple[str, str]]:
-    """Count a closed day and keep its counts, in a transaction of its own; a day another request
-    rolled up meanwhile is left as it is (the same counts: a closed day does not change).
-    ``redo`` counts it again and replaces what was kept."""
-    # Its own short transaction, on a connection of its own: the request's session writes nothing.
-    with db.engine.begin() as connection:
-        counts = count_day(day, connection)
+def keep(days: dict[date, Counter[tuple[str, str]]], redo: bool = False) -> None:
+    """Keep the counts of closed days, each day in a short transaction of its own (on a connection
+    of its own: the request's session writes nothing). A day another request kept meanwhile is
+    left as it is: the same counts, a closed day does not change. ``redo`` replaces what was kept."""
+    for day, counts in days.items():
         rows = [
             {"day": day, "kind": kind, "method": method, "count": n} for (kind, method), n in counts.items()
         ]
         rows.append({"day": day, "kind": ROLLED_UP, "method": "", "count": sum(counts.values())})
-        if redo:
-            connection.execute(delete(AuthEventDay).where(AuthEventDay.day == day))
-        connection.execute(_insert(), rows)
-    return counts
+        with db.engine.begin() as connection:
+            if redo:
+                connection.execute(delete(AuthEventDay).where(AuthEventDay.day == day))
+            connection.execute(_insert(), rows)
+
+
+def _roll_up(missing: list[date], redo: bool = False) -> dict[date, Counter[tuple[str, str]]]:
+    """Count the closed days ``missing`` (one scan from the first to the last) and keep them."""
+    if not missing:
+        return {}
+    counted = count_days(min(missing), max(missing))
+    days = {day: counted[day] for day in missing}
+    keep(days, redo=redo)
+    return days
 
 
 def closed_days(now: datetime) -> date:
@@ -161,8 +183,7 @@ def roll_up(days: int, now: datetime | None = None, redo: bool = False) -> int:
     wanted = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     done = set() if redo else _rolled_up(first, last)
     missing = [day for day in wanted if day not in done]
-    for day in missing:
-        roll_up_day(day, redo=redo)
+    _roll_up(missing, redo=redo)
     return len(missing)
 
 
@@ -195,11 +216,10 @@ def sign_in_stats(days: int, now: datetime | None = None) -> dict[str, Any]:
             rolled_up.add(day_value)
         else:
             per_day[day_value][kind, method] = count
-    for day_value in per_day:
-        if day_value in rolled_up:
-            continue
-        # A closed day not rolled up yet is rolled up now; an open one is counted live.
-        per_day[day_value] = roll_up_day(day_value) if day_value <= last_closed else count_day(day_value)
+    # The closed days not rolled up yet are rolled up now; the open ones are counted live.
+    per_day.update(_roll_up([day for day in per_day if day <= last_closed and day not in rolled_up]))
+    open_from = max(first, last_closed + timedelta(days=1))
+    per_day.update(count_days(open_from, now.date()))
 
     active = db.session.scalar(select(func.count()).select_from(AuthSession).where(AuthSession.is_live(now)))
     return {
