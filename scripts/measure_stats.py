@@ -6,25 +6,31 @@ For each backend: an empty database migrated to head (``flask db upgrade``), the
 10,000 users, 100,000 sessions (half of them live) and 1,000,000 events of a shop's mix (sign-ins,
 refusals, registrations, SMS codes, logouts, …), spread over the last 365 days ("year") and, the
 worst case, all within the last 30 ("month"). It times the service behind the endpoint
-(``admin.stats.sign_in_stats``, both of its queries) for 30 and 90 days, a few runs each, and
-prints the median and the slowest. PostgreSQL is a throwaway cluster (tests/support/postgres.py).
+(``admin.stats.sign_in_stats``): the first request of 30 and of 90 days on an empty roll-up
+("cold": it rolls up every closed day it shows), then requests on a warm roll-up for 30 and 90
+days, a few runs each (median and slowest); ``roll_up(90)`` alone (``flask stats rollup``, from
+empty), and the count of live sessions alone (part of every request). PostgreSQL is a throwaway
+cluster (tests/support/postgres.py).
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import delete, func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conftest import make_app, migrate_to_head  # noqa: E402
 from tests.support.postgres import ThrowawayPostgres, find_bindir  # noqa: E402
-from trikchi.admin.stats import sign_in_stats  # noqa: E402
+from trikchi.admin.stats import AuthEventDay, roll_up, sign_in_stats  # noqa: E402
+from trikchi.auth.models import AuthSession  # noqa: E402
+from trikchi.database import utcnow  # noqa: E402
 from trikchi.extensions import db  # noqa: E402
 
 EVENTS = 1_000_000
@@ -54,6 +60,11 @@ if len(MIX) != 20:
 
 
 def _case(column: int) -> str:
+    """A CASE on i % 20: the type (0), the details (1) or the method column (2) of MIX."""
+    if column == 2:
+        methods = [json.loads(details).get("method") if details != "null" else None for _, details in MIX]
+        values = " ".join(f"WHEN {n} THEN '{methods[n]}'" for n in range(20) if methods[n])
+        return f"CASE i % 20 {values} ELSE NULL END"
     values = " ".join(f"WHEN {n} THEN '{MIX[n][column]}'" for n in range(20))
     return f"CASE i % 20 {values} END"
 
@@ -82,9 +93,9 @@ def fill_sqlite(connection, span_days: int) -> None:
     connection.execute(
         text(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :events) "  # noqa: S608
-            "INSERT INTO auth_events (created_at, type, user_id, details) SELECT "
+            "INSERT INTO auth_events (created_at, type, user_id, details, method) SELECT "
             "strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || ((i * 7919) % :seconds) || ' seconds'), "
-            f"{_case(0)}, 1 + i % :users, {_case(1)} FROM n"
+            f"{_case(0)}, 1 + i % :users, {_case(1)}, {_case(2)} FROM n"
         ),
         {"events": EVENTS, "seconds": seconds, "users": USERS},
     )
@@ -112,13 +123,32 @@ def fill_postgresql(connection, span_days: int) -> None:
     )
     connection.execute(
         text(
-            "INSERT INTO auth_events (created_at, type, user_id, details) SELECT "  # noqa: S608
+            "INSERT INTO auth_events (created_at, type, user_id, details, method) SELECT "  # noqa: S608
             "now() - make_interval(secs => (i::bigint * 7919) % :seconds), "
-            f"{_case(0)}, 1 + i % :users, ({_case(1)})::json FROM generate_series(1, :events) i"
+            f"{_case(0)}, 1 + i % :users, ({_case(1)})::json, {_case(2)} FROM generate_series(1, :events) i"
         ),
         {"events": EVENTS, "seconds": seconds, "users": USERS},
     )
     connection.execute(text("ANALYZE"))
+
+
+def timed(call):
+    """How long ``call`` took, in ms, and what it returned (with the session put back)."""
+    started = time.perf_counter()
+    result = call()
+    took = (time.perf_counter() - started) * 1000
+    db.session.remove()
+    return took, result
+
+
+def empty_rollup() -> None:
+    with db.engine.begin() as connection:
+        connection.execute(delete(AuthEventDay))
+
+
+def summary(result: dict) -> str:
+    counted = sum(n["succeeded"] + n["failed"] for day in result["days"] for n in day["sign_ins"].values())
+    return f"sign-ins counted {counted:,}, live sessions {result['active_sessions']:,}"
 
 
 def measure(url: str, backend: str, span: str, span_days: int) -> None:
@@ -133,22 +163,37 @@ def measure(url: str, backend: str, span: str, span_days: int) -> None:
             # What autovacuum does soon after: the visibility map lets an index-only scan skip rows.
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 connection.execute(text("VACUUM ANALYZE auth_events"))
-        for days in (30, 90):
+        print(f"{backend:10} {span:5} filled in {filled:.0f} s", flush=True)
+        for days in (30, 90):  # the first request on an empty roll-up
+            empty_rollup()
+            took, result = timed(lambda days=days: sign_in_stats(days))
+            print(f"{backend:10} {span:5} days={days:2} cold: {took:7.1f} ms ({summary(result)})", flush=True)
+        for days in (30, 90):  # the next ones
             timings = []
             for _ in range(RUNS):
-                started = time.perf_counter()
-                result = sign_in_stats(days)
-                timings.append((time.perf_counter() - started) * 1000)
-                db.session.remove()
-            counted = sum(
-                n["succeeded"] + n["failed"] for day in result["days"] for n in day["sign_ins"].values()
-            )
+                took, result = timed(lambda days=days: sign_in_stats(days))
+                timings.append(took)
             print(
-                f"{backend:10} {span:5} days={days:2}: median {statistics.median(timings):6.1f} ms, "
-                f"slowest {max(timings):6.1f} ms (sign-ins counted {counted:,}, "
-                f"live sessions {result['active_sessions']:,}; filled in {filled:.0f} s)",
+                f"{backend:10} {span:5} days={days:2} warm: median {statistics.median(timings):6.1f} ms, "
+                f"slowest {max(timings):6.1f} ms ({summary(result)})",
                 flush=True,
             )
+        empty_rollup()
+        took, count = timed(lambda: roll_up(90))
+        print(f"{backend:10} {span:5} flask stats rollup (90 days, from empty): {took:7.1f} ms, {count} days")
+        timings = []
+        for _ in range(RUNS):
+            took, _count = timed(
+                lambda: db.session.scalar(
+                    select(func.count()).select_from(AuthSession).where(AuthSession.is_live(utcnow()))
+                )
+            )
+            timings.append(took)
+        print(
+            f"{backend:10} {span:5} live sessions alone: median {statistics.median(timings):6.1f} ms, "
+            f"slowest {max(timings):6.1f} ms",
+            flush=True,
+        )
         db.engine.dispose()
 
 

@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import MetaData, Table, create_engine, insert, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import make_app
 from trikchi.auth.tokens import issue_token_pair
@@ -454,7 +455,7 @@ def test_events_get_their_method_column_from_their_details_both_ways(backend, re
             )
         db.engine.dispose()
         before = every_row(url)
-        upgrade()
+        upgrade(revision="d3a8f1c6b2e7")
         with db.engine.connect() as conn:
             methods = conn.execute(text("SELECT type, method FROM auth_events ORDER BY id")).all()
         assert [tuple(row) for row in methods] == [
@@ -464,4 +465,31 @@ def test_events_get_their_method_column_from_their_details_both_ways(backend, re
         assert every_row(url, {"auth_events": {"method"}}) == before
         downgrade(revision=BEFORE_EVENT_METHOD)
         assert every_row(url) == before
+        db.engine.dispose()
+
+
+# The revision before 7a3d5e9c1f24 (auth_event_days, the roll-up of /admin/stats).
+BEFORE_EVENT_DAYS = "d3a8f1c6b2e7"
+
+
+def test_the_stats_rollup_table_comes_and_goes(backend, request, tmp_path):
+    """7a3d5e9c1f24 adds the empty roll-up table, keyed by day, kind and method; the way back drops
+    it and keeps every other row; up again, it is empty and fills as before."""
+    url = empty_database_url(backend, request, tmp_path)
+    app = make_app(url)
+    with app.app_context():
+        some_of_everything_at(app, BEFORE_EVENT_DAYS)
+        before = every_row(url)
+        upgrade()
+        assert every_row(url) == {**before, "auth_event_days": []}
+        row = {"day": "2026-12-01", "kind": "registrations", "method": "", "count": 3}
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO auth_event_days VALUES (:day, :kind, :method, :count)"), row)
+        with pytest.raises(IntegrityError), db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO auth_event_days VALUES (:day, :kind, :method, :count)"), row)
+        downgrade(revision=BEFORE_EVENT_DAYS)
+        assert "auth_event_days" not in tables(url)
+        assert every_row(url) == before
+        upgrade()
+        assert every_row(url) == {**before, "auth_event_days": []}
         db.engine.dispose()

@@ -13,6 +13,7 @@ from trikchi.errors import AppError
 
 sessions_cli = AppGroup("sessions", help="Manage sign-in sessions.")
 users_cli = AppGroup("users", help="Manage users and roles.")
+stats_cli = AppGroup("stats", help="The counts behind GET /admin/stats.")
 
 
 @sessions_cli.command("prune")
@@ -107,6 +108,25 @@ def prune_guests_command(batch_size: int) -> None:
     click.echo(f"Removed {count} idle guest(s).")
 
 
+@stats_cli.command("rollup")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 90),
+    default=90,
+    show_default=True,
+    help="The last DAYS UTC days (today included) whose closed days are rolled up.",
+)
+@click.option(
+    "--redo", is_flag=True, help="Count the days rolled up already again, and replace their counts."
+)
+def stats_rollup_command(days: int, redo: bool) -> None:
+    """Count the closed UTC days not rolled up yet, so that GET /admin/stats reads them ready."""
+    from trikchi.admin.stats import roll_up
+
+    count = roll_up(days, redo=redo)
+    click.echo(f"Rolled up {count} day(s).")
+
+
 def register_cli(app: Flask) -> None:
     """Attach the command groups to the app."""
     from trikchi.keys.cli import keys_cli
@@ -116,5 +136,6 @@ def register_cli(app: Flask) -> None:
     users_cli.add_command(import_seed_command)
     app.cli.add_command(sessions_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(stats_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(worker_command)
