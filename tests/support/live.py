@@ -42,8 +42,12 @@ class LiveServer:
             GUNICORN_MAX_REQUESTS="0",
         )
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        # No control socket: gunicorn 27's default is one path for every gunicorn on the machine
+        # (~/.gunicorn/gunicorn.ctl), which servers started side by side (pytest-xdist's processes,
+        # another checkout's suite) would take from each other.
+        config = str(ROOT / "gunicorn.conf.py")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
+            [sys.executable, "-m", "gunicorn", "-c", config, "--no-control-socket", "wsgi:app"],
             cwd=ROOT,
             env=full_env,
             stdout=self._log,
