@@ -87,11 +87,11 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
-## test: lint, then the whole suite on SQLite and on a throwaway PostgreSQL server, in parallel:
-##       TEST_WORKERS processes (pytest-xdist; default one per core, at most 4), each with its
-##       own PostgreSQL and Redis servers, each running a whole test file at a time (a file's
-##       module fixtures and the order of its tests stay as written). TEST_WORKERS=0: one process.
-TEST_WORKERS ?= auto
+## test: lint, then the whole suite on SQLite and on a throwaway PostgreSQL server; in one process
+##       unless TEST_WORKERS says how many (pytest-xdist, e.g. TEST_WORKERS=2 or auto, at most 4):
+##       each process then has its own PostgreSQL and Redis servers and runs a whole test file at a
+##       time (a file's module fixtures and the order of its tests stay as written).
+TEST_WORKERS ?= 0
 test: $(VENV)/.dev node-deps system-deps lint translations
 	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import pyotp
 import requests
@@ -71,7 +72,7 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.log()}")
+                self._give_up(f"gunicorn exited:\n{self.log()}")
             # A probe is never abandoned while the deadline allows: one left queued in the listen
             # backlog would be answered (and counted in the metrics) later.
             try:
@@ -81,7 +82,13 @@ class LiveServer:
             except requests.RequestException:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"gunicorn did not start in {timeout}s:\n{self.log()}")
+        self._give_up(f"gunicorn did not start in {timeout}s:\n{self.log()}")
+
+    def _give_up(self, message: str) -> NoReturn:
+        """Stop what was started, then fail: a server left running (and its log left open) would
+        fail whichever test the garbage collector found it in (a ResourceWarning is an error)."""
+        self.stop()
+        raise RuntimeError(message)
 
     def flask(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run ``flask --app wsgi <args>`` with the server's environment (its database, its secrets)."""
