@@ -87,9 +87,13 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
-## test: lint, then the whole suite on SQLite and on a throwaway PostgreSQL server
+## test: lint, then the whole suite on SQLite and on a throwaway PostgreSQL server; in one process
+##       unless TEST_WORKERS says how many (pytest-xdist, e.g. TEST_WORKERS=2 or auto, at most 4):
+##       each process then has its own PostgreSQL and Redis servers and runs a whole test file at a
+##       time (a file's module fixtures and the order of its tests stay as written).
+TEST_WORKERS ?= 0
 test: $(VENV)/.dev node-deps system-deps lint translations
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 # The bench's peers, each in a venv of its own (bench/.venvs/NAME, from bench/requirements/NAME.txt),
 # never in the project's venv; again only when the requirement file is newer than the install.

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import pyotp
 import requests
@@ -42,8 +43,12 @@ class LiveServer:
             GUNICORN_MAX_REQUESTS="0",
         )
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        # No control socket: gunicorn 27's default is one path for every gunicorn on the machine
+        # (~/.gunicorn/gunicorn.ctl), which servers started side by side (pytest-xdist's processes,
+        # another checkout's suite) would take from each other.
+        config = str(ROOT / "gunicorn.conf.py")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
+            [sys.executable, "-m", "gunicorn", "-c", config, "--no-control-socket", "wsgi:app"],
             cwd=ROOT,
             env=full_env,
             stdout=self._log,
@@ -67,7 +72,7 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.log()}")
+                self._give_up(f"gunicorn exited:\n{self.log()}")
             # A probe is never abandoned while the deadline allows: one left queued in the listen
             # backlog would be answered (and counted in the metrics) later.
             try:
@@ -77,7 +82,13 @@ class LiveServer:
             except requests.RequestException:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"gunicorn did not start in {timeout}s:\n{self.log()}")
+        self._give_up(f"gunicorn did not start in {timeout}s:\n{self.log()}")
+
+    def _give_up(self, message: str) -> NoReturn:
+        """Stop what was started, then fail: a server left running (and its log left open) would
+        fail whichever test the garbage collector found it in (a ResourceWarning is an error)."""
+        self.stop()
+        raise RuntimeError(message)
 
     def flask(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run ``flask --app wsgi <args>`` with the server's environment (its database, its secrets)."""
